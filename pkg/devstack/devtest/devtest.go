@@ -1,0 +1,167 @@
+// Package devtest gives tests the platform's real dependencies: a fresh
+// database in a real PostgreSQL, an embedded NATS JetStream server,
+// stripe-mock and an SMTP sink. A test package that needs Postgres or
+// stripe-mock calls devtest.Main from its TestMain.
+package devtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/pgdb"
+)
+
+// EnvPostgres names the variable holding a superuser DSN of a running
+// cluster; `make test` starts one cluster and shares it with every package.
+const EnvPostgres = "SAISEI_TEST_POSTGRES"
+
+var (
+	stripeOnce sync.Once
+	stripeMock *devstack.StripeMock
+	stripeErr  error
+)
+
+// Main runs the package's tests. Without SAISEI_TEST_POSTGRES it starts a
+// private PostgreSQL cluster for this test binary and removes it afterwards,
+// so `go test` works on its own; processes it started are stopped before it
+// returns.
+func Main(m *testing.M) int {
+	var pg *devstack.Postgres
+	if os.Getenv(EnvPostgres) == "" {
+		dir, err := os.MkdirTemp("", "saisei-pg-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		// The server may run as the postgres user: let it reach its directory.
+		_ = os.Chmod(dir, 0o755)
+		pg, err = devstack.StartPostgres(context.Background(), dir+"/data", devstack.PostgresOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		os.Setenv(EnvPostgres, pg.AdminDSN(""))
+	}
+	code := m.Run()
+	if stripeMock != nil {
+		stripeMock.Stop()
+	}
+	if pg != nil {
+		_ = pg.Stop()
+	}
+	return code
+}
+
+// NewDatabase creates an empty database for this test and returns its
+// superuser DSN; it is dropped when the test ends.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(EnvPostgres)
+	if admin == "" {
+		t.Fatalf("devtest: %s is not set; call devtest.Main from TestMain", EnvPostgres)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("devtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := "t_" + randomHex(6)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("devtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return withDatabase(admin, name, "", "")
+}
+
+// ServiceDSN provisions schema and role `service` in the database of adminDSN
+// (as production's deploy/postgres/init.sql does) and returns the DSN the
+// service connects with.
+func ServiceDSN(t testing.TB, adminDSN, service string) string {
+	t.Helper()
+	if err := pgdb.Provision(context.Background(), adminDSN, service, service, service+"-secret"); err != nil {
+		t.Fatalf("devtest: provision %s: %v", service, err)
+	}
+	u, _ := url.Parse(adminDSN)
+	return withDatabase(adminDSN, u.Path[1:], service, service+"-secret")
+}
+
+func withDatabase(dsn, db, user, password string) string {
+	u, _ := url.Parse(dsn)
+	u.Path = "/" + db
+	if user != "" {
+		u.User = url.UserPassword(user, password)
+	}
+	return u.String()
+}
+
+// NATS starts an embedded JetStream server for this test and returns its URL.
+func NATS(t testing.TB) string {
+	t.Helper()
+	s, err := devstack.StartNATS(t.TempDir(), devstack.NATSOptions{Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s.ClientURL()
+}
+
+// StripeMock returns the URL of this test binary's stripe-mock, starting it
+// on first use.
+func StripeMock(t testing.TB) string {
+	t.Helper()
+	stripeOnce.Do(func() {
+		stripeMock, stripeErr = devstack.StartStripeMock(context.Background(), 0, nil)
+	})
+	if stripeErr != nil {
+		t.Fatalf("devtest: %v", stripeErr)
+	}
+	return stripeMock.URL
+}
+
+// StripeProxy returns a recording, fault-injecting proxy in front of stripe-mock.
+func StripeProxy(t testing.TB) *devstack.StripeProxy {
+	t.Helper()
+	p, err := devstack.StartStripeProxy(StripeMock(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// MailSink starts an SMTP sink for this test.
+func MailSink(t testing.TB) *devstack.MailSink {
+	t.Helper()
+	s, err := devstack.StartMailSink("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,115 @@
+package devstack
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// StripeRequest is one API call the payment service made.
+type StripeRequest struct {
+	Method         string
+	Path           string
+	Form           url.Values
+	IdempotencyKey string
+	StripeVersion  string
+}
+
+// StripeError is the body of a Stripe API error response.
+type StripeError struct {
+	Type        string `json:"type"`
+	Code        string `json:"code,omitempty"`
+	DeclineCode string `json:"decline_code,omitempty"`
+	Message     string `json:"message"`
+}
+
+type stripeFault struct {
+	method, pathPrefix string
+	status             int
+	body               StripeError
+}
+
+// StripeProxy stands between the payment service and stripe-mock. stripe-mock
+// answers every call with a fixture and always succeeds; the proxy records
+// each request (so a test can check what was really sent: amounts,
+// off_session, the saved payment method, idempotency keys) and can answer
+// chosen calls with a real Stripe-shaped error (a decline,
+// authentication_required) that stripe-go parses as it would in production.
+type StripeProxy struct {
+	URL    string
+	server *http.Server
+
+	mu       sync.Mutex
+	requests []StripeRequest
+	faults   []stripeFault
+}
+
+// StartStripeProxy forwards to target (stripe-mock's URL).
+func StartStripeProxy(target string) (*StripeProxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &StripeProxy{URL: "http://" + ln.Addr().String()}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		if r.Method == http.MethodGet {
+			form = r.URL.Query()
+		}
+		req := StripeRequest{Method: r.Method, Path: r.URL.Path, Form: form,
+			IdempotencyKey: r.Header.Get("Idempotency-Key"), StripeVersion: r.Header.Get("Stripe-Version")}
+		if f, ok := p.record(req); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Request-Id", "req_fault")
+			w.WriteHeader(f.status)
+			_ = json.NewEncoder(w).Encode(map[string]StripeError{"error": f.body})
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go func() { _ = p.server.Serve(ln) }()
+	return p, nil
+}
+
+func (p *StripeProxy) record(req StripeRequest) (stripeFault, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requests = append(p.requests, req)
+	for i, f := range p.faults {
+		if f.method == req.Method && strings.HasPrefix(req.Path, f.pathPrefix) {
+			p.faults = append(p.faults[:i], p.faults[i+1:]...)
+			return f, true
+		}
+	}
+	return stripeFault{}, false
+}
+
+// FailNext answers the next method call under pathPrefix with status and body.
+func (p *StripeProxy) FailNext(method, pathPrefix string, status int, body StripeError) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = append(p.faults, stripeFault{method: method, pathPrefix: pathPrefix, status: status, body: body})
+}
+
+// Requests returns every request received so far.
+func (p *StripeProxy) Requests() []StripeRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]StripeRequest(nil), p.requests...)
+}
+
+// Close stops the proxy.
+func (p *StripeProxy) Close() error { return p.server.Close() }

@@ -1,0 +1,87 @@
+// Package pgdb opens a service's pgx pool inside the service's own schema,
+// runs its embedded tern migrations, and provides the transaction and
+// LISTEN/NOTIFY helpers the outbox, inbox and workers share.
+package pgdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+)
+
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ValidIdentifier reports whether s is safe to splice into SQL as a schema or
+// role name. Only lower-case letters, digits and underscores pass.
+func ValidIdentifier(s string) bool { return identifier.MatchString(s) }
+
+// Connect opens a pool whose every connection has search_path set to schema
+// only, so the service's unqualified SQL can never touch another service's
+// tables. Queries are traced with tp.
+func Connect(ctx context.Context, dsn, schema string, tp trace.TracerProvider) (*pgxpool.Pool, error) {
+	if !ValidIdentifier(schema) {
+		return nil, fmt.Errorf("pgdb: invalid schema name %q", schema)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgdb: parse DSN: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	if tp != nil {
+		cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithTrimSQLInSpanName())
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgdb: open pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgdb: ping: %w", err)
+	}
+	return pool, nil
+}
+
+// Beginner is what InTx needs: a pool, a connection or a transaction.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise (including on panic).
+func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// IsUniqueViolation reports a unique_violation (23505), on the named
+// constraint when constraint is not empty.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return false
+	}
+	return constraint == "" || pgErr.ConstraintName == constraint
+}

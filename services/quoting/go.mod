@@ -1,0 +1,7 @@
+module github.com/saisei-health/platform/services/quoting
+
+go 1.26.0
+
+require github.com/saisei-health/platform/pkg v0.0.0
+
+replace github.com/saisei-health/platform/pkg => ../../pkg
