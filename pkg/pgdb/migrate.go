@@ -30,6 +30,9 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, sets ...Mig
 	}
 	defer conn.Release()
 	for _, set := range sets {
+		if set.FS == nil {
+			return fmt.Errorf("pgdb: migration set %q has no files", set.Name)
+		}
 		if !ValidIdentifier(set.Name) {
 			return fmt.Errorf("pgdb: invalid migration set name %q", set.Name)
 		}

@@ -1,0 +1,254 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/events/commonv1"
+	"github.com/saisei-health/platform/pkg/inbox"
+	"github.com/saisei-health/platform/pkg/outbox"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+type rig struct {
+	pool  *pgxpool.Pool
+	js    jetstream.JetStream
+	relay *outbox.Relay
+	tp    *sdktrace.TracerProvider
+	spans *tracetest.InMemoryExporter
+	log   *slog.Logger
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ctx := context.Background()
+	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking")
+	pool, err := pgdb.Connect(ctx, dsn, "booking", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgdb.Migrate(ctx, pool, "booking", outbox.Migrations(), inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE effects (event_id text, amount bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := bus.Connect(devtest.NATS(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	spans := tracetest.NewInMemoryExporter()
+	tp, _ := telemetry.NewProvider(ctx, "test", telemetry.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(spans)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	relay := outbox.NewRelay(pool, bus.NewPublisher(js, tp), "booking", log)
+	relay.PollInterval = 50 * time.Millisecond
+	return &rig{pool: pool, js: js, relay: relay, tp: tp, spans: spans, log: log}
+}
+
+func (r *rig) enqueue(t *testing.T, ctx context.Context, e bus.Event, commit bool) {
+	t.Helper()
+	errRollback := errors.New("rollback")
+	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		if err := outbox.Enqueue(ctx, tx, e); err != nil {
+			return err
+		}
+		if !commit {
+			return errRollback
+		}
+		return nil
+	})
+	if commit && err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consume runs h on a durable consumer and records each handled amount via
+// the inbox, so duplicates would show up as extra rows.
+func (r *rig) consume(t *testing.T, spec bus.ConsumerSpec, h inbox.TxHandler) {
+	t.Helper()
+	c, err := bus.NewConsumer(context.Background(), r.js, spec, inbox.Once(r.pool, spec.Durable, h), r.tp, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+}
+
+func recordEffect(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	var money commonv1.Money
+	if err := m.Decode(&money); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, $2)`, m.ID, money.Amount)
+	return err
+}
+
+func (r *rig) effects(t *testing.T) map[string]int {
+	t.Helper()
+	rows, _ := r.pool.Query(context.Background(), `SELECT event_id FROM effects`)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, id := range ids {
+		out[id]++
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestCommittedEventsArriveOnceInTheirTraceAndRolledBackOnesNever(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-once", Subjects: []string{"booking.v1.>"}}, recordEffect)
+
+	tctx, span := r.tp.Tracer("t").Start(ctx, "create booking")
+	r.enqueue(t, tctx, bus.Event{ID: "rolled-back", Subject: "booking.v1.c1.created", Message: &commonv1.Money{Amount: 1}}, false)
+	r.enqueue(t, tctx, bus.Event{ID: "committed", Subject: "booking.v1.c1.created", Message: &commonv1.Money{Amount: 1_900_000, Currency: "JPY"}}, true)
+	span.End()
+
+	eventually(t, "the committed event", func() bool { return r.effects(t)["committed"] == 1 })
+
+	// A relay that crashed after publishing but before marking re-publishes:
+	// JetStream drops the duplicate and the inbox would catch what slipped by.
+	if _, err := r.pool.Exec(ctx, `UPDATE outbox SET published_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the re-publish", func() bool { n, _ := outbox.Pending(ctx, r.pool); return n == 0 })
+	time.Sleep(200 * time.Millisecond)
+	if got := r.effects(t); got["committed"] != 1 || got["rolled-back"] != 0 || len(got) != 1 {
+		t.Fatalf("effects = %v, want committed exactly once", got)
+	}
+
+	traceID := span.SpanContext().TraceID()
+	var sawPublish, sawProcess bool
+	for _, s := range r.spans.GetSpans() {
+		switch s.Name {
+		case "booking.v1.c1.created publish":
+			sawPublish = sawPublish || s.SpanContext.TraceID() == traceID
+		case "booking.v1.c1.created process":
+			sawProcess = sawProcess || s.SpanContext.TraceID() == traceID
+		}
+	}
+	if !sawPublish || !sawProcess {
+		t.Fatalf("publish in trace: %v, process in trace: %v; want both in the enqueuing trace", sawPublish, sawProcess)
+	}
+}
+
+func TestRedeliveryAfterTransientFailureAppliesOnce(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+	var attempts atomic.Int32
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-retry", Subjects: []string{"booking.v1.>"},
+		Backoff: []time.Duration{50 * time.Millisecond}},
+		func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+			if err := recordEffect(ctx, tx, m); err != nil {
+				return err
+			}
+			if attempts.Add(1) == 1 {
+				return errors.New("database hiccup") // rolls back the effect and the inbox row
+			}
+			return nil
+		})
+	r.enqueue(t, ctx, bus.Event{ID: "e1", Subject: "booking.v1.c1.confirmed", Message: &commonv1.Money{Amount: 5}}, true)
+	eventually(t, "the retried event", func() bool { return r.effects(t)["e1"] == 1 })
+	if attempts.Load() != 2 {
+		t.Fatalf("attempts = %d, want 2", attempts.Load())
+	}
+}
+
+func TestPoisonAndExhaustedMessagesAreDeadLetteredAndReplayable(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+
+	var mu sync.Mutex
+	healthy := false
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "t-dlq", Subjects: []string{"payment.v1.>"},
+		MaxDeliver: 2, Backoff: []time.Duration{20 * time.Millisecond}},
+		func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+			mu.Lock()
+			ok := healthy
+			mu.Unlock()
+			if m.Subject == "payment.v1.c1.poison" {
+				return bus.Permanent(errors.New("cannot ever handle this"))
+			}
+			if !ok {
+				return errors.New("downstream unavailable")
+			}
+			return recordEffect(ctx, tx, m)
+		})
+	r.enqueue(t, ctx, bus.Event{ID: "poison", Subject: "payment.v1.c1.poison", Message: &commonv1.Money{Amount: 1}}, true)
+	r.enqueue(t, ctx, bus.Event{ID: "exhausted", Subject: "payment.v1.c1.deposit.succeeded", Message: &commonv1.Money{Amount: 2}}, true)
+
+	var dls []bus.DeadLetter
+	eventually(t, "two dead letters", func() bool {
+		var err error
+		dls, err = bus.DeadLetters(ctx, r.js)
+		return err == nil && len(dls) == 2
+	})
+	reasons := map[string]bus.DeadLetter{}
+	for _, d := range dls {
+		reasons[d.EventID] = d
+	}
+	if d := reasons["poison"]; d.Reason != "terminated" || d.Consumer != "t-dlq" || d.Subject != "payment.v1.c1.poison" {
+		t.Fatalf("poison dead letter = %+v", d)
+	}
+	if d := reasons["exhausted"]; d.Reason != "max_deliveries" || d.Deliveries != 2 || d.Type != "saisei.common.v1.Money" {
+		t.Fatalf("exhausted dead letter = %+v", d)
+	}
+
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	if err := bus.Replay(ctx, r.js, reasons["exhausted"]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replayed event", func() bool { return r.effects(t)["exhausted"] == 1 })
+	left, _ := bus.DeadLetters(ctx, r.js)
+	if len(left) != 1 || left[0].EventID != "poison" {
+		t.Fatalf("after replay the dead letters are %+v, want only the poison one", left)
+	}
+}

@@ -1,0 +1,207 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/telemetry"
+)
+
+// ConsumerSpec describes a durable pull consumer.
+type ConsumerSpec struct {
+	Stream string
+	// Durable names the consumer; keep it stable, its position is stored.
+	Durable  string
+	Subjects []string
+	// MaxDeliver bounds attempts before the message is dead-lettered (default 6).
+	MaxDeliver int
+	// Backoff is the wait before each redelivery after a failed attempt;
+	// the last entry repeats (default 1s, 5s, 15s, 30s, 1m).
+	Backoff []time.Duration
+	// AckWait is how long an attempt may take before JetStream assumes the
+	// consumer died and redelivers (default 30s).
+	AckWait time.Duration
+}
+
+func (s *ConsumerSpec) defaults() {
+	if s.MaxDeliver == 0 {
+		s.MaxDeliver = 6
+	}
+	if len(s.Backoff) == 0 {
+		s.Backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+	}
+	if s.AckWait == 0 {
+		s.AckWait = 30 * time.Second
+	}
+}
+
+// Consumer runs a Handler over a durable consumer.
+type Consumer struct {
+	spec    ConsumerSpec
+	handler Handler
+	log     *slog.Logger
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+}
+
+// NewConsumer creates or updates the durable consumer and prepares handler
+// with the standard middlewares: panic recovery, tracing (continuing the
+// producer's trace) and logging, outermost first.
+func NewConsumer(ctx context.Context, js jetstream.JetStream, spec ConsumerSpec, h Handler, tp trace.TracerProvider, log *slog.Logger) (*Consumer, error) {
+	spec.defaults()
+	cfg := jetstream.ConsumerConfig{
+		Durable:        spec.Durable,
+		Description:    "saisei " + spec.Durable,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        spec.AckWait,
+		MaxDeliver:     spec.MaxDeliver,
+		MaxAckPending:  1000,
+		FilterSubjects: spec.Subjects,
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+	}
+	log = log.With("consumer", spec.Durable)
+	handler := Chain(h, Tracing(tp, spec.Durable), Logging(log), Recover())
+	return &Consumer{spec: spec, handler: handler, log: log, cons: cons}, nil
+}
+
+// Start begins consuming; Stop ends it.
+func (c *Consumer) Start(ctx context.Context) error {
+	// In-flight handlers finish on shutdown: Stop drains, it does not cancel.
+	base := context.WithoutCancel(ctx)
+	cc, err := c.cons.Consume(func(msg jetstream.Msg) { c.process(base, msg) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			c.log.Debug("consume", "err", err)
+		}))
+	if err != nil {
+		return err
+	}
+	c.cc = cc
+	return nil
+}
+
+// Stop stops fetching and waits for the message in hand to finish.
+func (c *Consumer) Stop() {
+	if c.cc != nil {
+		c.cc.Drain()
+		<-c.cc.Closed()
+	}
+}
+
+func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
+	m := Message{Subject: raw.Subject(), Data: raw.Data(), Header: raw.Headers(), Delivery: 1}
+	if m.Header != nil {
+		m.ID = m.Header.Get(HeaderEventID)
+		m.Type = m.Header.Get(HeaderEventType)
+		m.OccurredAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderOccurredAt))
+	}
+	if md, err := raw.Metadata(); err == nil {
+		m.Delivery = md.NumDelivered
+	}
+	if m.ID == "" {
+		_ = raw.TermWithReason("missing " + HeaderEventID)
+		return
+	}
+	err := c.handler(ctx, m)
+	switch {
+	case err == nil:
+		if err := raw.DoubleAck(ctx); err != nil {
+			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", m.ID, "err", err)
+		}
+	case IsPermanent(err):
+		_ = raw.TermWithReason(truncate(err.Error(), 200))
+	default:
+		_ = raw.NakWithDelay(c.backoff(m.Delivery))
+	}
+}
+
+func (c *Consumer) backoff(delivery uint64) time.Duration {
+	i := int(delivery) - 1
+	if i >= len(c.spec.Backoff) {
+		i = len(c.spec.Backoff) - 1
+	}
+	if i < 0 {
+		i = 0
+	}
+	return c.spec.Backoff[i]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Tracing continues the producer's trace from the message headers and
+// records the handling as a consumer span.
+func Tracing(tp trace.TracerProvider, consumer string) Middleware {
+	tracer := tp.Tracer("github.com/saisei-health/platform/pkg/bus")
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m Message) error {
+			ctx = telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(http.Header(m.Header)))
+			ctx, span := tracer.Start(ctx, m.Subject+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(
+					attribute.String("messaging.system", "nats"),
+					attribute.String("messaging.destination.name", m.Subject),
+					attribute.String("messaging.consumer.group.name", consumer),
+					attribute.String("messaging.message.id", m.ID),
+					attribute.Int64("messaging.nats.delivery", int64(m.Delivery)),
+				))
+			defer span.End()
+			err := next(ctx, m)
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			return err
+		}
+	}
+}
+
+// Logging logs failures; a failure on a late attempt is an error, earlier
+// ones are warnings because redelivery usually fixes them.
+func Logging(log *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m Message) error {
+			err := next(ctx, m)
+			if err != nil {
+				level := slog.LevelWarn
+				if IsPermanent(err) || m.Delivery >= 3 {
+					level = slog.LevelError
+				}
+				log.Log(ctx, level, "event handling failed", "subject", m.Subject, "event_id", m.ID,
+					"delivery", m.Delivery, "permanent", IsPermanent(err), "err", err)
+			}
+			return err
+		}
+	}
+}
+
+// Recover turns a handler panic into a permanent failure: the message goes
+// to the dead-letter stream instead of crashing the service in a loop.
+func Recover() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m Message) (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = Permanent(fmt.Errorf("panic handling %s: %v\n%s", m.ID, p, debug.Stack()))
+				}
+			}()
+			return next(ctx, m)
+		}
+	}
+}
