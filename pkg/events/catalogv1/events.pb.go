@@ -86,10 +86,9 @@ type Treatment struct {
 	// Condition code: stroke, spinal_cord_injury, parkinsons, knee_osteoarthritis …
 	Condition string  `protobuf:"bytes,3,opt,name=condition,proto3" json:"condition,omitempty"`
 	Clinic    *Clinic `protobuf:"bytes,4,opt,name=clinic,proto3" json:"clinic,omitempty"`
-	// MHLW regenerative medicine provision plan number for this therapy.
-	PlanNumber string `protobuf:"bytes,5,opt,name=plan_number,json=planNumber,proto3" json:"plan_number,omitempty"`
-	// ASRM risk class: "I", "II" or "III".
-	RiskClass string `protobuf:"bytes,6,opt,name=risk_class,json=riskClass,proto3" json:"risk_class,omitempty"`
+	// The provision plan the therapy is offered under. Consumers decide
+	// bookability from it on the day (validity dates pass without an event).
+	Plan *Plan `protobuf:"bytes,5,opt,name=plan,proto3" json:"plan,omitempty"`
 	// adipose, bone_marrow, umbilical_cord, dental_pulp, muse, nk_cells, exosome.
 	CellSource     string        `protobuf:"bytes,7,opt,name=cell_source,json=cellSource,proto3" json:"cell_source,omitempty"`
 	Autologous     bool          `protobuf:"varint,8,opt,name=autologous,proto3" json:"autologous,omitempty"`
@@ -99,10 +98,11 @@ type Treatment struct {
 	CultureDaysMax int32         `protobuf:"varint,12,opt,name=culture_days_max,json=cultureDaysMax,proto3" json:"culture_days_max,omitempty"`
 	Prices         *PriceList    `protobuf:"bytes,13,opt,name=prices,proto3" json:"prices,omitempty"`
 	DoseOptions    []*DoseOption `protobuf:"bytes,14,rep,name=dose_options,json=doseOptions,proto3" json:"dose_options,omitempty"`
-	Bookable       bool          `protobuf:"varint,15,opt,name=bookable,proto3" json:"bookable,omitempty"`
-	Description    string        `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Bookable when the snapshot was taken; see plan for later days.
+	Bookable      bool   `protobuf:"varint,15,opt,name=bookable,proto3" json:"bookable,omitempty"`
+	Description   string `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Treatment) Reset() {
@@ -163,18 +163,11 @@ func (x *Treatment) GetClinic() *Clinic {
 	return nil
 }
 
-func (x *Treatment) GetPlanNumber() string {
+func (x *Treatment) GetPlan() *Plan {
 	if x != nil {
-		return x.PlanNumber
+		return x.Plan
 	}
-	return ""
-}
-
-func (x *Treatment) GetRiskClass() string {
-	if x != nil {
-		return x.RiskClass
-	}
-	return ""
+	return nil
 }
 
 func (x *Treatment) GetCellSource() string {
@@ -247,6 +240,86 @@ func (x *Treatment) GetDescription() string {
 	return ""
 }
 
+// Plan is a regenerative medicine provision plan notified to the MHLW.
+type Plan struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// ASRM risk class: "I", "II" or "III".
+	RiskClass string `protobuf:"bytes,2,opt,name=risk_class,json=riskClass,proto3" json:"risk_class,omitempty"`
+	// active, suspended or withdrawn.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Dates as YYYY-MM-DD in Japan time.
+	ValidFrom     string `protobuf:"bytes,4,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	ValidUntil    string `protobuf:"bytes,5,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Plan) Reset() {
+	*x = Plan{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Plan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Plan) ProtoMessage() {}
+
+func (x *Plan) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
+func (*Plan) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Plan) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Plan) GetRiskClass() string {
+	if x != nil {
+		return x.RiskClass
+	}
+	return ""
+}
+
+func (x *Plan) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Plan) GetValidFrom() string {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return ""
+}
+
+func (x *Plan) GetValidUntil() string {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return ""
+}
+
 type Clinic struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -259,7 +332,7 @@ type Clinic struct {
 
 func (x *Clinic) Reset() {
 	*x = Clinic{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +344,7 @@ func (x *Clinic) String() string {
 func (*Clinic) ProtoMessage() {}
 
 func (x *Clinic) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +357,7 @@ func (x *Clinic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Clinic.ProtoReflect.Descriptor instead.
 func (*Clinic) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Clinic) GetId() string {
@@ -323,7 +396,7 @@ type PriceList struct {
 
 func (x *PriceList) Reset() {
 	*x = PriceList{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[3]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +408,7 @@ func (x *PriceList) String() string {
 func (*PriceList) ProtoMessage() {}
 
 func (x *PriceList) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[3]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +421,7 @@ func (x *PriceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceList.ProtoReflect.Descriptor instead.
 func (*PriceList) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PriceList) GetConsultation() *commonv1.Money {
@@ -392,7 +465,7 @@ type DoseOption struct {
 
 func (x *DoseOption) Reset() {
 	*x = DoseOption{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +477,7 @@ func (x *DoseOption) String() string {
 func (*DoseOption) ProtoMessage() {}
 
 func (x *DoseOption) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +490,7 @@ func (x *DoseOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoseOption.ProtoReflect.Descriptor instead.
 func (*DoseOption) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DoseOption) GetCells() int64 {
@@ -448,16 +521,13 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\x1esaisei/catalog/v1/events.proto\x12\x11saisei.catalog.v1\x1a\x1dsaisei/common/v1/common.proto\"j\n" +
 	"\x10TreatmentChanged\x12:\n" +
 	"\ttreatment\x18\x01 \x01(\v2\x1c.saisei.catalog.v1.TreatmentR\ttreatment\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xbf\x04\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xb2\x04\n" +
 	"\tTreatment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
 	"\tcondition\x18\x03 \x01(\tR\tcondition\x121\n" +
-	"\x06clinic\x18\x04 \x01(\v2\x19.saisei.catalog.v1.ClinicR\x06clinic\x12\x1f\n" +
-	"\vplan_number\x18\x05 \x01(\tR\n" +
-	"planNumber\x12\x1d\n" +
-	"\n" +
-	"risk_class\x18\x06 \x01(\tR\triskClass\x12\x1f\n" +
+	"\x06clinic\x18\x04 \x01(\v2\x19.saisei.catalog.v1.ClinicR\x06clinic\x12+\n" +
+	"\x04plan\x18\x05 \x01(\v2\x17.saisei.catalog.v1.PlanR\x04plan\x12\x1f\n" +
 	"\vcell_source\x18\a \x01(\tR\n" +
 	"cellSource\x12\x1e\n" +
 	"\n" +
@@ -471,7 +541,16 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\x06prices\x18\r \x01(\v2\x1c.saisei.catalog.v1.PriceListR\x06prices\x12@\n" +
 	"\fdose_options\x18\x0e \x03(\v2\x1d.saisei.catalog.v1.DoseOptionR\vdoseOptions\x12\x1a\n" +
 	"\bbookable\x18\x0f \x01(\bR\bbookable\x12 \n" +
-	"\vdescription\x18\x10 \x01(\tR\vdescription\"@\n" +
+	"\vdescription\x18\x10 \x01(\tR\vdescriptionJ\x04\b\x06\x10\a\"\x95\x01\n" +
+	"\x04Plan\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
+	"\n" +
+	"risk_class\x18\x02 \x01(\tR\triskClass\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"valid_from\x18\x04 \x01(\tR\tvalidFrom\x12\x1f\n" +
+	"\vvalid_until\x18\x05 \x01(\tR\n" +
+	"validUntil\"@\n" +
 	"\x06Clinic\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -499,31 +578,33 @@ func file_saisei_catalog_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_catalog_v1_events_proto_rawDescData
 }
 
-var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_saisei_catalog_v1_events_proto_goTypes = []any{
 	(*TreatmentChanged)(nil), // 0: saisei.catalog.v1.TreatmentChanged
 	(*Treatment)(nil),        // 1: saisei.catalog.v1.Treatment
-	(*Clinic)(nil),           // 2: saisei.catalog.v1.Clinic
-	(*PriceList)(nil),        // 3: saisei.catalog.v1.PriceList
-	(*DoseOption)(nil),       // 4: saisei.catalog.v1.DoseOption
-	(*commonv1.Money)(nil),   // 5: saisei.common.v1.Money
+	(*Plan)(nil),             // 2: saisei.catalog.v1.Plan
+	(*Clinic)(nil),           // 3: saisei.catalog.v1.Clinic
+	(*PriceList)(nil),        // 4: saisei.catalog.v1.PriceList
+	(*DoseOption)(nil),       // 5: saisei.catalog.v1.DoseOption
+	(*commonv1.Money)(nil),   // 6: saisei.common.v1.Money
 }
 var file_saisei_catalog_v1_events_proto_depIdxs = []int32{
 	1,  // 0: saisei.catalog.v1.TreatmentChanged.treatment:type_name -> saisei.catalog.v1.Treatment
-	2,  // 1: saisei.catalog.v1.Treatment.clinic:type_name -> saisei.catalog.v1.Clinic
-	3,  // 2: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
-	4,  // 3: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
-	5,  // 4: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
-	5,  // 5: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
-	5,  // 6: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
-	5,  // 7: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
-	5,  // 8: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
-	5,  // 9: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 1: saisei.catalog.v1.Treatment.clinic:type_name -> saisei.catalog.v1.Clinic
+	2,  // 2: saisei.catalog.v1.Treatment.plan:type_name -> saisei.catalog.v1.Plan
+	4,  // 3: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
+	5,  // 4: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
+	6,  // 5: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
+	6,  // 6: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
+	6,  // 7: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
+	6,  // 8: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
+	6,  // 9: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
+	6,  // 10: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_saisei_catalog_v1_events_proto_init() }
@@ -537,7 +618,7 @@ func file_saisei_catalog_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_catalog_v1_events_proto_rawDesc), len(file_saisei_catalog_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

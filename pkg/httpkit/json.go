@@ -1,0 +1,97 @@
+package httpkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// MaxBody bounds request bodies.
+const MaxBody = 1 << 20
+
+// DecodeJSON decodes the request body into dst strictly: one JSON value, no
+// unknown fields, right types. Failures are 400 Problems naming the field.
+func DecodeJSON(r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "send application/json")
+		}
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonProblem(err)
+	}
+	if dec.More() {
+		return Malformed("body", "must hold a single JSON object")
+	}
+	return nil
+}
+
+func jsonProblem(err error) *Problem {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return Malformed("body", "is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Malformed("body", "is truncated JSON")
+	case errors.As(err, &syntax):
+		return Malformed("body", fmt.Sprintf("is not valid JSON (at byte %d)", syntax.Offset))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return Malformed(field, "must be "+jsonKind(typ.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return Malformed(name, "is not a field of this request")
+	default:
+		// Errors from a field's own UnmarshalJSON (money, dates) say what is wrong.
+		return Malformed("body", err.Error())
+	}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return "of another type"
+}
+
+// WriteJSON writes v with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Status lets a go-kit response choose its HTTP status (e.g. 201).
+type Status interface{ StatusCode() int }
+
+// EncodeResponse is a go-kit response encoder: JSON, with the status the
+// response names (200 otherwise).
+func EncodeResponse(_ context.Context, w http.ResponseWriter, response any) error {
+	status := http.StatusOK
+	if s, ok := response.(Status); ok {
+		status = s.StatusCode()
+	}
+	return WriteJSON(w, status, response)
+}

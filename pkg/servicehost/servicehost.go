@@ -1,0 +1,188 @@
+// Package servicehost is the process skeleton every event-driven service
+// shares, so each service's main.go and server package only wire their own
+// parts: it opens the service's Postgres schema and migrates it, connects to
+// JetStream and ensures the stream topology, runs the outbox relay and the
+// durable consumers, serves HTTP, and shuts all of it down in order.
+package servicehost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/inbox"
+	"github.com/saisei-health/platform/pkg/outbox"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+)
+
+// Config is what every service needs to start.
+type Config struct {
+	// Name is the service name; it is also its Postgres schema.
+	Name string
+	// HTTPAddr to listen on, e.g. ":8081".
+	HTTPAddr string
+	// DatabaseURL connects as the service's own role.
+	DatabaseURL string
+	// NATSURL of the JetStream server or cluster.
+	NATSURL string
+	// StreamReplicas for streams this service creates (3 on a cluster).
+	StreamReplicas int
+}
+
+// Env reads a variable, falling back to def.
+func Env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// ConfigFromEnv reads HTTP_ADDR, DATABASE_URL, NATS_URL and
+// NATS_STREAM_REPLICAS.
+func ConfigFromEnv(name, defaultAddr string) Config {
+	replicas, _ := strconv.Atoi(Env("NATS_STREAM_REPLICAS", "1"))
+	return Config{
+		Name:           name,
+		HTTPAddr:       Env("HTTP_ADDR", defaultAddr),
+		DatabaseURL:    Env("DATABASE_URL", ""),
+		NATSURL:        Env("NATS_URL", "nats://127.0.0.1:4222"),
+		StreamReplicas: replicas,
+	}
+}
+
+// Deps are injected rather than global so several services can share one
+// process (the end-to-end test) while keeping their own service.name.
+type Deps struct {
+	Log            *slog.Logger
+	TracerProvider trace.TracerProvider
+}
+
+// Host is a started service.
+type Host struct {
+	Config
+	Deps
+	Pool      *pgxpool.Pool
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+
+	relay     *outbox.Relay
+	consumers []*bus.Consumer
+	closeOnce sync.Once
+}
+
+// Start connects everything and applies migrations (the shared outbox and
+// inbox tables first, then the service's own).
+func Start(ctx context.Context, cfg Config, deps Deps, migrations pgdb.Migrations) (*Host, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("servicehost: DATABASE_URL is not set")
+	}
+	h := &Host{Config: cfg, Deps: deps}
+	var err error
+	if h.Pool, err = pgdb.Connect(ctx, cfg.DatabaseURL, cfg.Name, deps.TracerProvider); err != nil {
+		return nil, err
+	}
+	if err := pgdb.Migrate(ctx, h.Pool, cfg.Name, outbox.Migrations(), inbox.Migrations(), migrations); err != nil {
+		h.Pool.Close()
+		return nil, err
+	}
+	if h.NATS, h.JetStream, err = bus.Connect(cfg.NATSURL, cfg.Name); err != nil {
+		h.Pool.Close()
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, h.JetStream, cfg.StreamReplicas); err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.relay = outbox.NewRelay(h.Pool, bus.NewPublisher(h.JetStream, deps.TracerProvider), cfg.Name, deps.Log)
+	return h, nil
+}
+
+// Consume registers a durable consumer; it starts with Run.
+func (h *Host) Consume(ctx context.Context, spec bus.ConsumerSpec, handler bus.Handler) error {
+	c, err := bus.NewConsumer(ctx, h.JetStream, spec, handler, h.TracerProvider, h.Log)
+	if err != nil {
+		return err
+	}
+	h.consumers = append(h.consumers, c)
+	return nil
+}
+
+// Run serves handler, relays the outbox, runs the consumers and any extra
+// workers until ctx is done, then stops in order: HTTP (finishing in-flight
+// requests), consumers (finishing the message in hand), workers and relay,
+// then the connections.
+func (h *Host) Run(ctx context.Context, handler http.Handler, workers ...func(context.Context)) error {
+	defer h.Close()
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { h.relay.Run(bg) })
+	for _, w := range workers {
+		wg.Go(func() { w(bg) })
+	}
+	for _, c := range h.consumers {
+		if err := c.Start(bg); err != nil {
+			stopBackground()
+			wg.Wait()
+			return fmt.Errorf("servicehost: start consumer: %w", err)
+		}
+	}
+	instrumented := httpkit.Instrument(handler, h.Name, h.TracerProvider, h.Log)
+	err := httpkit.Serve(ctx, h.HTTPAddr, instrumented, h.Log)
+	for _, c := range h.consumers {
+		c.Stop()
+	}
+	stopBackground()
+	wg.Wait()
+	h.Log.Info("stopped")
+	return err
+}
+
+// Close releases the connections; Run calls it, and a service that fails
+// between Start and Run defers it. Safe to call twice.
+func (h *Host) Close() {
+	h.closeOnce.Do(func() {
+		if h.NATS != nil {
+			_ = h.NATS.Drain()
+		}
+		if h.Pool != nil {
+			h.Pool.Close()
+		}
+	})
+}
+
+// Main is the body of every service's main: it builds the logger and tracer
+// provider for name, runs run until SIGINT/SIGTERM, and flushes spans.
+func Main(name string, run func(ctx context.Context, deps Deps) error) {
+	log := telemetry.NewLogger(name, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tp, err := telemetry.NewProvider(ctx, name)
+	if err != nil {
+		log.Error("telemetry", "err", err)
+		os.Exit(1)
+	}
+	err = run(ctx, Deps{Log: log, TracerProvider: tp})
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = tp.Shutdown(flushCtx)
+	if err != nil {
+		log.Error("exited", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,16 @@
+// Command catalog serves the treatment catalog: licensed clinics, their
+// provision plans and treatments with JPY prices.
+package main
+
+import (
+	"context"
+
+	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/services/catalog/server"
+)
+
+func main() {
+	servicehost.Main("catalog", func(ctx context.Context, deps servicehost.Deps) error {
+		return server.Run(ctx, server.ConfigFromEnv(), deps)
+	})
+}

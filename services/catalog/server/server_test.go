@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/events/catalogv1"
+	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/services/catalog/server"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+type treatment struct {
+	ID        string `json:"id"`
+	Condition string `json:"condition"`
+	Clinic    struct {
+		ID   string `json:"id"`
+		City string `json:"city"`
+	} `json:"clinic"`
+	PlanNumber  string `json:"plan_number"`
+	RiskClass   string `json:"risk_class"`
+	Bookable    bool   `json:"bookable"`
+	CellSource  string `json:"cell_source"`
+	Routes      []string
+	DoseOptions []struct {
+		Cells int64 `json:"cells"`
+		Price struct {
+			Amount   int64  `json:"amount"`
+			Currency string `json:"currency"`
+		} `json:"price"`
+	} `json:"dose_options"`
+}
+
+func get(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func startCatalog(t *testing.T, dsn, natsURL string) string {
+	addr, base := devtest.Addr(t)
+	cfg := server.Config{Config: servicehost.Config{Name: "catalog", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}, Seed: true}
+	deps := devtest.Deps(t, "catalog", nil)
+	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
+	return base
+}
+
+func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
+	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "catalog")
+	natsURL := devtest.NATS(t)
+	base := startCatalog(t, dsn, natsURL)
+
+	var all struct{ Items []treatment }
+	if code := get(t, base+"/v1/treatments", &all); code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+	if len(all.Items) < 12 {
+		t.Fatalf("%d treatments seeded, want at least 12", len(all.Items))
+	}
+	cities, conditions, clinics := map[string]bool{}, map[string]int{}, map[string]bool{}
+	for _, tr := range all.Items {
+		cities[tr.Clinic.City] = true
+		conditions[tr.Condition]++
+		clinics[tr.Clinic.ID] = true
+		if tr.PlanNumber == "" || tr.RiskClass == "" || !tr.Bookable || len(tr.DoseOptions) == 0 {
+			t.Errorf("treatment %s lacks plan, class, bookability or doses: %+v", tr.ID, tr)
+		}
+		for _, d := range tr.DoseOptions {
+			if d.Price.Currency != "JPY" || d.Price.Amount < 100_000 {
+				t.Errorf("treatment %s dose %d priced %+v", tr.ID, d.Cells, d.Price)
+			}
+		}
+	}
+	if len(clinics) < 6 || !cities["tokyo"] || !cities["osaka"] || !cities["kyoto"] {
+		t.Fatalf("clinics %d in cities %v", len(clinics), cities)
+	}
+	for _, c := range []string{"stroke", "spinal_cord_injury", "parkinsons", "knee_osteoarthritis"} {
+		if conditions[c] == 0 {
+			t.Errorf("no treatment for %s", c)
+		}
+	}
+
+	var strokeTokyo struct{ Items []treatment }
+	get(t, base+"/v1/treatments?condition=stroke&city=tokyo", &strokeTokyo)
+	if len(strokeTokyo.Items) == 0 {
+		t.Fatal("no stroke treatment in Tokyo")
+	}
+	for _, tr := range strokeTokyo.Items {
+		if tr.Condition != "stroke" || tr.Clinic.City != "tokyo" {
+			t.Fatalf("filter leaked %s (%s, %s)", tr.ID, tr.Condition, tr.Clinic.City)
+		}
+	}
+
+	var one treatment
+	if code := get(t, base+"/v1/treatments/"+all.Items[0].ID, &one); code != 200 || one.ID != all.Items[0].ID {
+		t.Fatalf("get one: %d %+v", code, one)
+	}
+
+	var problem struct {
+		Type   string
+		Status int
+		Errors []struct{ Field string }
+	}
+	if code := get(t, base+"/v1/treatments?city=nagoya", &problem); code != 422 || problem.Errors[0].Field != "city" {
+		t.Fatalf("bad city: %d %+v", code, problem)
+	}
+	if code := get(t, base+"/v1/treatments/no-such-thing", &problem); code != 404 {
+		t.Fatalf("unknown id: %d", code)
+	}
+
+	// Every treatment is announced once, with its plan, on its own subject.
+	_, js, err := bus.Connect(natsURL, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waitForStreamMessages(t, js, len(all.Items))
+	stream, _ := js.Stream(ctx, bus.StreamCatalog)
+	raw, err := stream.GetLastMsgForSubject(ctx, "catalog.v1.treatments."+one.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev catalogv1.TreatmentChanged
+	if err := proto.Unmarshal(raw.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetTreatment().GetPlan().GetNumber() != one.PlanNumber || ev.GetRevision() != 1 || !ev.GetTreatment().GetBookable() {
+		t.Fatalf("event = %v", &ev)
+	}
+}

@@ -1,0 +1,93 @@
+// Package contract maps between quoting's domain and the event contracts
+// (proto/saisei/*/v1) it consumes and publishes.
+package contract
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/catalogv1"
+	"github.com/saisei-health/platform/pkg/events/commonv1"
+	"github.com/saisei-health/platform/pkg/events/quotingv1"
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/quoting/internal/domain"
+)
+
+// Treatment converts a catalog snapshot into the read model.
+func Treatment(e *catalogv1.TreatmentChanged) (domain.Treatment, error) {
+	pb := e.GetTreatment()
+	if pb == nil || pb.GetId() == "" || pb.GetPlan() == nil || pb.GetPrices() == nil {
+		return domain.Treatment{}, fmt.Errorf("treatment snapshot is incomplete")
+	}
+	from, err1 := time.Parse(time.DateOnly, pb.GetPlan().GetValidFrom())
+	until, err2 := time.Parse(time.DateOnly, pb.GetPlan().GetValidUntil())
+	if err1 != nil || err2 != nil {
+		return domain.Treatment{}, fmt.Errorf("treatment %s: plan dates are not YYYY-MM-DD", pb.GetId())
+	}
+	p := pb.GetPrices()
+	t := domain.Treatment{
+		ID: pb.GetId(), Name: pb.GetName(), Condition: pb.GetCondition(),
+		ClinicID: pb.GetClinic().GetId(), ClinicName: pb.GetClinic().GetName(),
+		PlanNumber: pb.GetPlan().GetNumber(), RiskClass: pb.GetPlan().GetRiskClass(), PlanStatus: pb.GetPlan().GetStatus(),
+		PlanValidFrom: from, PlanValidUntil: until,
+		CellSource: pb.GetCellSource(), Autologous: pb.GetAutologous(), Routes: pb.GetRoutes(), Sessions: int(pb.GetSessions()),
+		CultureDaysMin: int(pb.GetCultureDaysMin()), CultureDaysMax: int(pb.GetCultureDaysMax()),
+		Revision: e.GetRevision(),
+	}
+	var errs [4]error
+	t.Consultation, errs[0] = Yen(p.GetConsultation())
+	t.Harvest, errs[1] = Yen(p.GetHarvest())
+	t.QualityTesting, errs[2] = Yen(p.GetQualityTesting())
+	t.AdministrationPerSession, errs[3] = Yen(p.GetAdministrationPerSession())
+	for _, err := range errs {
+		if err != nil {
+			return t, fmt.Errorf("treatment %s: %w", t.ID, err)
+		}
+	}
+	for _, d := range pb.GetDoseOptions() {
+		culture, err := Yen(d.GetCulture())
+		if err != nil {
+			return t, fmt.Errorf("treatment %s: %w", t.ID, err)
+		}
+		t.Doses = append(t.Doses, domain.Dose{Cells: d.GetCells(), Culture: culture})
+	}
+	return t, nil
+}
+
+// Yen reads a wire amount that must be JPY.
+func Yen(m *commonv1.Money) (money.Money, error) {
+	if m.GetCurrency() != string(money.JPY) {
+		return money.Money{}, fmt.Errorf("price in %q, want JPY", m.GetCurrency())
+	}
+	return money.Yen(m.GetAmount()), nil
+}
+
+// Money converts to the wire form.
+func Money(m money.Money) *commonv1.Money {
+	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
+}
+
+// QuoteIssued announces a new quote.
+func QuoteIssued(q domain.Quote) bus.Event {
+	return bus.Event{
+		ID:      "quote:" + q.ID + ":issued",
+		Subject: "quoting.v1." + q.ClinicID + ".quote.issued",
+		Message: &quotingv1.QuoteIssued{
+			QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID,
+			Total: Money(q.Total), Deposit: Money(q.Deposit), Balance: Money(q.Balance),
+			DisplayTotal: Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
+		},
+	}
+}
+
+// QuoteAccepted announces that a booking took the quote.
+func QuoteAccepted(q domain.Quote) bus.Event {
+	return bus.Event{
+		ID:      "quote:" + q.ID + ":accepted",
+		Subject: "quoting.v1." + q.ClinicID + ".quote.accepted",
+		Message: &quotingv1.QuoteAccepted{QuoteId: q.ID, BookingId: q.BookingID, ClinicId: q.ClinicID},
+	}
+}

@@ -1,0 +1,37 @@
+// Package server wires the quoting service. cmd/quoting calls it; the
+// end-to-end test runs it in-process.
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/services/quoting/internal/domain"
+	"github.com/saisei-health/platform/services/quoting/internal/service"
+	"github.com/saisei-health/platform/services/quoting/internal/store"
+	"github.com/saisei-health/platform/services/quoting/internal/transport"
+	"github.com/saisei-health/platform/services/quoting/migrations"
+)
+
+// Config configures quoting.
+type Config struct {
+	servicehost.Config
+}
+
+// ConfigFromEnv reads the standard variables.
+func ConfigFromEnv() Config { return Config{servicehost.ConfigFromEnv("quoting", ":8082")} }
+
+// Run starts quoting and blocks until ctx is done.
+func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
+	host, err := servicehost.Start(ctx, cfg.Config, deps, migrations.Set())
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	q := service.New(host.Pool, store.New(), domain.DefaultRates(), time.Now)
+	if err := transport.Subscribe(ctx, host, host.Pool, q); err != nil {
+		return err
+	}
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(q), deps.Log))
+}
