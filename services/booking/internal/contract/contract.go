@@ -1,0 +1,81 @@
+// Package contract maps bookings onto the booking.v1 event contract and
+// reads the payment.v1 events booking follows.
+package contract
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/bookingv1"
+	"github.com/saisei-health/platform/pkg/events/commonv1"
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/booking/internal/domain"
+)
+
+// Snapshot is the booking as every booking event carries it.
+func Snapshot(b domain.Booking) *bookingv1.Booking {
+	return &bookingv1.Booking{
+		Id: b.ID, QuoteId: b.QuoteID, TreatmentId: b.TreatmentID, TreatmentName: b.TreatmentName,
+		ClinicId: b.ClinicID, ClinicName: b.ClinicName,
+		Patient: &commonv1.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
+		Status:  string(b.Status), Total: Money(b.Total), Deposit: Money(b.Deposit), Balance: Money(b.Balance),
+		CreatedAt: timestamppb.New(b.CreatedAt),
+	}
+}
+
+// Money converts to the wire form.
+func Money(m money.Money) *commonv1.Money {
+	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
+}
+
+// FromMoney reads a wire amount.
+func FromMoney(m *commonv1.Money) (money.Money, error) {
+	c, err := money.ParseCurrency(m.GetCurrency())
+	if err != nil {
+		return money.Money{}, err
+	}
+	return money.New(m.GetAmount(), c), nil
+}
+
+func qualityReport(r *domain.QualityReport) *bookingv1.QualityReport {
+	if r == nil {
+		return nil
+	}
+	return &bookingv1.QualityReport{CellCount: r.CellCount, ViabilityBp: r.ViabilityBP,
+		SterilityPassed: r.SterilityPassed, EndotoxinPassed: r.EndotoxinPassed, ReportedAt: timestamppb.New(r.ReportedAt)}
+}
+
+// Event is the event announcing that b entered its current status. Its id
+// is the booking and the status, which a booking enters at most once, so
+// re-running a decision cannot announce it twice.
+func Event(b domain.Booking) (bus.Event, error) {
+	snap := Snapshot(b)
+	var msg proto.Message
+	var name string
+	switch b.Status {
+	case domain.AwaitingDeposit:
+		name, msg = "created", &bookingv1.BookingCreated{Booking: snap}
+	case domain.Confirmed:
+		name, msg = "confirmed", &bookingv1.BookingConfirmed{Booking: snap, DepositPaymentId: b.DepositPaymentID}
+	case domain.Culturing:
+		name, msg = "harvested", &bookingv1.HarvestRecorded{Booking: snap, HarvestedAt: timestamppb.New(*b.HarvestedAt)}
+	case domain.AwaitingBalance:
+		name, msg = "cells_ready", &bookingv1.CellsReady{Booking: snap, Report: qualityReport(b.QC)}
+	case domain.QCFailed:
+		name, msg = "qc_failed", &bookingv1.QualityCheckFailed{Booking: snap, Report: qualityReport(b.QC)}
+	case domain.ReadyForAdministration:
+		name, msg = "ready_for_administration", &bookingv1.BookingReadyForAdministration{Booking: snap, BalancePaymentId: b.BalancePaymentID}
+	case domain.Administered:
+		name, msg = "administered", &bookingv1.BookingAdministered{Booking: snap, AdministeredAt: timestamppb.New(*b.AdministeredAt)}
+	default:
+		return bus.Event{}, fmt.Errorf("no event for status %s", b.Status)
+	}
+	return bus.Event{
+		ID:      "booking:" + b.ID + ":" + name,
+		Subject: "booking.v1." + b.ClinicID + "." + name,
+		Message: msg,
+	}, nil
+}

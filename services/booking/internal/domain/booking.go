@@ -1,0 +1,183 @@
+// Package domain holds the booking aggregate and its state machine: from the
+// deposit through harvest, culture and quality control to the balance and
+// administration. No I/O here.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/money"
+)
+
+// Status is where a booking is in the patient's journey.
+type Status string
+
+// The states, in the order a booking normally passes through them.
+const (
+	AwaitingDeposit        Status = "awaiting_deposit"
+	Confirmed              Status = "confirmed"
+	Culturing              Status = "culturing"
+	AwaitingBalance        Status = "awaiting_balance"
+	ReadyForAdministration Status = "ready_for_administration"
+	Administered           Status = "administered"
+	// QCFailed ends the journey before the balance: cells that fail release
+	// testing are never administered and the balance is never charged.
+	QCFailed Status = "qc_failed"
+)
+
+// Patient is who the booking is for.
+type Patient struct {
+	Name     string
+	Email    string
+	Country  string
+	Language string
+}
+
+// Booking is the aggregate.
+type Booking struct {
+	ID             string
+	IdempotencyKey string
+	QuoteID        string
+	TreatmentID    string
+	TreatmentName  string
+	ClinicID       string
+	ClinicName     string
+	DoseCells      int64
+	Patient        Patient
+	Status         Status
+	Total          money.Money
+	Deposit        money.Money
+	Balance        money.Money
+
+	DepositPaymentID string
+	BalancePaymentID string
+	BalanceFailure   string
+	HarvestedAt      *time.Time
+	CellsReadyAt     *time.Time
+	AdministeredAt   *time.Time
+	QC               *QualityReport
+
+	// Trace is the booking's trace context: later work (webhooks, clinic
+	// reports) continues it so the whole journey is one trace.
+	Trace     map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ErrInvalidTransition is returned when an action does not fit the status.
+var ErrInvalidTransition = errors.New("invalid transition")
+
+// TransitionError says which action was refused in which status.
+type TransitionError struct {
+	Action string
+	From   Status
+}
+
+func (e TransitionError) Error() string {
+	return fmt.Sprintf("cannot %s a booking that is %s", e.Action, e.From)
+}
+
+func (e TransitionError) Unwrap() error { return ErrInvalidTransition }
+
+// Transition records one state change.
+type Transition struct {
+	From, To Status
+	Cause    string
+	At       time.Time
+}
+
+func (b *Booking) move(to Status, cause string, at time.Time) Transition {
+	t := Transition{From: b.Status, To: to, Cause: cause, At: at}
+	b.Status, b.UpdatedAt = to, at
+	return t
+}
+
+// ErrAmountMismatch means a payment does not match what the booking expects.
+var ErrAmountMismatch = errors.New("payment amount does not match the booking")
+
+// ConfirmDeposit applies a succeeded deposit payment. A repeat of the same
+// payment is a no-op (nil transition).
+func (b *Booking) ConfirmDeposit(paymentID string, amount money.Money, at time.Time) (*Transition, error) {
+	if b.DepositPaymentID == paymentID && b.Status != AwaitingDeposit {
+		return nil, nil
+	}
+	if b.Status != AwaitingDeposit {
+		return nil, TransitionError{"confirm the deposit of", b.Status}
+	}
+	if amount != b.Deposit {
+		return nil, fmt.Errorf("%w: deposit %s paid, %s due", ErrAmountMismatch, amount, b.Deposit)
+	}
+	b.DepositPaymentID = paymentID
+	t := b.move(Confirmed, "deposit received", at)
+	return &t, nil
+}
+
+// RecordHarvest marks the cells collected; culture starts.
+func (b *Booking) RecordHarvest(at time.Time) (Transition, error) {
+	if b.Status != Confirmed {
+		return Transition{}, TransitionError{"record the harvest of", b.Status}
+	}
+	b.HarvestedAt = &at
+	return b.move(Culturing, "cells harvested", at), nil
+}
+
+// RecordCellsReady files the certificate of analysis. Passing cells make
+// the balance due; failing cells end the journey without charging it.
+func (b *Booking) RecordCellsReady(r QualityReport) (Transition, error) {
+	if b.Status != Culturing {
+		return Transition{}, TransitionError{"report cells ready for", b.Status}
+	}
+	b.QC, b.CellsReadyAt = &r, &r.ReportedAt
+	if reasons := r.Failures(b.DoseCells); len(reasons) > 0 {
+		return b.move(QCFailed, "quality control failed: "+joinReasons(reasons), r.ReportedAt), nil
+	}
+	return b.move(AwaitingBalance, "quality control passed", r.ReportedAt), nil
+}
+
+// ConfirmBalance applies a succeeded balance payment; a repeat is a no-op.
+func (b *Booking) ConfirmBalance(paymentID string, amount money.Money, at time.Time) (*Transition, error) {
+	if b.BalancePaymentID == paymentID && b.Status != AwaitingBalance {
+		return nil, nil
+	}
+	if b.Status != AwaitingBalance {
+		return nil, TransitionError{"confirm the balance of", b.Status}
+	}
+	if amount != b.Balance {
+		return nil, fmt.Errorf("%w: balance %s paid, %s due", ErrAmountMismatch, amount, b.Balance)
+	}
+	b.BalancePaymentID, b.BalanceFailure = paymentID, ""
+	t := b.move(ReadyForAdministration, "balance received", at)
+	return &t, nil
+}
+
+// RecordBalanceFailure notes why the balance could not be charged; the
+// booking waits in awaiting_balance for the patient to pay on-session.
+func (b *Booking) RecordBalanceFailure(reason string, at time.Time) error {
+	if b.Status != AwaitingBalance {
+		return TransitionError{"record a balance failure for", b.Status}
+	}
+	b.BalanceFailure, b.UpdatedAt = reason, at
+	return nil
+}
+
+// RecordAdministration marks the cells administered.
+func (b *Booking) RecordAdministration(at time.Time) (Transition, error) {
+	if b.Status != ReadyForAdministration {
+		return Transition{}, TransitionError{"record the administration of", b.Status}
+	}
+	b.AdministeredAt = &at
+	return b.move(Administered, "cells administered", at), nil
+}
+
+func joinReasons(rs []string) string {
+	out := ""
+	for i, r := range rs {
+		if i > 0 {
+			out += "; "
+		}
+		out += r
+	}
+	return out
+}

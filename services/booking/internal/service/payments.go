@@ -1,0 +1,71 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/paymentv1"
+	"github.com/saisei-health/platform/services/booking/internal/contract"
+	"github.com/saisei-health/platform/services/booking/internal/domain"
+	"github.com/saisei-health/platform/services/booking/internal/store"
+)
+
+// ApplyPaymentSucceeded moves a booking on when its deposit or balance is
+// received. Runs inside the inbox transaction, so it applies once.
+func (s *Bookings) ApplyPaymentSucceeded(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	var e paymentv1.PaymentSucceeded
+	if err := m.Decode(&e); err != nil {
+		return err
+	}
+	amount, err := contract.FromMoney(e.GetAmount())
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	b, err := s.store.Get(ctx, tx, e.GetBookingId(), true)
+	if errors.Is(err, store.ErrNotFound) {
+		return bus.Permanent(fmt.Errorf("payment %s names unknown booking %s", e.GetPaymentId(), e.GetBookingId()))
+	}
+	if err != nil {
+		return err
+	}
+	at := e.GetSucceededAt().AsTime()
+	var t *domain.Transition
+	switch e.GetStage() {
+	case paymentv1.Stage_STAGE_DEPOSIT:
+		t, err = b.ConfirmDeposit(e.GetPaymentId(), amount, at)
+	case paymentv1.Stage_STAGE_BALANCE:
+		t, err = b.ConfirmBalance(e.GetPaymentId(), amount, at)
+	default:
+		return bus.Permanent(fmt.Errorf("payment %s has no stage", e.GetPaymentId()))
+	}
+	if err != nil {
+		// A payment that does not fit the booking (wrong amount, wrong
+		// state) needs a person: dead-letter it rather than retry.
+		return bus.Permanent(fmt.Errorf("booking %s: %w", b.ID, err))
+	}
+	return s.save(ctx, tx, b, t)
+}
+
+// ApplyPaymentFailed records why the balance could not be charged.
+func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	var e paymentv1.PaymentFailed
+	if err := m.Decode(&e); err != nil {
+		return err
+	}
+	if e.GetStage() != paymentv1.Stage_STAGE_BALANCE {
+		return nil // a failed deposit attempt leaves the booking awaiting its deposit
+	}
+	b, err := s.store.Get(ctx, tx, e.GetBookingId(), true)
+	if err != nil {
+		return err
+	}
+	reason := truncate(e.GetFailureCode()+": "+e.GetFailureMessage(), 500)
+	if err := b.RecordBalanceFailure(reason, e.GetFailedAt().AsTime()); err != nil {
+		return bus.Permanent(err)
+	}
+	return s.save(ctx, tx, b, nil)
+}

@@ -1,0 +1,269 @@
+// Package service holds booking's use cases: taking a quote, the clinic's
+// reports, and the reactions to payments. Each state change commits with its
+// event through the outbox.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/outbox"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/booking/internal/contract"
+	"github.com/saisei-health/platform/services/booking/internal/domain"
+	"github.com/saisei-health/platform/services/booking/internal/store"
+	"github.com/saisei-health/platform/services/booking/internal/upstream"
+)
+
+// Errors the transport maps to problem types.
+var (
+	ErrNotFound             = errors.New("booking not found")
+	ErrQuoteExpired         = errors.New("quote has expired")
+	ErrQuoteAlreadyBooked   = errors.New("quote is already booked")
+	ErrQuoteNotBookable     = errors.New("quote cannot be booked")
+	ErrTreatmentNotBookable = errors.New("treatment is not bookable")
+	ErrIdempotencyMismatch  = errors.New("idempotency key was used for a different request")
+	ErrUnavailable          = errors.New("a service booking depends on is unavailable")
+)
+
+// FieldError names a request field or header that is wrong.
+type FieldError struct{ Field, Message string }
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// CreateRequest books a quote.
+type CreateRequest struct {
+	QuoteID        string
+	IdempotencyKey string
+}
+
+// Created is a booking with the deposit the patient now pays.
+type Created struct {
+	Booking  domain.Booking
+	Deposit  upstream.Deposit
+	Replayed bool
+}
+
+// Service is what booking offers over HTTP.
+type Service interface {
+	CreateBooking(ctx context.Context, req CreateRequest) (Created, error)
+	GetBooking(ctx context.Context, id string) (domain.Booking, []domain.Transition, error)
+	RecordHarvest(ctx context.Context, id string, at time.Time) (domain.Booking, error)
+	RecordCellsReady(ctx context.Context, id string, r domain.QualityReport) (domain.Booking, error)
+	RecordAdministration(ctx context.Context, id string, at time.Time) (domain.Booking, error)
+}
+
+// Bookings implements Service and the payment event handlers.
+type Bookings struct {
+	pool     *pgxpool.Pool
+	store    *store.Store
+	upstream *upstream.Clients
+	tracer   trace.Tracer
+	now      func() time.Time
+}
+
+// New returns the booking service.
+func New(pool *pgxpool.Pool, s *store.Store, up *upstream.Clients, tp trace.TracerProvider, now func() time.Time) *Bookings {
+	return &Bookings{pool: pool, store: s, upstream: up, tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now}
+}
+
+// CreateBooking takes a quote. The Idempotency-Key makes it safe to retry:
+// the same key answers with the same booking and the same deposit intent,
+// and a failure after the booking was stored is finished by the retry.
+func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Created, error) {
+	switch {
+	case req.IdempotencyKey == "":
+		return Created{}, FieldError{"Idempotency-Key", "header is required; send a unique key per booking attempt"}
+	case len(req.IdempotencyKey) > 255:
+		return Created{}, FieldError{"Idempotency-Key", "must be at most 255 characters"}
+	case req.QuoteID == "":
+		return Created{}, FieldError{"quote_id", "is required"}
+	case uuid.Validate(req.QuoteID) != nil:
+		return Created{}, FieldError{"quote_id", "is not a quote id"}
+	}
+	if existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.IdempotencyKey); err == nil {
+		return s.replay(ctx, existing, req)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return Created{}, err
+	}
+
+	q, err := s.upstream.Quote(ctx, req.QuoteID)
+	if err != nil {
+		var p *httpkit.Problem
+		if errors.As(err, &p) && p.Status == http.StatusNotFound {
+			return Created{}, FieldError{"quote_id", fmt.Sprintf("no quote %q", req.QuoteID)}
+		}
+		return Created{}, fmt.Errorf("%w: quoting: %v", ErrUnavailable, err)
+	}
+	now := s.now()
+	switch {
+	case q.Status == "accepted" || q.BookingID != "":
+		return Created{}, fmt.Errorf("%w: quote %s belongs to booking %s", ErrQuoteAlreadyBooked, q.ID, q.BookingID)
+	case q.Status == "expired" || now.After(q.ValidUntil):
+		return Created{}, fmt.Errorf("%w: quote %s was valid until %s", ErrQuoteExpired, q.ID, q.ValidUntil.Format(time.RFC3339))
+	case q.Status != "issued":
+		return Created{}, fmt.Errorf("%w: quote %s is %s", ErrQuoteNotBookable, q.ID, q.Status)
+	}
+	// The catalog is asked directly, not a read model: a plan suspended a
+	// moment ago must stop bookings at once.
+	t, err := s.upstream.Treatment(ctx, q.TreatmentID)
+	if err != nil {
+		return Created{}, fmt.Errorf("%w: catalog: %v", ErrUnavailable, err)
+	}
+	if !t.Bookable {
+		return Created{}, fmt.Errorf("%w: %s is offered under plan %s, which is %s", ErrTreatmentNotBookable, t.ID, t.Plan.Number, t.Plan.Status)
+	}
+
+	b := domain.Booking{
+		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey, QuoteID: q.ID,
+		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
+		DoseCells: q.DoseCells,
+		Patient:   domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
+		Status:    domain.AwaitingDeposit, Total: q.Total, Deposit: q.Deposit, Balance: q.Balance,
+		Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("booking.id", b.ID), attribute.String("clinic.id", b.ClinicID))
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.store.Insert(ctx, tx, b); err != nil {
+			return err
+		}
+		ev, err := contract.Event(b)
+		if err != nil {
+			return err
+		}
+		return outbox.Enqueue(ctx, tx, ev)
+	})
+	switch {
+	case errors.Is(err, store.ErrDuplicateKey):
+		// A concurrent request with the same key won the race.
+		existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.IdempotencyKey)
+		if err != nil {
+			return Created{}, err
+		}
+		return s.replay(ctx, existing, req)
+	case errors.Is(err, store.ErrQuoteAlreadyTaken):
+		return Created{}, fmt.Errorf("%w: quote %s", ErrQuoteAlreadyBooked, q.ID)
+	case err != nil:
+		return Created{}, err
+	}
+	return s.withDeposit(ctx, b, false)
+}
+
+func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateRequest) (Created, error) {
+	if b.QuoteID != req.QuoteID {
+		return Created{}, fmt.Errorf("%w: key %q booked quote %s", ErrIdempotencyMismatch, req.IdempotencyKey, b.QuoteID)
+	}
+	return s.withDeposit(ctx, b, true)
+}
+
+// withDeposit obtains the deposit intent. Payment keys it on the booking, so
+// a retry gets the same intent; if payment is down the booking stays
+// awaiting its deposit and the client's retry with the same key finishes it.
+func (s *Bookings) withDeposit(ctx context.Context, b domain.Booking, replayed bool) (Created, error) {
+	d, err := s.upstream.CreateDeposit(ctx, upstream.DepositRequest{
+		BookingID: b.ID, ClinicID: b.ClinicID, Deposit: b.Deposit, Balance: b.Balance,
+		Patient: upstream.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
+	})
+	if err != nil {
+		return Created{}, fmt.Errorf("%w: payment (booking %s is stored; retry with the same Idempotency-Key): %v", ErrUnavailable, b.ID, err)
+	}
+	return Created{Booking: b, Deposit: *d, Replayed: replayed}, nil
+}
+
+// GetBooking returns a booking and its history.
+func (s *Bookings) GetBooking(ctx context.Context, id string) (domain.Booking, []domain.Transition, error) {
+	b, err := s.get(ctx, id)
+	if err != nil {
+		return b, nil, err
+	}
+	history, err := s.store.Transitions(ctx, s.pool, id)
+	return b, history, err
+}
+
+func (s *Bookings) get(ctx context.Context, id string) (domain.Booking, error) {
+	if uuid.Validate(id) != nil {
+		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b, err := s.store.Get(ctx, s.pool, id, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return b, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return b, err
+}
+
+// RecordHarvest files the clinic's report that cells were collected.
+func (s *Bookings) RecordHarvest(ctx context.Context, id string, at time.Time) (domain.Booking, error) {
+	return s.clinicReport(ctx, id, "harvest", func(b *domain.Booking) (domain.Transition, error) {
+		return b.RecordHarvest(at)
+	})
+}
+
+// RecordCellsReady files the certificate of analysis.
+func (s *Bookings) RecordCellsReady(ctx context.Context, id string, r domain.QualityReport) (domain.Booking, error) {
+	return s.clinicReport(ctx, id, "cells-ready", func(b *domain.Booking) (domain.Transition, error) {
+		return b.RecordCellsReady(r)
+	})
+}
+
+// RecordAdministration files the clinic's report that cells were given.
+func (s *Bookings) RecordAdministration(ctx context.Context, id string, at time.Time) (domain.Booking, error) {
+	return s.clinicReport(ctx, id, "administered", func(b *domain.Booking) (domain.Transition, error) {
+		return b.RecordAdministration(at)
+	})
+}
+
+// clinicReport applies a clinic's report inside the booking's own trace:
+// the clinic's request starts a fresh trace, which the work links to.
+func (s *Bookings) clinicReport(ctx context.Context, id, action string, apply func(*domain.Booking) (domain.Transition, error)) (domain.Booking, error) {
+	b, err := s.get(ctx, id)
+	if err != nil {
+		return b, err
+	}
+	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, b.Trace, "booking "+action,
+		trace.WithAttributes(attribute.String("booking.id", id)))
+	defer span.End()
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if b, err = s.store.Get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		t, err := apply(&b)
+		if err != nil {
+			return err
+		}
+		return s.save(ctx, tx, b, &t)
+	})
+	return b, err
+}
+
+func (s *Bookings) save(ctx context.Context, tx pgx.Tx, b domain.Booking, t *domain.Transition) error {
+	if err := s.store.Update(ctx, tx, b, t); err != nil {
+		return err
+	}
+	if t == nil {
+		return nil
+	}
+	ev, err := contract.Event(b)
+	if err != nil {
+		return err
+	}
+	return outbox.Enqueue(ctx, tx, ev)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.TrimSpace(s[:n])
+}

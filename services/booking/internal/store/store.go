@@ -1,0 +1,135 @@
+// Package store keeps bookings and their transitions in Postgres.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/services/booking/internal/domain"
+)
+
+// Errors callers test for.
+var (
+	ErrNotFound          = errors.New("booking not found")
+	ErrDuplicateKey      = errors.New("idempotency key already used")
+	ErrQuoteAlreadyTaken = errors.New("quote already booked")
+)
+
+// Store reads and writes bookings.
+type Store struct{}
+
+// New returns a Store.
+func New() *Store { return &Store{} }
+
+const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name, dose_cells,
+	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
+	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
+	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at`
+
+func scan(row pgx.Row) (domain.Booking, error) {
+	var b domain.Booking
+	var total, deposit, balance int64
+	var cells *int64
+	var viability *int32
+	var sterility, endotoxin *bool
+	var trace []byte
+	err := row.Scan(&b.ID, &b.IdempotencyKey, &b.QuoteID, &b.TreatmentID, &b.TreatmentName, &b.ClinicID, &b.ClinicName,
+		&b.DoseCells, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
+		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
+		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
+		&trace, &b.CreatedAt, &b.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, ErrNotFound
+	}
+	if err != nil {
+		return b, err
+	}
+	b.Total, b.Deposit, b.Balance = money.Yen(total), money.Yen(deposit), money.Yen(balance)
+	if cells != nil {
+		b.QC = &domain.QualityReport{CellCount: *cells, ViabilityBP: *viability, SterilityPassed: *sterility,
+			EndotoxinPassed: *endotoxin, ReportedAt: *b.CellsReadyAt}
+	}
+	return b, json.Unmarshal(trace, &b.Trace)
+}
+
+// Get reads a booking; forUpdate locks it until the transaction ends.
+func (s *Store) Get(ctx context.Context, db pgdb.Querier, id string, forUpdate bool) (domain.Booking, error) {
+	sql := `SELECT ` + columns + ` FROM bookings WHERE id = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	return scan(db.QueryRow(ctx, sql, id))
+}
+
+// ByIdempotencyKey finds the booking a key created.
+func (s *Store) ByIdempotencyKey(ctx context.Context, db pgdb.Querier, key string) (domain.Booking, error) {
+	return scan(db.QueryRow(ctx, `SELECT `+columns+` FROM bookings WHERE idempotency_key = $1`, key))
+}
+
+// Insert stores a new booking.
+func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) error {
+	trace, err := json.Marshal(b.Trace)
+	if err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `
+		INSERT INTO bookings (id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name,
+			dose_cells, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
+			deposit_jpy, balance_jpy, trace, created_at, updated_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
+		b.ID, b.IdempotencyKey, b.QuoteID, b.TreatmentID, b.TreatmentName, b.ClinicID, b.ClinicName,
+		b.DoseCells, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
+		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt)
+	switch {
+	case pgdb.IsUniqueViolation(err, "bookings_idempotency_key_key"):
+		return ErrDuplicateKey
+	case pgdb.IsUniqueViolation(err, "bookings_quote_id_key"):
+		return ErrQuoteAlreadyTaken
+	case err != nil:
+		return err
+	}
+	_, err = db.Exec(ctx, `INSERT INTO booking_transitions (booking_id, from_status, to_status, cause, at) VALUES ($1, '', $2, 'booked', $3)`,
+		b.ID, b.Status, b.CreatedAt)
+	return err
+}
+
+// Update writes the mutable state of b and records the transition, if any.
+func (s *Store) Update(ctx context.Context, db pgdb.Querier, b domain.Booking, t *domain.Transition) error {
+	var cells *int64
+	var viability *int32
+	var sterility, endotoxin *bool
+	if b.QC != nil {
+		cells, viability, sterility, endotoxin = &b.QC.CellCount, &b.QC.ViabilityBP, &b.QC.SterilityPassed, &b.QC.EndotoxinPassed
+	}
+	_, err := db.Exec(ctx, `
+		UPDATE bookings SET status = $2, deposit_payment_id = $3, balance_payment_id = $4, balance_failure = $5,
+			harvested_at = $6, cells_ready_at = $7, administered_at = $8, qc_cell_count = $9, qc_viability_bp = $10,
+			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13
+		WHERE id = $1`,
+		b.ID, b.Status, b.DepositPaymentID, b.BalancePaymentID, b.BalanceFailure, b.HarvestedAt, b.CellsReadyAt,
+		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt)
+	if err != nil || t == nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `INSERT INTO booking_transitions (booking_id, from_status, to_status, cause, at) VALUES ($1, $2, $3, $4, $5)`,
+		b.ID, t.From, t.To, t.Cause, t.At)
+	return err
+}
+
+// Transitions lists a booking's history, oldest first.
+func (s *Store) Transitions(ctx context.Context, db pgdb.Querier, id string) ([]domain.Transition, error) {
+	rows, err := db.Query(ctx, `SELECT from_status, to_status, cause, at FROM booking_transitions WHERE booking_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Transition, error) {
+		var t domain.Transition
+		err := r.Scan(&t.From, &t.To, &t.Cause, &t.At)
+		return t, err
+	})
+}

@@ -1,0 +1,207 @@
+// Package transport exposes booking over HTTP with go-kit endpoints and
+// subscribes it to payment events.
+package transport
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/booking/internal/domain"
+	"github.com/saisei-health/platform/services/booking/internal/service"
+)
+
+// Endpoints are booking's operations.
+type Endpoints struct {
+	CreateBooking        endpoint.Endpoint
+	GetBooking           endpoint.Endpoint
+	RecordHarvest        endpoint.Endpoint
+	RecordCellsReady     endpoint.Endpoint
+	RecordAdministration endpoint.Endpoint
+}
+
+// MakeEndpoints wires s into endpoints.
+func MakeEndpoints(s service.Service) Endpoints {
+	return Endpoints{
+		CreateBooking:        makeCreateBookingEndpoint(s),
+		GetBooking:           makeGetBookingEndpoint(s),
+		RecordHarvest:        makeRecordHarvestEndpoint(s),
+		RecordCellsReady:     makeRecordCellsReadyEndpoint(s),
+		RecordAdministration: makeRecordAdministrationEndpoint(s),
+	}
+}
+
+type createBookingRequest struct {
+	QuoteID        string `json:"quote_id"`
+	idempotencyKey string
+}
+
+// DepositView is what the patient's app needs to pay the deposit.
+type DepositView struct {
+	PaymentID       string      `json:"payment_id"`
+	Amount          money.Money `json:"amount"`
+	PaymentIntentID string      `json:"payment_intent_id"`
+	ClientSecret    string      `json:"client_secret"`
+}
+
+type createBookingResponse struct {
+	BookingView
+	Deposit  DepositView `json:"deposit"`
+	replayed bool
+}
+
+func (createBookingResponse) StatusCode() int { return http.StatusCreated }
+
+// Headers marks a replayed answer, as Stripe does.
+func (r createBookingResponse) Headers() http.Header {
+	if r.replayed {
+		return http.Header{"Idempotent-Replayed": []string{"true"}}
+	}
+	return nil
+}
+
+func makeCreateBookingEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(createBookingRequest)
+		c, err := s.CreateBooking(ctx, service.CreateRequest{QuoteID: req.QuoteID, IdempotencyKey: req.idempotencyKey})
+		if err != nil {
+			return nil, err
+		}
+		return createBookingResponse{
+			BookingView: viewOf(c.Booking, nil),
+			Deposit: DepositView{PaymentID: c.Deposit.PaymentID, Amount: c.Deposit.Amount,
+				PaymentIntentID: c.Deposit.PaymentIntentID, ClientSecret: c.Deposit.ClientSecret},
+			replayed: c.Replayed,
+		}, nil
+	}
+}
+
+type bookingID struct{ id string }
+
+func makeGetBookingEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		b, history, err := s.GetBooking(ctx, request.(bookingID).id)
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(b, history), nil
+	}
+}
+
+type timedReport struct {
+	id string
+	at time.Time
+}
+
+func makeRecordHarvestEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(timedReport)
+		b, err := s.RecordHarvest(ctx, req.id, req.at)
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(b, nil), nil
+	}
+}
+
+func makeRecordAdministrationEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(timedReport)
+		b, err := s.RecordAdministration(ctx, req.id, req.at)
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(b, nil), nil
+	}
+}
+
+type cellsReadyRequest struct {
+	id     string
+	report domain.QualityReport
+}
+
+func makeRecordCellsReadyEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(cellsReadyRequest)
+		b, err := s.RecordCellsReady(ctx, req.id, req.report)
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(b, nil), nil
+	}
+}
+
+// BookingView is a booking as frontends and clinics see it.
+type BookingView struct {
+	ID             string           `json:"id"`
+	Status         domain.Status    `json:"status"`
+	QuoteID        string           `json:"quote_id"`
+	ClinicID       string           `json:"clinic_id"`
+	ClinicName     string           `json:"clinic_name"`
+	TreatmentID    string           `json:"treatment_id"`
+	TreatmentName  string           `json:"treatment_name"`
+	DoseCells      int64            `json:"dose_cells"`
+	Patient        PatientView      `json:"patient"`
+	Total          money.Money      `json:"total"`
+	DepositDue     money.Money      `json:"deposit_due"`
+	BalanceDue     money.Money      `json:"balance_due"`
+	BalanceFailure string           `json:"balance_failure,omitempty"`
+	HarvestedAt    *time.Time       `json:"harvested_at,omitempty"`
+	QualityReport  *QualityView     `json:"quality_report,omitempty"`
+	AdministeredAt *time.Time       `json:"administered_at,omitempty"`
+	History        []TransitionJSON `json:"history,omitempty"`
+	CreatedAt      time.Time        `json:"created_at"`
+	UpdatedAt      time.Time        `json:"updated_at"`
+}
+
+type PatientView struct {
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	Country  string `json:"country"`
+	Language string `json:"language"`
+}
+
+type QualityView struct {
+	CellCount    int64     `json:"cell_count"`
+	ViabilityPct string    `json:"viability_pct"`
+	Sterility    string    `json:"sterility"`
+	Endotoxin    string    `json:"endotoxin"`
+	Passed       bool      `json:"passed"`
+	ReportedAt   time.Time `json:"reported_at"`
+}
+
+type TransitionJSON struct {
+	From  domain.Status `json:"from"`
+	To    domain.Status `json:"to"`
+	Cause string        `json:"cause"`
+	At    time.Time     `json:"at"`
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "fail"
+}
+
+func viewOf(b domain.Booking, history []domain.Transition) BookingView {
+	v := BookingView{
+		ID: b.ID, Status: b.Status, QuoteID: b.QuoteID, ClinicID: b.ClinicID, ClinicName: b.ClinicName,
+		TreatmentID: b.TreatmentID, TreatmentName: b.TreatmentName, DoseCells: b.DoseCells,
+		Patient: PatientView{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
+		Total:   b.Total, DepositDue: b.Deposit, BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
+		HarvestedAt: b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
+	}
+	if b.QC != nil {
+		v.QualityReport = &QualityView{CellCount: b.QC.CellCount, ViabilityPct: domain.FormatPercent(b.QC.ViabilityBP),
+			Sterility: passFail(b.QC.SterilityPassed), Endotoxin: passFail(b.QC.EndotoxinPassed),
+			Passed: len(b.QC.Failures(b.DoseCells)) == 0, ReportedAt: b.QC.ReportedAt}
+	}
+	for _, t := range history {
+		v.History = append(v.History, TransitionJSON{From: t.From, To: t.To, Cause: t.Cause, At: t.At})
+	}
+	return v
+}
