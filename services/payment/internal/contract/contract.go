@@ -1,0 +1,64 @@
+// Package contract maps payments onto the payment.v1 event contract.
+package contract
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/commonv1"
+	"github.com/saisei-health/platform/pkg/events/paymentv1"
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
+)
+
+// Money converts to the wire form.
+func Money(m money.Money) *commonv1.Money {
+	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
+}
+
+func stage(s domain.Stage) paymentv1.Stage {
+	if s == domain.Deposit {
+		return paymentv1.Stage_STAGE_DEPOSIT
+	}
+	return paymentv1.Stage_STAGE_BALANCE
+}
+
+// Succeeded announces a received payment, once per payment.
+func Succeeded(p domain.Payment) bus.Event {
+	return bus.Event{
+		ID:      "payment:" + p.ID + ":succeeded",
+		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".succeeded",
+		Message: &paymentv1.PaymentSucceeded{
+			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
+			Amount: Money(p.AmountReceived), PaymentIntentId: p.PaymentIntentID, PaymentMethodId: p.PaymentMethodID,
+			SucceededAt: timestamppb.New(*p.SucceededAt),
+		},
+	}
+}
+
+// Failed announces a failed attempt (or one needing the patient on-session).
+// Each attempt is its own event: the id includes when Stripe reported it.
+func Failed(p domain.Payment, requiresAction bool) bus.Event {
+	return bus.Event{
+		ID:      "payment:" + p.ID + ":failed:" + p.LastEventAt.UTC().Format("20060102T150405.000000000"),
+		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".failed",
+		Message: &paymentv1.PaymentFailed{
+			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
+			Amount: Money(p.Amount), PaymentIntentId: p.PaymentIntentID, FailureCode: p.FailureCode,
+			FailureMessage: p.FailureMessage, RequiresAction: requiresAction, FailedAt: timestamppb.New(p.LastEventAt),
+		},
+	}
+}
+
+// ForOutcome returns the events an applied intent state calls for.
+func ForOutcome(p domain.Payment, o domain.Outcome) []bus.Event {
+	switch o {
+	case domain.BecameSucceeded:
+		return []bus.Event{Succeeded(p)}
+	case domain.BecameFailed:
+		return []bus.Event{Failed(p, false)}
+	case domain.NeedsAction:
+		return []bus.Event{Failed(p, true)}
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package domain
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/money"
+)
+
+var t0 = time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+
+func deposit() *Payment {
+	return &Payment{ID: "p1", Stage: Deposit, Amount: money.Yen(1_900_000), Status: RequiresPayment, PaymentIntentID: "pi_1"}
+}
+
+func TestSucceededAppliesOnceAndSavesTheCard(t *testing.T) {
+	p := deposit()
+	out, err := p.Apply(IntentState{ID: "pi_1", Status: "succeeded", AmountReceived: money.Yen(1_900_000), PaymentMethodID: "pm_card", At: t0})
+	if err != nil || out != BecameSucceeded || p.Status != Succeeded || p.PaymentMethodID != "pm_card" || p.AmountReceived != money.Yen(1_900_000) {
+		t.Fatalf("apply: %v %v %+v", out, err, p)
+	}
+	// The same webhook again, and a late failure of an earlier attempt.
+	for _, s := range []IntentState{
+		{ID: "pi_1", Status: "succeeded", AmountReceived: money.Yen(1_900_000), At: t0},
+		{ID: "pi_1", Status: "requires_payment_method", FailureCode: "card_declined", At: t0.Add(-time.Minute)},
+		{ID: "pi_1", Status: "processing", At: t0.Add(time.Minute)},
+	} {
+		if out, err := p.Apply(s); out != NoChange || err != nil || p.Status != Succeeded {
+			t.Fatalf("after success, %s changed things: %v %v %s", s.Status, out, err, p.Status)
+		}
+	}
+}
+
+func TestWrongAmountIsNotSuccess(t *testing.T) {
+	p := deposit()
+	_, err := p.Apply(IntentState{ID: "pi_1", Status: "succeeded", AmountReceived: money.Yen(190_000), At: t0})
+	if !errors.Is(err, ErrAmountMismatch) || p.Status == Succeeded {
+		t.Fatalf("err %v status %s", err, p.Status)
+	}
+}
+
+func TestFailuresAndOutOfOrderStates(t *testing.T) {
+	p := deposit()
+	if out, _ := p.Apply(IntentState{ID: "pi_1", Status: "requires_payment_method", FailureCode: "card_declined", FailureMessage: "declined", At: t0}); out != BecameFailed || p.Status != Failed {
+		t.Fatalf("decline: %v %s", out, p.Status)
+	}
+	// An older "processing" arriving late does not overwrite the failure.
+	if out, _ := p.Apply(IntentState{ID: "pi_1", Status: "processing", At: t0.Add(-time.Second)}); out != NoChange || p.Status != Failed {
+		t.Fatalf("stale processing: %v %s", out, p.Status)
+	}
+	// The patient retries with another card: success wins.
+	if out, _ := p.Apply(IntentState{ID: "pi_1", Status: "succeeded", AmountReceived: money.Yen(1_900_000), At: t0.Add(time.Hour)}); out != BecameSucceeded {
+		t.Fatalf("retry success: %v", out)
+	}
+	b := &Payment{ID: "p2", Stage: Balance, Amount: money.Yen(1_100_000), Status: Creating}
+	if out, _ := b.Apply(IntentState{ID: "pi_2", Status: "requires_payment_method", FailureCode: "authentication_required", At: t0}); out != NeedsAction || b.Status != RequiresAction {
+		t.Fatalf("authentication_required: %v %s", out, b.Status)
+	}
+	if out, _ := b.Apply(IntentState{ID: "pi_2", Status: "requires_action", At: t0.Add(time.Second)}); out != NoChange {
+		t.Fatalf("requires_action twice announced twice: %v", out)
+	}
+}
+
+func TestIdempotencyKeysAreDeterministic(t *testing.T) {
+	if IdempotencyKey("b1", "deposit") != "booking:b1:deposit" || IdempotencyKey("b1", "balance") != "booking:b1:balance" {
+		t.Fatal("keys")
+	}
+}

@@ -1,0 +1,171 @@
+// Package service holds payment's use cases: the deposit intent, Stripe's
+// webhooks, the off-session balance charge, and the finance view.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/outbox"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/payment/internal/contract"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
+	"github.com/saisei-health/platform/services/payment/internal/store"
+	"github.com/saisei-health/platform/services/payment/internal/stripegw"
+)
+
+// Errors the transport maps to problem types.
+var (
+	ErrNotFound     = errors.New("no payments for booking")
+	ErrPlanConflict = errors.New("booking already has a different payment plan")
+	ErrStripe       = errors.New("stripe is unavailable")
+)
+
+// FieldError names a request field that is wrong.
+type FieldError struct{ Field, Message string }
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// DepositRequest comes from booking when a patient books.
+type DepositRequest struct {
+	BookingID    string
+	ClinicID     string
+	Deposit      money.Money
+	Balance      money.Money
+	PatientName  string
+	PatientEmail string
+}
+
+// Payments implements payment's use cases.
+type Payments struct {
+	pool          *pgxpool.Pool
+	store         *store.Store
+	stripe        *stripegw.Gateway
+	webhookSecret string
+	tracer        trace.Tracer
+	now           func() time.Time
+}
+
+// New returns the payment service.
+func New(pool *pgxpool.Pool, s *store.Store, gw *stripegw.Gateway, webhookSecret string, tp trace.TracerProvider, now func() time.Time) *Payments {
+	return &Payments{pool: pool, store: s, stripe: gw, webhookSecret: webhookSecret,
+		tracer: tp.Tracer("github.com/saisei-health/platform/services/payment"), now: now}
+}
+
+// CreateDeposit fixes the booking's payment plan and returns its deposit
+// PaymentIntent, creating the Stripe customer and intent the first time.
+// Calling it again for the same booking returns the same intent: the rows
+// are keyed on the booking and the Stripe calls on deterministic
+// idempotency keys, so a crash between steps is finished by the retry.
+func (s *Payments) CreateDeposit(ctx context.Context, req DepositRequest) (domain.Payment, error) {
+	if err := req.validate(); err != nil {
+		return domain.Payment{}, err
+	}
+	now := s.now().UTC()
+	var plan domain.Plan
+	var pay domain.Payment
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		plan, err = s.store.InsertPlan(ctx, tx, domain.Plan{BookingID: req.BookingID, ClinicID: req.ClinicID,
+			Deposit: req.Deposit, Balance: req.Balance, PatientName: req.PatientName, PatientEmail: req.PatientEmail, CreatedAt: now})
+		if err != nil {
+			return err
+		}
+		if plan.Deposit != req.Deposit || plan.Balance != req.Balance || plan.ClinicID != req.ClinicID {
+			return fmt.Errorf("%w: %s owes deposit %s and balance %s", ErrPlanConflict, plan.BookingID, plan.Deposit, plan.Balance)
+		}
+		pay, err = s.store.InsertPayment(ctx, tx, domain.Payment{
+			ID: uuid.Must(uuid.NewV7()).String(), BookingID: req.BookingID, ClinicID: req.ClinicID,
+			Stage: domain.Deposit, Amount: req.Deposit, Status: domain.Creating,
+			Trace: telemetry.Inject(ctx), CreatedAt: now,
+		})
+		return err
+	})
+	if err != nil || pay.PaymentIntentID != "" {
+		return pay, err
+	}
+	if plan.CustomerID == "" {
+		if plan.CustomerID, err = s.stripe.CreateCustomer(ctx, plan.BookingID, plan.PatientName, plan.PatientEmail); err != nil {
+			return pay, fmt.Errorf("%w: create customer: %v", ErrStripe, err)
+		}
+		if err := s.store.SetCustomer(ctx, s.pool, plan.BookingID, plan.CustomerID); err != nil {
+			return pay, err
+		}
+	}
+	pay.CustomerID = plan.CustomerID
+	intent, err := s.stripe.CreateDepositIntent(ctx, pay)
+	if err != nil {
+		return pay, fmt.Errorf("%w: create deposit intent: %v", ErrStripe, err)
+	}
+	pay.PaymentIntentID, pay.ClientSecret = intent.ID, intent.ClientSecret
+	// A new intent waits for the patient; what happens next comes by webhook.
+	pay.Status, pay.UpdatedAt = domain.RequiresPayment, s.now().UTC()
+	return pay, s.store.UpdatePayment(ctx, s.pool, pay)
+}
+
+func (r DepositRequest) validate() error {
+	switch {
+	case uuid.Validate(r.BookingID) != nil:
+		return FieldError{"booking_id", "must be a booking id"}
+	case r.ClinicID == "":
+		return FieldError{"clinic_id", "is required"}
+	case r.Deposit.Currency != money.JPY || !r.Deposit.IsPositive():
+		return FieldError{"deposit", "must be a positive JPY amount"}
+	case r.Balance.Currency != money.JPY || !r.Balance.IsPositive():
+		return FieldError{"balance", "must be a positive JPY amount"}
+	case r.PatientEmail == "":
+		return FieldError{"patient.email", "is required"}
+	}
+	return nil
+}
+
+// PaymentsOf lists a booking's payments.
+func (s *Payments) PaymentsOf(ctx context.Context, bookingID string) ([]domain.Payment, error) {
+	if uuid.Validate(bookingID) != nil {
+		return nil, FieldError{"booking_id", "must be a booking id"}
+	}
+	return s.store.Payments(ctx, s.pool, bookingID)
+}
+
+// Finance is what finance reconciles for one booking.
+type Finance struct {
+	Plan     domain.Plan
+	Payments []domain.Payment
+}
+
+// FinanceOf returns a booking's plan and payments.
+func (s *Payments) FinanceOf(ctx context.Context, bookingID string) (Finance, error) {
+	if uuid.Validate(bookingID) != nil {
+		return Finance{}, fmt.Errorf("%w: %q", ErrNotFound, bookingID)
+	}
+	plan, err := s.store.Plan(ctx, s.pool, bookingID, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return Finance{}, fmt.Errorf("%w: %q", ErrNotFound, bookingID)
+	}
+	if err != nil {
+		return Finance{}, err
+	}
+	pays, err := s.store.Payments(ctx, s.pool, bookingID)
+	return Finance{Plan: plan, Payments: pays}, err
+}
+
+// apply moves a payment to an intent state and queues the events it calls for.
+func (s *Payments) apply(ctx context.Context, tx pgx.Tx, p *domain.Payment, st domain.IntentState) (domain.Outcome, error) {
+	out, err := p.Apply(st)
+	if err != nil {
+		return out, err
+	}
+	if err := s.store.UpdatePayment(ctx, tx, *p); err != nil {
+		return out, err
+	}
+	return out, outbox.Enqueue(ctx, tx, contract.ForOutcome(*p, out)...)
+}

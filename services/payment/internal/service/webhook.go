@@ -1,0 +1,114 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
+	"github.com/saisei-health/platform/services/payment/internal/store"
+	"github.com/saisei-health/platform/services/payment/internal/stripegw"
+)
+
+// ErrBadSignature means the webhook was not signed with our secret.
+var ErrBadSignature = errors.New("stripe signature verification failed")
+
+// Outcomes of a webhook event, recorded with it.
+const (
+	OutcomeApplied   = "applied"
+	OutcomeDuplicate = "duplicate"
+	OutcomeIgnored   = "ignored"
+	OutcomeUnknown   = "unknown_payment_intent"
+	OutcomeMismatch  = "amount_mismatch"
+)
+
+// HandleWebhook verifies and applies one Stripe event. Stripe delivers
+// late, twice and out of order: the signature is checked (with Stripe's
+// default five-minute tolerance against replays), each event id is applied
+// once, and the payment follows the intent's state as of the event, never
+// moving back from succeeded. The work continues the trace the payment was
+// created in, so the booking stays one trace.
+func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature string) (string, error) {
+	// The webhook endpoint is pinned to stripe-go's API version (2023-10-16)
+	// in the Stripe dashboard; an event of another version is still
+	// accepted, because only fields stable across versions are read.
+	ev, err := webhook.ConstructEventWithOptions(payload, signature, s.webhookSecret,
+		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	if !strings.HasPrefix(string(ev.Type), "payment_intent.") {
+		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, string(ev.Type), "", time.Unix(ev.Created, 0), OutcomeIgnored, payload)
+		return OutcomeIgnored, err
+	}
+	st, paymentID, err := stripegw.IntentFromEvent(ev)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	pay, err := s.findPayment(ctx, s.pool, st.ID, paymentID, false)
+	if errors.Is(err, store.ErrNotFound) {
+		// Not ours (another integration on the account) or not stored yet;
+		// recorded so finance sees it, answered 200 so Stripe stops.
+		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, string(ev.Type), st.ID, time.Unix(ev.Created, 0), OutcomeUnknown, payload)
+		return OutcomeUnknown, err
+	}
+	if err != nil {
+		return "", err
+	}
+	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, pay.Trace, "stripe "+string(ev.Type),
+		trace.WithAttributes(attribute.String("stripe.event_id", ev.ID), attribute.String("booking.id", pay.BookingID),
+			attribute.String("payment.stage", string(pay.Stage))))
+	defer span.End()
+
+	outcome := OutcomeApplied
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		fresh, err := s.store.RecordEvent(ctx, tx, ev.ID, string(ev.Type), st.ID, time.Unix(ev.Created, 0), OutcomeApplied, payload)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			outcome = OutcomeDuplicate
+			return nil
+		}
+		p, err := s.findPayment(ctx, tx, st.ID, pay.ID, true)
+		if err != nil {
+			return err
+		}
+		if _, err := s.apply(ctx, tx, &p, st); errors.Is(err, domain.ErrAmountMismatch) {
+			// Money arrived that does not match: keep the evidence, do not
+			// confirm the booking, and let finance resolve it.
+			outcome = OutcomeMismatch
+			return s.store.SetEventOutcome(ctx, tx, ev.ID, OutcomeMismatch)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	span.SetAttributes(attribute.String("stripe.outcome", outcome))
+	return outcome, err
+}
+
+// findPayment finds the payment of an intent by its id or, when the intent
+// id is not stored yet (Stripe's webhook can overtake the response to the
+// call that created the intent), by the payment id in the intent's metadata.
+func (s *Payments) findPayment(ctx context.Context, db pgdb.Querier, intentID, paymentID string, forUpdate bool) (domain.Payment, error) {
+	p, err := s.store.PaymentByIntent(ctx, db, intentID, forUpdate)
+	if !errors.Is(err, store.ErrNotFound) || uuid.Validate(paymentID) != nil {
+		return p, err
+	}
+	p, err = s.store.PaymentByID(ctx, db, paymentID, forUpdate)
+	if err == nil && p.PaymentIntentID != "" && p.PaymentIntentID != intentID {
+		return p, store.ErrNotFound // metadata names a payment that has another intent
+	}
+	return p, err
+}

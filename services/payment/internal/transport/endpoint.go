@@ -1,0 +1,206 @@
+// Package transport exposes payment over HTTP with go-kit endpoints (the
+// deposit for booking, the Stripe webhook, the finance view) and subscribes
+// it to the booking events that trigger the balance charge.
+package transport
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
+	"github.com/saisei-health/platform/services/payment/internal/service"
+)
+
+// Endpoints are payment's operations.
+type Endpoints struct {
+	CreateDeposit endpoint.Endpoint
+	ListPayments  endpoint.Endpoint
+	Finance       endpoint.Endpoint
+	StripeWebhook endpoint.Endpoint
+}
+
+// MakeEndpoints wires s into endpoints.
+func MakeEndpoints(s *service.Payments) Endpoints {
+	return Endpoints{
+		CreateDeposit: makeCreateDepositEndpoint(s),
+		ListPayments:  makeListPaymentsEndpoint(s),
+		Finance:       makeFinanceEndpoint(s),
+		StripeWebhook: makeStripeWebhookEndpoint(s),
+	}
+}
+
+type patientJSON struct {
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	Country  string `json:"country"`
+	Language string `json:"language"`
+}
+
+type createDepositRequest struct {
+	BookingID string      `json:"booking_id"`
+	ClinicID  string      `json:"clinic_id"`
+	Deposit   money.Money `json:"deposit"`
+	Balance   money.Money `json:"balance"`
+	Patient   patientJSON `json:"patient"`
+}
+
+// DepositView answers booking with what the patient's app needs.
+type DepositView struct {
+	PaymentID       string        `json:"payment_id"`
+	BookingID       string        `json:"booking_id"`
+	Amount          money.Money   `json:"amount"`
+	PaymentIntentID string        `json:"payment_intent_id"`
+	ClientSecret    string        `json:"client_secret"`
+	Status          domain.Status `json:"status"`
+}
+
+func (DepositView) StatusCode() int { return http.StatusCreated }
+
+func makeCreateDepositEndpoint(s *service.Payments) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(createDepositRequest)
+		p, err := s.CreateDeposit(ctx, service.DepositRequest{BookingID: req.BookingID, ClinicID: req.ClinicID,
+			Deposit: req.Deposit, Balance: req.Balance, PatientName: req.Patient.Name, PatientEmail: req.Patient.Email})
+		if err != nil {
+			return nil, err
+		}
+		return DepositView{PaymentID: p.ID, BookingID: p.BookingID, Amount: p.Amount, PaymentIntentID: p.PaymentIntentID,
+			ClientSecret: p.ClientSecret, Status: p.Status}, nil
+	}
+}
+
+// PaymentView is one payment of a booking.
+type PaymentView struct {
+	PaymentID       string        `json:"payment_id"`
+	Stage           domain.Stage  `json:"stage"`
+	PaymentIntentID string        `json:"payment_intent_id"`
+	Amount          money.Money   `json:"amount"`
+	AmountReceived  money.Money   `json:"amount_received"`
+	Status          domain.Status `json:"status"`
+	OffSession      bool          `json:"off_session"`
+	PaymentMethodID string        `json:"payment_method_id,omitempty"`
+	FailureCode     string        `json:"failure_code,omitempty"`
+	FailureMessage  string        `json:"failure_message,omitempty"`
+	SucceededAt     *time.Time    `json:"succeeded_at,omitempty"`
+	CreatedAt       time.Time     `json:"created_at"`
+}
+
+func paymentView(p domain.Payment) PaymentView {
+	return PaymentView{PaymentID: p.ID, Stage: p.Stage, PaymentIntentID: p.PaymentIntentID, Amount: p.Amount,
+		AmountReceived: p.AmountReceived, Status: p.Status, OffSession: p.Stage == domain.Balance,
+		PaymentMethodID: p.PaymentMethodID, FailureCode: p.FailureCode, FailureMessage: p.FailureMessage,
+		SucceededAt: p.SucceededAt, CreatedAt: p.CreatedAt}
+}
+
+type listPaymentsRequest struct{ bookingID string }
+
+type listPaymentsResponse struct {
+	Items []PaymentView `json:"items"`
+}
+
+func makeListPaymentsEndpoint(s *service.Payments) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		ps, err := s.PaymentsOf(ctx, request.(listPaymentsRequest).bookingID)
+		if err != nil {
+			return nil, err
+		}
+		resp := listPaymentsResponse{Items: []PaymentView{}}
+		for _, p := range ps {
+			resp.Items = append(resp.Items, paymentView(p))
+		}
+		return resp, nil
+	}
+}
+
+// StageFinance compares what a stage should bring in with what Stripe
+// reported received.
+type StageFinance struct {
+	Expected        money.Money   `json:"expected"`
+	Received        money.Money   `json:"received"`
+	Outstanding     money.Money   `json:"outstanding"`
+	Status          domain.Status `json:"status"`
+	PaymentIntentID string        `json:"payment_intent_id,omitempty"`
+	SucceededAt     *time.Time    `json:"succeeded_at,omitempty"`
+}
+
+// FinanceView is one booking's money, for reconciliation.
+type FinanceView struct {
+	BookingID   string         `json:"booking_id"`
+	ClinicID    string         `json:"clinic_id"`
+	Currency    money.Currency `json:"currency"`
+	Expected    money.Money    `json:"expected"`
+	Received    money.Money    `json:"received"`
+	Outstanding money.Money    `json:"outstanding"`
+	Settled     bool           `json:"settled"`
+	Deposit     StageFinance   `json:"deposit"`
+	Balance     StageFinance   `json:"balance"`
+}
+
+func makeFinanceEndpoint(s *service.Payments) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		f, err := s.FinanceOf(ctx, request.(listPaymentsRequest).bookingID)
+		if err != nil {
+			return nil, err
+		}
+		return financeView(f)
+	}
+}
+
+func financeView(f service.Finance) (FinanceView, error) {
+	c := f.Plan.Deposit.Currency
+	v := FinanceView{BookingID: f.Plan.BookingID, ClinicID: f.Plan.ClinicID, Currency: c}
+	stage := func(st domain.Stage) (StageFinance, error) {
+		sf := StageFinance{Expected: f.Plan.Due(st), Received: money.Zero(c), Status: "not_started"}
+		for _, p := range f.Payments {
+			if p.Stage == st {
+				sf.Received, sf.Status, sf.PaymentIntentID, sf.SucceededAt = p.AmountReceived, p.Status, p.PaymentIntentID, p.SucceededAt
+			}
+		}
+		var err error
+		sf.Outstanding, err = sf.Expected.Sub(sf.Received)
+		return sf, err
+	}
+	var err error
+	if v.Deposit, err = stage(domain.Deposit); err != nil {
+		return v, err
+	}
+	if v.Balance, err = stage(domain.Balance); err != nil {
+		return v, err
+	}
+	if v.Expected, err = v.Deposit.Expected.Add(v.Balance.Expected); err != nil {
+		return v, err
+	}
+	if v.Received, err = v.Deposit.Received.Add(v.Balance.Received); err != nil {
+		return v, err
+	}
+	if v.Outstanding, err = v.Expected.Sub(v.Received); err != nil {
+		return v, err
+	}
+	v.Settled = v.Outstanding.IsZero()
+	return v, nil
+}
+
+type stripeWebhookRequest struct {
+	payload   []byte
+	signature string
+}
+
+type stripeWebhookResponse struct {
+	Received bool   `json:"received"`
+	Outcome  string `json:"outcome"`
+}
+
+func makeStripeWebhookEndpoint(s *service.Payments) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(stripeWebhookRequest)
+		outcome, err := s.HandleWebhook(ctx, req.payload, req.signature)
+		if err != nil {
+			return nil, err
+		}
+		return stripeWebhookResponse{Received: true, Outcome: outcome}, nil
+	}
+}

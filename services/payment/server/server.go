@@ -1,0 +1,55 @@
+// Package server wires the payment service. cmd/payment calls it; the
+// end-to-end test runs it in-process.
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/services/payment/internal/service"
+	"github.com/saisei-health/platform/services/payment/internal/store"
+	"github.com/saisei-health/platform/services/payment/internal/stripegw"
+	"github.com/saisei-health/platform/services/payment/internal/transport"
+	"github.com/saisei-health/platform/services/payment/migrations"
+)
+
+// Config configures payment.
+type Config struct {
+	servicehost.Config
+	StripeAPIKey        string
+	StripeAPIBase       string
+	StripeWebhookSecret string
+}
+
+// ConfigFromEnv reads the standard variables plus STRIPE_API_KEY,
+// STRIPE_API_BASE (stripe-mock's URL in development) and
+// STRIPE_WEBHOOK_SECRET.
+func ConfigFromEnv() Config {
+	return Config{
+		Config:              servicehost.ConfigFromEnv("payment", ":8084"),
+		StripeAPIKey:        servicehost.Env("STRIPE_API_KEY", ""),
+		StripeAPIBase:       servicehost.Env("STRIPE_API_BASE", "https://api.stripe.com"),
+		StripeWebhookSecret: servicehost.Env("STRIPE_WEBHOOK_SECRET", ""),
+	}
+}
+
+// Run starts payment and blocks until ctx is done.
+func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
+	if cfg.StripeAPIKey == "" || cfg.StripeWebhookSecret == "" {
+		return errors.New("payment: STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET must be set")
+	}
+	host, err := servicehost.Start(ctx, cfg.Config, deps, migrations.Set())
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
+	p := service.New(host.Pool, store.New(), gw, cfg.StripeWebhookSecret, deps.TracerProvider, time.Now)
+	if err := transport.Subscribe(ctx, host, p); err != nil {
+		return err
+	}
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log))
+}
