@@ -1,0 +1,64 @@
+// Package compose answers requests that need more than one service: the
+// booking a patient sees is booking's state plus payment's payments.
+package compose
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/go-kit/kit/endpoint"
+	kithttp "github.com/go-kit/kit/transport/http"
+
+	"github.com/saisei-health/platform/pkg/httpkit"
+)
+
+// BookingWithPayments is booking's JSON with a "payments" member added.
+type BookingWithPayments map[string]json.RawMessage
+
+type payments struct {
+	Items json.RawMessage `json:"items"`
+}
+
+// MakeGetBookingEndpoint fetches the booking, then its payments.
+func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client *http.Client) endpoint.Endpoint {
+	opt := kithttp.SetClient(client)
+	getBooking := kithttp.NewClient(http.MethodGet, bookingURL, func(_ context.Context, r *http.Request, req any) error {
+		r.URL.Path = "/v1/bookings/" + url.PathEscape(req.(string))
+		return nil
+	}, httpkit.DecodeJSONResponse[BookingWithPayments](), opt).Endpoint()
+	listPayments := kithttp.NewClient(http.MethodGet, paymentURL.JoinPath("/internal/v1/payments"), func(_ context.Context, r *http.Request, req any) error {
+		r.URL.RawQuery = url.Values{"booking_id": {req.(string)}}.Encode()
+		return nil
+	}, httpkit.DecodeJSONResponse[payments](), opt).Endpoint()
+
+	return func(ctx context.Context, request any) (any, error) {
+		id := request.(string)
+		b, err := getBooking(ctx, id)
+		if err != nil {
+			return nil, upstreamError(err)
+		}
+		p, err := listPayments(ctx, id)
+		if err != nil {
+			return nil, upstreamError(err)
+		}
+		out := *b.(*BookingWithPayments)
+		out["payments"] = p.(*payments).Items
+		return out, nil
+	}
+}
+
+// upstreamError passes an upstream's problem through; a failure to reach it
+// becomes a 503.
+func upstreamError(err error) error {
+	var p *httpkit.Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	return httpkit.NewProblem(http.StatusServiceUnavailable, "upstream-unavailable", "Service temporarily unavailable", "try again shortly")
+}
+
+// DecodeID reads {id} from the path.
+func DecodeID(_ context.Context, r *http.Request) (any, error) { return r.PathValue("id"), nil }

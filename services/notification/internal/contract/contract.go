@@ -1,0 +1,47 @@
+// Package contract reads the booking.v1 and payment.v1 events notification
+// follows and builds the clinic notices it publishes.
+package contract
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/bookingv1"
+	"github.com/saisei-health/platform/pkg/events/notificationv1"
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/notification/internal/domain"
+)
+
+// Booking reads a booking snapshot.
+func Booking(b *bookingv1.Booking) (domain.Booking, error) {
+	if b.GetId() == "" || b.GetClinicId() == "" {
+		return domain.Booking{}, fmt.Errorf("booking snapshot is incomplete")
+	}
+	return domain.Booking{
+		ID: b.GetId(), ClinicID: b.GetClinicId(), ClinicName: b.GetClinicName(), TreatmentName: b.GetTreatmentName(),
+		PatientName: b.GetPatient().GetName(), PatientEmail: b.GetPatient().GetEmail(), Language: b.GetPatient().GetLanguage(),
+		Status: b.GetStatus(), Total: money.Yen(b.GetTotal().GetAmount()), Deposit: money.Yen(b.GetDeposit().GetAmount()),
+		Balance: money.Yen(b.GetBalance().GetAmount()),
+	}, nil
+}
+
+var kinds = map[string]notificationv1.NoticeKind{
+	"confirmed":                notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED,
+	"ready_for_administration": notificationv1.NoticeKind_NOTICE_KIND_READY_FOR_ADMINISTRATION,
+	"administered":             notificationv1.NoticeKind_NOTICE_KIND_ADMINISTERED,
+}
+
+// ClinicNotice is the notice telling a clinic about its booking, on the
+// clinic's own subject.
+func ClinicNotice(snap *bookingv1.Booking, kind string, at time.Time) bus.Event {
+	return bus.Event{
+		ID:      domain.NoticeID(snap.GetId(), kind),
+		Subject: "clinic.v1." + snap.GetClinicId() + ".booking." + kind,
+		Message: &notificationv1.ClinicBookingNotice{
+			NoticeId: domain.NoticeID(snap.GetId(), kind), Kind: kinds[kind], Booking: snap, OccurredAt: timestamppb.New(at),
+		},
+	}
+}

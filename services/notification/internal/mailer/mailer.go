@@ -1,0 +1,146 @@
+// Package mailer sends the queued emails over SMTP. Each email is sent
+// while its row is locked, so two replicas never send the same one at
+// once; a crash between sending and marking can repeat a send, and the
+// deterministic Message-ID lets mail clients fold such a repeat.
+package mailer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/wneessen/go-mail"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/notification/internal/store"
+)
+
+// Config says where and as whom to send.
+type Config struct {
+	// SMTPAddr is host:port of the relay (the SMTP sink under make run).
+	SMTPAddr string
+	Username string
+	Password string
+	// From is the sender, e.g. "Saisei Care <care@saisei.health>".
+	From string
+	// RequireTLS refuses to send in clear text (production relays).
+	RequireTLS bool
+}
+
+// Sender drains the email queue.
+type Sender struct {
+	cfg         Config
+	pool        *pgxpool.Pool
+	store       *store.Store
+	tracer      trace.Tracer
+	log         *slog.Logger
+	MaxAttempts int
+	// Backoff before the n-th retry; the last entry repeats.
+	Backoff []time.Duration
+}
+
+// New returns a Sender.
+func New(cfg Config, pool *pgxpool.Pool, s *store.Store, tp trace.TracerProvider, log *slog.Logger) *Sender {
+	return &Sender{cfg: cfg, pool: pool, store: s, tracer: tp.Tracer("github.com/saisei-health/platform/services/notification/mailer"),
+		log: log, MaxAttempts: 8, Backoff: []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute}}
+}
+
+// Run sends until ctx is done, woken by new rows and polling every second.
+func (s *Sender) Run(ctx context.Context) {
+	wake := pgdb.NewWakeup(s.pool, "notification_emails", time.Second, s.log)
+	go wake.Run(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake.C():
+		}
+		for ctx.Err() == nil {
+			n, err := s.SendDue(ctx, 10)
+			if err != nil {
+				s.log.WarnContext(ctx, "mailer: batch failed", "err", err)
+				break
+			}
+			if n < 10 {
+				break
+			}
+		}
+	}
+}
+
+// SendDue sends up to n due emails and returns how many it handled.
+func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
+	handled := 0
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		due, err := s.store.ClaimDue(ctx, tx, n)
+		if err != nil {
+			return err
+		}
+		for _, e := range due {
+			if err := s.sendOne(ctx, tx, e); err != nil {
+				return err
+			}
+			handled++
+		}
+		return nil
+	})
+	return handled, err
+}
+
+func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) error {
+	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, e.Trace, "smtp send "+e.Template,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("booking.id", e.BookingID), attribute.String("email.id", e.ID)))
+	defer span.End()
+	if err := s.deliver(ctx, e); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "smtp send failed")
+		retry := s.Backoff[min(e.Attempts, len(s.Backoff)-1)]
+		s.log.WarnContext(ctx, "email not sent; will retry", "email_id", e.ID, "attempt", e.Attempts+1, "retry_in", retry, "err", err)
+		return s.store.MarkFailedAttempt(ctx, tx, e.ID, err.Error(), retry, s.MaxAttempts)
+	}
+	return s.store.MarkSent(ctx, tx, e.ID)
+}
+
+func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
+	msg := mail.NewMsg()
+	if err := msg.From(s.cfg.From); err != nil {
+		return fmt.Errorf("from: %w", err)
+	}
+	if err := msg.To(e.To); err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	msg.Subject(e.Subject)
+	msg.SetMessageIDWithValue(e.ID + "@saisei.health")
+	msg.SetDate()
+	msg.SetGenHeader("Content-Language", e.Language)
+	msg.SetBodyString(mail.TypeTextPlain, e.Body)
+
+	host, portStr, err := net.SplitHostPort(s.cfg.SMTPAddr)
+	if err != nil {
+		return fmt.Errorf("SMTP_ADDR %q: %w", s.cfg.SMTPAddr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	policy := mail.TLSOpportunistic
+	if s.cfg.RequireTLS {
+		policy = mail.TLSMandatory
+	}
+	opts := []mail.Option{mail.WithPort(port), mail.WithTLSPolicy(policy), mail.WithTimeout(15 * time.Second)}
+	if s.cfg.Username != "" {
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername(s.cfg.Username), mail.WithPassword(s.cfg.Password))
+	}
+	c, err := mail.NewClient(host, opts...)
+	if err != nil {
+		return err
+	}
+	return c.DialAndSendWithContext(ctx, msg)
+}

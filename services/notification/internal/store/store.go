@@ -1,0 +1,131 @@
+// Package store keeps notification's booking read model and email queue.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/services/notification/internal/domain"
+)
+
+// ErrNotFound is returned for an unknown booking.
+var ErrNotFound = errors.New("not found")
+
+// Store reads and writes notification's tables.
+type Store struct{}
+
+// New returns a Store.
+func New() *Store { return &Store{} }
+
+// SaveBooking upserts the read model.
+func (s *Store) SaveBooking(ctx context.Context, db pgdb.Querier, b domain.Booking) error {
+	_, err := db.Exec(ctx, `
+		INSERT INTO bookings (id, clinic_id, clinic_name, treatment_name, patient_name, patient_email,
+			patient_language, status, total_jpy, deposit_jpy, balance_jpy)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+		ON CONFLICT (id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, clinic_name = EXCLUDED.clinic_name,
+			treatment_name = EXCLUDED.treatment_name, patient_name = EXCLUDED.patient_name,
+			patient_email = EXCLUDED.patient_email, patient_language = EXCLUDED.patient_language,
+			status = EXCLUDED.status, total_jpy = EXCLUDED.total_jpy, deposit_jpy = EXCLUDED.deposit_jpy,
+			balance_jpy = EXCLUDED.balance_jpy, updated_at = now()`,
+		b.ID, b.ClinicID, b.ClinicName, b.TreatmentName, b.PatientName, b.PatientEmail, b.Language, b.Status,
+		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount)
+	return err
+}
+
+// Booking reads the read model.
+func (s *Store) Booking(ctx context.Context, db pgdb.Querier, id string) (domain.Booking, error) {
+	var b domain.Booking
+	var total, deposit, balance int64
+	err := db.QueryRow(ctx, `
+		SELECT id, clinic_id, clinic_name, treatment_name, patient_name, patient_email, patient_language, status,
+			total_jpy, deposit_jpy, balance_jpy FROM bookings WHERE id = $1`, id).Scan(
+		&b.ID, &b.ClinicID, &b.ClinicName, &b.TreatmentName, &b.PatientName, &b.PatientEmail, &b.Language, &b.Status,
+		&total, &deposit, &balance)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, ErrNotFound
+	}
+	b.Total, b.Deposit, b.Balance = money.Yen(total), money.Yen(deposit), money.Yen(balance)
+	return b, err
+}
+
+// QueueEmail stores an email to send unless one with its id exists.
+func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, bookingID string, e domain.Email, trace map[string]string) error {
+	t, err := json.Marshal(trace)
+	if err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `
+		INSERT INTO emails (id, booking_id, template, language, to_address, subject, body, status, trace)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) ON CONFLICT (id) DO NOTHING`,
+		e.ID, bookingID, e.Template, e.Language, e.To, e.Subject, e.Body, t)
+	return err
+}
+
+// QueuedEmail is a row of the queue.
+type QueuedEmail struct {
+	domain.Email
+	BookingID string
+	Status    string
+	Attempts  int
+	LastError string
+	Trace     map[string]string
+	CreatedAt time.Time
+	SentAt    *time.Time
+}
+
+const emailColumns = `id, booking_id, template, language, to_address, subject, body, status, attempts, last_error, trace, created_at, sent_at`
+
+func scanEmail(r pgx.CollectableRow) (QueuedEmail, error) {
+	var q QueuedEmail
+	var trace []byte
+	err := r.Scan(&q.ID, &q.BookingID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.Status, &q.Attempts,
+		&q.LastError, &trace, &q.CreatedAt, &q.SentAt)
+	if err == nil {
+		err = json.Unmarshal(trace, &q.Trace)
+	}
+	return q, err
+}
+
+// ClaimDue locks up to n emails that are due, skipping ones another sender holds.
+func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, n int) ([]QueuedEmail, error) {
+	rows, err := tx.Query(ctx, `SELECT `+emailColumns+` FROM emails
+		WHERE status = 'pending' AND next_attempt_at <= now()
+		ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`, n)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEmail)
+}
+
+// MarkSent records a delivered email.
+func (s *Store) MarkSent(ctx context.Context, db pgdb.Querier, id string) error {
+	_, err := db.Exec(ctx, `UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = '' WHERE id = $1`, id)
+	return err
+}
+
+// MarkFailedAttempt records a failed attempt and when to try next; after
+// maxAttempts the email is given up as failed, for a person to look at.
+func (s *Store) MarkFailedAttempt(ctx context.Context, db pgdb.Querier, id, reason string, retryIn time.Duration, maxAttempts int) error {
+	_, err := db.Exec(ctx, `
+		UPDATE emails SET attempts = attempts + 1, last_error = $2,
+			next_attempt_at = now() + make_interval(secs => $3),
+			status = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'pending' END
+		WHERE id = $1`, id, reason, retryIn.Seconds(), maxAttempts)
+	return err
+}
+
+// Emails lists a booking's emails.
+func (s *Store) Emails(ctx context.Context, db pgdb.Querier, bookingID string) ([]QueuedEmail, error) {
+	rows, err := db.Query(ctx, `SELECT `+emailColumns+` FROM emails WHERE booking_id = $1 ORDER BY created_at`, bookingID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEmail)
+}

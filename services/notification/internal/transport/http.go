@@ -1,0 +1,60 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/services/notification/internal/store"
+)
+
+// EmailView is one queued or sent email, for support staff.
+type EmailView struct {
+	ID        string     `json:"id"`
+	Template  string     `json:"template"`
+	Language  string     `json:"language"`
+	To        string     `json:"to"`
+	Subject   string     `json:"subject"`
+	Status    string     `json:"status"`
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at,omitempty"`
+}
+
+type emailsResponse struct {
+	Items []EmailView `json:"items"`
+}
+
+// MakeHandler serves GET /internal/v1/emails?booking_id=…
+func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger) http.Handler {
+	list := func(ctx context.Context, request any) (any, error) {
+		es, err := s.Emails(ctx, pool, request.(string))
+		if err != nil {
+			return nil, err
+		}
+		resp := emailsResponse{Items: []EmailView{}}
+		for _, e := range es {
+			resp.Items = append(resp.Items, EmailView{ID: e.ID, Template: e.Template, Language: e.Language, To: e.To,
+				Subject: e.Subject, Status: e.Status, Attempts: e.Attempts, LastError: e.LastError, CreatedAt: e.CreatedAt, SentAt: e.SentAt})
+		}
+		return resp, nil
+	}
+	decode := func(_ context.Context, r *http.Request) (any, error) {
+		id := r.URL.Query().Get("booking_id")
+		if uuid.Validate(id) != nil {
+			return nil, httpkit.Invalid(httpkit.FieldError{Field: "booking_id", Message: "must be a booking id"})
+		}
+		return id, nil
+	}
+	r := httpkit.NewRouter()
+	r.Handle("GET /internal/v1/emails", kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, httpkit.ServerOptions(log, nil)...))
+	return r
+}
