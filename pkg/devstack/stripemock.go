@@ -73,8 +73,14 @@ func StartStripeMock(ctx context.Context, port int, log io.Writer) (*StripeMock,
 			return nil, err
 		}
 	}
+	// stripe-mock also serves HTTPS, on :12112 unless told otherwise; give it
+	// a free port too so several instances can run side by side.
+	httpsPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "-http-addr", addr)
+	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", "127.0.0.1:"+strconv.Itoa(httpsPort))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if log == nil {
 		log = io.Discard

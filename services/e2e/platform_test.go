@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/events/notificationv1"
+	"github.com/saisei-health/platform/pkg/servicehost"
+	booking "github.com/saisei-health/platform/services/booking/server"
+	catalog "github.com/saisei-health/platform/services/catalog/server"
+	gateway "github.com/saisei-health/platform/services/gateway/server"
+	notification "github.com/saisei-health/platform/services/notification/server"
+	payment "github.com/saisei-health/platform/services/payment/server"
+	quoting "github.com/saisei-health/platform/services/quoting/server"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+const webhookSecret = "whsec_e2e_test"
+
+// platform is every service running in this process against real
+// dependencies, each with its own tracer provider feeding one exporter.
+type platform struct {
+	gateway string
+	stripe  *devstack.StripeProxy
+	mail    *devstack.MailSink
+	spans   *tracetest.InMemoryExporter
+	js      jetstream.JetStream
+}
+
+func startPlatform(t *testing.T) *platform {
+	t.Helper()
+	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t)}
+	admin := devtest.NewDatabase(t)
+	natsURL := devtest.NATS(t)
+	_, js, err := bus.Connect(natsURL, "e2e-observer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.js = js
+
+	base := func(name string) (servicehost.Config, string) {
+		addr, url := devtest.Addr(t)
+		return servicehost.Config{Name: name, HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, name),
+			NATSURL: natsURL, StreamReplicas: 1}, url
+	}
+	catCfg, catURL := base("catalog")
+	quoCfg, quoURL := base("quoting")
+	payCfg, payURL := base("payment")
+	bokCfg, bokURL := base("booking")
+	notCfg, notURL := base("notification")
+	gwAddr, gwURL := devtest.Addr(t)
+	p.gateway = gwURL
+
+	run := func(name, url string, fn func(ctx context.Context, deps servicehost.Deps) error) {
+		deps := devtest.Deps(t, name, p.spans)
+		devtest.RunService(t, url, func(ctx context.Context) error { return fn(ctx, deps) })
+	}
+	run("catalog", catURL, func(ctx context.Context, d servicehost.Deps) error {
+		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true}, d)
+	})
+	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
+		return quoting.Run(ctx, quoting.Config{Config: quoCfg}, d)
+	})
+	run("payment", payURL, func(ctx context.Context, d servicehost.Deps) error {
+		return payment.Run(ctx, payment.Config{Config: payCfg, StripeAPIKey: "sk_test_e2e",
+			StripeAPIBase: p.stripe.URL, StripeWebhookSecret: webhookSecret}, d)
+	})
+	run("booking", bokURL, func(ctx context.Context, d servicehost.Deps) error {
+		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, CatalogURL: catURL, PaymentURL: payURL}, d)
+	})
+	notifCfg := notification.Config{Config: notCfg}
+	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From = p.mail.Addr(), "Saisei Care <care@saisei.health>"
+	run("notification", notURL, func(ctx context.Context, d servicehost.Deps) error {
+		return notification.Run(ctx, notifCfg, d)
+	})
+	run("gateway", gwURL, func(ctx context.Context, d servicehost.Deps) error {
+		return gateway.Run(ctx, gateway.Config{HTTPAddr: gwAddr, CatalogURL: catURL, QuotingURL: quoURL, BookingURL: bokURL, PaymentURL: payURL}, d)
+	})
+	return p
+}
+
+// response is an HTTP answer with its decoded JSON body.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+func (p *platform) call(t *testing.T, method, path string, body any, header map[string]string) response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, p.gateway+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // amounts stay exact integers
+	_ = dec.Decode(&out.Body)
+	return out
+}
+
+func (p *platform) mustCall(t *testing.T, want int, method, path string, body any, header map[string]string) response {
+	t.Helper()
+	r := p.call(t, method, path, body, header)
+	if r.Status != want {
+		t.Fatalf("%s %s = %d, want %d: %s", method, path, r.Status, want, r.Raw)
+	}
+	return r
+}
+
+// eventually polls cond until it holds or 15 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (p *platform) waitForStatus(t *testing.T, bookingID, status string) response {
+	t.Helper()
+	var last response
+	eventually(t, "booking "+bookingID+" to be "+status, func() bool {
+		last = p.call(t, "GET", "/v1/bookings/"+bookingID, nil, nil)
+		return last.Status == 200 && last.Body["status"] == status
+	})
+	return last
+}
+
+// stripeEvent builds a webhook event as Stripe would send it, signed with
+// the endpoint secret.
+func stripeEvent(t *testing.T, id, typ string, intent map[string]any) (payload []byte, signature string) {
+	t.Helper()
+	ev := map[string]any{
+		"id": id, "object": "event", "api_version": "2023-10-16", "created": time.Now().Unix(),
+		"type": typ, "livemode": false, "pending_webhooks": 1,
+		"data": map[string]any{"object": intent},
+	}
+	payload, _ = json.Marshal(ev)
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret, Timestamp: time.Now()})
+	return payload, signed.Header
+}
+
+func (p *platform) webhook(t *testing.T, payload []byte, signature string) response {
+	t.Helper()
+	return p.call(t, "POST", "/v1/webhooks/stripe", payload, map[string]string{"Stripe-Signature": signature})
+}
+
+// clinicInbox reads a clinic's notices the way a clinic would: a durable
+// consumer on its own subjects, clinic.v1.<clinic_id>.>.
+type clinicInbox struct {
+	mu      sync.Mutex
+	notices []*notificationv1.ClinicBookingNotice
+	ids     map[string]int
+}
+
+func (p *platform) subscribeClinic(t *testing.T, clinicID string) *clinicInbox {
+	t.Helper()
+	in := &clinicInbox{ids: map[string]int{}}
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, p.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.StreamClinic, jetstream.ConsumerConfig{
+		Durable: "clinic-" + clinicID, FilterSubject: "clinic.v1." + clinicID + ".>", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var n notificationv1.ClinicBookingNotice
+		if err := proto.Unmarshal(m.Data(), &n); err == nil {
+			in.mu.Lock()
+			in.notices = append(in.notices, &n)
+			in.ids[m.Headers().Get(bus.HeaderEventID)]++
+			in.mu.Unlock()
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return in
+}
+
+func (in *clinicInbox) kindsFor(bookingID string) []notificationv1.NoticeKind {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []notificationv1.NoticeKind
+	for _, n := range in.notices {
+		if n.GetBooking().GetId() == bookingID {
+			out = append(out, n.GetKind())
+		}
+	}
+	return out
+}
+
+func num(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	panic(fmt.Sprintf("not a number: %#v", v))
+}
+
+func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+// money reads {"amount", "currency"}.
+func money(v any) (int64, string) {
+	m := obj(v)
+	return num(m["amount"]), fmt.Sprint(m["currency"])
+}
+
+func findRequest(reqs []devstack.StripeRequest, method, pathPrefix, idempotencyKey string) (devstack.StripeRequest, bool) {
+	for _, r := range reqs {
+		if r.Method == method && strings.HasPrefix(r.Path, pathPrefix) && r.IdempotencyKey == idempotencyKey {
+			return r, true
+		}
+	}
+	return devstack.StripeRequest{}, false
+}
