@@ -142,7 +142,9 @@ func StartPostgres(ctx context.Context, dir string, opt PostgresOptions) (*Postg
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	// Own process group: a Ctrl-C aimed at `make run` reaches us, and we stop
 	// the server cleanly ourselves instead of it dying mid-checkpoint.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Pdeathsig: if this process dies without stopping the server (a test
+	// binary that panics), the kernel still stops it, with a fast shutdown.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGINT}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("devstack: start postgres: %w", err)

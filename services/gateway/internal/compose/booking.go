@@ -3,6 +3,7 @@
 package compose
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,8 +16,12 @@ import (
 	"github.com/saisei-health/platform/pkg/httpkit"
 )
 
-// BookingWithPayments is booking's JSON with a "payments" member added.
-type BookingWithPayments map[string]json.RawMessage
+// BookingWithPayments is booking's JSON with a "payments" member appended,
+// keeping booking's own members and their order as they were.
+type BookingWithPayments json.RawMessage
+
+// MarshalJSON returns the spliced document.
+func (b BookingWithPayments) MarshalJSON() ([]byte, error) { return b, nil }
 
 type payments struct {
 	Items json.RawMessage `json:"items"`
@@ -28,7 +33,7 @@ func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client *http.Client
 	getBooking := kithttp.NewClient(http.MethodGet, bookingURL, func(_ context.Context, r *http.Request, req any) error {
 		r.URL.Path = "/v1/bookings/" + url.PathEscape(req.(string))
 		return nil
-	}, httpkit.DecodeJSONResponse[BookingWithPayments](), opt).Endpoint()
+	}, httpkit.DecodeJSONResponse[json.RawMessage](), opt).Endpoint()
 	listPayments := kithttp.NewClient(http.MethodGet, paymentURL.JoinPath("/internal/v1/payments"), func(_ context.Context, r *http.Request, req any) error {
 		r.URL.RawQuery = url.Values{"booking_id": {req.(string)}}.Encode()
 		return nil
@@ -44,9 +49,20 @@ func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client *http.Client
 		if err != nil {
 			return nil, upstreamError(err)
 		}
-		out := *b.(*BookingWithPayments)
-		out["payments"] = p.(*payments).Items
-		return out, nil
+		doc := bytes.TrimSpace(*b.(*json.RawMessage))
+		if len(doc) < 2 || doc[len(doc)-1] != '}' {
+			return nil, upstreamError(errors.New("booking answered with a non-object"))
+		}
+		items := p.(*payments).Items
+		if len(items) == 0 {
+			items = json.RawMessage("[]")
+		}
+		sep := `,"payments":`
+		if bytes.Equal(bytes.Join(bytes.Fields(doc), nil), []byte("{}")) {
+			doc, sep = []byte("{}"), `"payments":`
+		}
+		out := append(append(append(doc[:len(doc)-1:len(doc)-1], sep...), items...), '}')
+		return BookingWithPayments(out), nil
 	}
 }
 

@@ -1,0 +1,255 @@
+// Command devstack is `make run`: it starts the platform's dependencies on
+// this machine — PostgreSQL in .data/postgres, an embedded NATS JetStream
+// server storing in .data/nats, stripe-mock and an SMTP sink — provisions a
+// schema and role per service, then runs every service binary from .bin/
+// with its configuration, prefixing their logs. Ctrl-C stops the services
+// first, then the dependencies; the next run keeps the data.
+//
+// Anything already provided is used instead: DATABASE_ADMIN_URL (an
+// external Postgres), NATS_URL (an external NATS or cluster), STRIPE_API_KEY
+// with STRIPE_API_BASE (real Stripe test mode), SMTP_ADDR (a real relay).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/pgdb"
+)
+
+// Ports of the local stack. Services listen on loopback; the gateway on all
+// interfaces so a phone on the LAN can reach it.
+const (
+	pgPort     = 15432
+	natsPort   = 4222
+	stripePort = 12111
+	smtpAddr   = "127.0.0.1:1025"
+	mailUIAddr = "127.0.0.1:8025"
+	database   = "saisei"
+)
+
+var services = []struct {
+	name string
+	addr string
+}{
+	{"catalog", "127.0.0.1:8081"},
+	{"quoting", "127.0.0.1:8082"},
+	{"booking", "127.0.0.1:8083"},
+	{"payment", "127.0.0.1:8084"},
+	{"notification", "127.0.0.1:8085"},
+	{"gateway", ":8080"},
+}
+
+func main() {
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		fatal(err)
+	}
+	dataDir := flag.String("data", filepath.Join(root, ".data"), "where Postgres and NATS keep their data")
+	binDir := flag.String("bin", filepath.Join(root, ".bin"), "where the service binaries are")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *dataDir, *binDir); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "devstack:", err)
+	os.Exit(1)
+}
+
+func run(ctx context.Context, dataDir, binDir string) error {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	_ = os.Chmod(dataDir, 0o755) // the Postgres server may run as the postgres user
+	logs := newLogMux()
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	adminURL := os.Getenv("DATABASE_ADMIN_URL")
+	if adminURL == "" {
+		logs.line("devstack", "starting PostgreSQL in "+filepath.Join(dataDir, "postgres"))
+		pg, err := devstack.StartPostgres(ctx, filepath.Join(dataDir, "postgres"), devstack.PostgresOptions{
+			Port: pgPort, Durable: true, Log: logs.writer("postgres")})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() { logs.line("devstack", "stopping PostgreSQL"); _ = pg.Stop() })
+		adminURL = pg.AdminDSN("postgres")
+	}
+	dbURL, err := ensureDatabase(ctx, adminURL, database)
+	if err != nil {
+		return err
+	}
+	dsns := map[string]string{}
+	for _, s := range services[:5] {
+		password := s.name + "-dev"
+		if err := pgdb.Provision(ctx, dbURL, s.name, s.name, password); err != nil {
+			return err
+		}
+		u, _ := url.Parse(dbURL)
+		u.User = url.UserPassword(s.name, password)
+		dsns[s.name] = u.String()
+	}
+
+	natsURL := os.Getenv("NATS_URL")
+	if natsURL == "" {
+		ns, err := devstack.StartNATS(filepath.Join(dataDir, "nats"), devstack.NATSOptions{Port: natsPort})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() { logs.line("devstack", "stopping NATS"); ns.Shutdown(); ns.WaitForShutdown() })
+		natsURL = ns.ClientURL()
+	}
+
+	stripeKey, stripeBase := os.Getenv("STRIPE_API_KEY"), os.Getenv("STRIPE_API_BASE")
+	if stripeKey == "" {
+		sm, err := devstack.StartStripeMock(ctx, stripePort, logs.writer("stripe-mock"))
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, sm.Stop)
+		stripeKey, stripeBase = "sk_test_localDevStripeMock", sm.URL
+	} else if stripeBase == "" {
+		stripeBase = "https://api.stripe.com"
+	}
+	webhookSecret := envOr("STRIPE_WEBHOOK_SECRET", "whsec_local_dev")
+
+	smtp := os.Getenv("SMTP_ADDR")
+	if smtp == "" {
+		sink, err := devstack.StartMailSink(smtpAddr)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, func() { _ = sink.Close() })
+		go serveMailUI(ctx, sink, logs)
+		smtp = smtpAddr
+	}
+
+	urls := map[string]string{}
+	for _, s := range services {
+		urls[s.name] = "http://" + strings.Replace(s.addr, "0.0.0.0", "127.0.0.1", 1)
+	}
+	common := []string{"NATS_URL=" + natsURL, "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
+		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
+		"PAYMENT_URL=" + urls["payment"]}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "PATH", "HOME"} {
+		if v, ok := os.LookupEnv(k); ok {
+			common = append(common, k+"="+v)
+		}
+	}
+	env := map[string][]string{
+		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
+		"notification": {"SMTP_ADDR=" + smtp},
+	}
+
+	procs := &group{logs: logs}
+	for _, s := range services {
+		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name]}, common...), env[s.name]...)
+		if err := procs.start(filepath.Join(binDir, s.name), s.name, e); err != nil {
+			procs.stop()
+			return err
+		}
+	}
+	if err := waitHealthy(ctx, "http://127.0.0.1:8080/healthz", 60*time.Second); err != nil {
+		procs.stop()
+		return err
+	}
+	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp)
+
+	select {
+	case <-ctx.Done():
+		logs.line("devstack", "stopping services")
+		procs.stop()
+		return nil
+	case name := <-procs.exited:
+		procs.stop()
+		return fmt.Errorf("%s exited; see its log above", name)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// ensureDatabase creates the platform's database if missing and returns its
+// superuser URL.
+func ensureDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return "", err
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ok, _ := get(ctx, url); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("the gateway did not become healthy; see the logs above")
+}
+
+var bannerOnce sync.Once
+
+func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp string) {
+	bannerOnce.Do(func() {
+		fmt.Printf(`
+  Saisei is running. Ctrl-C stops it; data stays in .data/.
+
+  Gateway (the API)      http://localhost:8080        try: curl 'http://localhost:8080/v1/treatments?condition=stroke&city=tokyo'
+  Emails sent            http://%s/api/messages
+  SMTP                   %s
+  NATS JetStream         %s
+  Stripe API             %s   (webhook secret %s)
+  Postgres (booking)     %s
+
+`, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, dsns["booking"])
+	})
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The patient journey with curl against a running `make run`: quote, book,
+# pay the deposit (a signed Stripe webhook), harvest, QC, the off-session
+# balance (another webhook), administration, and the finance view.
+# Needs only curl and openssl.
+set -euo pipefail
+API=${API:-http://localhost:8080}
+SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_local_dev}
+
+# field NAME: the first "NAME": value in the JSON on stdin (flat strings/numbers).
+field() { grep -o "\"$1\":[^,}]*" | head -1 | sed -e "s/\"$1\"://" -e 's/^"//' -e 's/"$//'; }
+say() { printf '\n== %s\n' "$*"; }
+
+# sign_and_send EVENT_JSON: posts a webhook signed as Stripe signs it:
+# HMAC-SHA256 over "<timestamp>.<payload>" with the endpoint secret.
+sign_and_send() {
+  local payload=$1 t sig
+  t=$(date +%s)
+  sig=$(printf '%s.%s' "$t" "$payload" | openssl dgst -sha256 -hmac "$SECRET" | sed 's/^.* //')
+  curl -sS -X POST "$API/v1/webhooks/stripe" -H "Stripe-Signature: t=$t,v1=$sig" \
+    -H 'Content-Type: application/json' --data-binary "$payload"
+  echo
+}
+
+say "Find adipose MSC for stroke in Tokyo"
+curl -sS "$API/v1/treatments/ginza-adipose-msc-stroke-iv" | head -c 300; echo
+
+say "Quote 100 million cells, shown in US dollars"
+QUOTE=$(curl -sS -X POST "$API/v1/quotes" -H 'Content-Type: application/json' -d '{
+  "treatment_id": "ginza-adipose-msc-stroke-iv", "dose_cells": 100000000, "currency": "USD",
+  "patient": {"name": "Kim Min-jun", "email": "minjun.kim@example.kr", "country": "KR", "language": "ko"}}')
+echo "$QUOTE"
+QUOTE_ID=$(echo "$QUOTE" | field id)
+
+say "Book it (Idempotency-Key: a retry returns the same booking)"
+BOOKING=$(curl -sS -X POST "$API/v1/bookings" -H 'Content-Type: application/json' \
+  -H "Idempotency-Key: demo-$QUOTE_ID" -d "{\"quote_id\": \"$QUOTE_ID\"}")
+echo "$BOOKING"
+BOOKING_ID=$(echo "$BOOKING" | field id)
+DEPOSIT_PI=$(echo "$BOOKING" | field payment_intent_id)
+DEPOSIT=$(echo "$BOOKING" | grep -o '"deposit":{"payment_id":"[^"]*","amount":{"amount":[0-9]*' | grep -o '[0-9]*$')
+
+say "Stripe: the deposit of ¥$DEPOSIT succeeded (card saved for the balance)"
+sign_and_send "{\"id\":\"evt_demo_dep_$BOOKING_ID\",\"object\":\"event\",\"api_version\":\"2023-10-16\",\"created\":$(date +%s),\"type\":\"payment_intent.succeeded\",\"data\":{\"object\":{\"id\":\"$DEPOSIT_PI\",\"object\":\"payment_intent\",\"amount\":$DEPOSIT,\"amount_received\":$DEPOSIT,\"currency\":\"jpy\",\"status\":\"succeeded\",\"payment_method\":\"pm_demo_visa\"}}}"
+sleep 1
+curl -sS "$API/v1/bookings/$BOOKING_ID" | field status
+
+say "Clinic: cells harvested, then cultured cells pass QC"
+curl -sS -X POST "$API/v1/clinic/bookings/$BOOKING_ID/harvest" | field status
+curl -sS -X POST "$API/v1/clinic/bookings/$BOOKING_ID/cells-ready" -H 'Content-Type: application/json' \
+  -d '{"cell_count": 112000000, "viability_pct": 94.5, "sterility": "pass", "endotoxin": "pass"}' | field status
+sleep 1
+
+say "Payment charged the balance off-session; Stripe confirms it"
+PAYMENTS=$(curl -sS "$API/v1/bookings/$BOOKING_ID")
+BALANCE_PI=$(echo "$PAYMENTS" | grep -o '"stage":"balance","payment_intent_id":"[^"]*"' | sed 's/.*"payment_intent_id":"//; s/"$//')
+BALANCE=$(echo "$PAYMENTS" | grep -o '"balance_due":{"amount":[0-9]*' | grep -o '[0-9]*$')
+sign_and_send "{\"id\":\"evt_demo_bal_$BOOKING_ID\",\"object\":\"event\",\"api_version\":\"2023-10-16\",\"created\":$(date +%s),\"type\":\"payment_intent.succeeded\",\"data\":{\"object\":{\"id\":\"$BALANCE_PI\",\"object\":\"payment_intent\",\"amount\":$BALANCE,\"amount_received\":$BALANCE,\"currency\":\"jpy\",\"status\":\"succeeded\",\"payment_method\":\"pm_demo_visa\"}}}"
+sleep 1
+curl -sS "$API/v1/bookings/$BOOKING_ID" | field status
+
+say "Clinic: cells administered"
+curl -sS -X POST "$API/v1/clinic/bookings/$BOOKING_ID/administered" | field status
+
+say "Finance: expected vs received"
+curl -sS "$API/v1/finance/bookings/$BOOKING_ID"; echo
+
+say "Emails the patient received"
+curl -sS "http://127.0.0.1:8025/api/messages" | grep -o '"subject":"[^"]*"' || true
