@@ -6,6 +6,8 @@ CREATE TABLE payment_plans (
     deposit_due   bigint NOT NULL CHECK (deposit_due > 0),
     balance_due   bigint NOT NULL CHECK (balance_due > 0),
     customer_id   text NOT NULL DEFAULT '',
+    -- Set when the cells failed QC: the balance will never be charged.
+    balance_cancelled_at timestamptz,
     patient_name  text NOT NULL,
     patient_email text NOT NULL,
     created_at    timestamptz NOT NULL

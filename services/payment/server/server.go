@@ -48,7 +48,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	defer host.Close()
 	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
 	p := service.New(host.Pool, store.New(), gw, cfg.StripeWebhookSecret, deps.TracerProvider, time.Now)
-	if err := transport.Subscribe(ctx, host, p); err != nil {
+	if err := transport.Subscribe(ctx, host, host.Pool, p); err != nil {
 		return err
 	}
 	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log))

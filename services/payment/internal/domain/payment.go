@@ -45,12 +45,18 @@ type Plan struct {
 	PatientName  string
 	PatientEmail string
 	CreatedAt    time.Time
+	// BalanceCancelledAt is set when the cells failed quality control: the
+	// balance is no longer owed and must never be charged.
+	BalanceCancelledAt *time.Time
 }
 
-// Due returns the amount of a stage.
+// Due returns what a stage still owes: nothing for a cancelled balance.
 func (p Plan) Due(s Stage) money.Money {
 	if s == Deposit {
 		return p.Deposit
+	}
+	if p.BalanceCancelledAt != nil {
+		return money.Zero(p.Balance.Currency)
 	}
 	return p.Balance
 }

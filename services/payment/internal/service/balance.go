@@ -51,6 +51,9 @@ func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
 		if err != nil {
 			return err
 		}
+		if plan.BalanceCancelledAt != nil {
+			return bus.Permanent(fmt.Errorf("booking %s: balance was cancelled (cells failed QC)", b.GetId()))
+		}
 		if plan.Balance.Amount != b.GetBalance().GetAmount() || string(plan.Balance.Currency) != b.GetBalance().GetCurrency() {
 			return bus.Permanent(fmt.Errorf("booking %s says balance %d %s, plan says %s", b.GetId(),
 				b.GetBalance().GetAmount(), b.GetBalance().GetCurrency(), plan.Balance))
@@ -119,4 +122,15 @@ func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
 		}
 		return outbox.Enqueue(ctx, tx, events...)
 	})
+}
+
+// CancelBalance reacts to cells failing QC: the balance is not owed and is
+// never charged. Runs in the inbox transaction.
+func (s *Payments) CancelBalance(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	var e bookingv1.QualityCheckFailed
+	if err := m.Decode(&e); err != nil {
+		return err
+	}
+	_, err := s.store.CancelBalance(ctx, tx, e.GetBooking().GetId(), e.GetReport().GetReportedAt().AsTime())
+	return err
 }

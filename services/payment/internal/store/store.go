@@ -38,8 +38,8 @@ func (s *Store) InsertPlan(ctx context.Context, db pgdb.Querier, p domain.Plan) 
 
 // Plan reads a booking's plan.
 func (s *Store) Plan(ctx context.Context, db pgdb.Querier, bookingID string, forUpdate bool) (domain.Plan, error) {
-	sql := `SELECT booking_id, clinic_id, currency, deposit_due, balance_due, customer_id, patient_name, patient_email, created_at
-		FROM payment_plans WHERE booking_id = $1`
+	sql := `SELECT booking_id, clinic_id, currency, deposit_due, balance_due, customer_id, patient_name, patient_email,
+		created_at, balance_cancelled_at FROM payment_plans WHERE booking_id = $1`
 	if forUpdate {
 		sql += " FOR UPDATE"
 	}
@@ -47,12 +47,18 @@ func (s *Store) Plan(ctx context.Context, db pgdb.Querier, bookingID string, for
 	var currency money.Currency
 	var deposit, balance int64
 	err := db.QueryRow(ctx, sql, bookingID).Scan(&p.BookingID, &p.ClinicID, &currency, &deposit, &balance,
-		&p.CustomerID, &p.PatientName, &p.PatientEmail, &p.CreatedAt)
+		&p.CustomerID, &p.PatientName, &p.PatientEmail, &p.CreatedAt, &p.BalanceCancelledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
 	p.Deposit, p.Balance = money.New(deposit, currency), money.New(balance, currency)
 	return p, err
+}
+
+// CancelBalance marks the balance as no longer owed.
+func (s *Store) CancelBalance(ctx context.Context, db pgdb.Querier, bookingID string, at time.Time) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE payment_plans SET balance_cancelled_at = $2 WHERE booking_id = $1 AND balance_cancelled_at IS NULL`, bookingID, at)
+	return tag.RowsAffected() == 1, err
 }
 
 // SetCustomer records the Stripe customer of a booking.

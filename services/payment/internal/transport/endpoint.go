@@ -155,6 +155,9 @@ func financeView(f service.Finance) (FinanceView, error) {
 	v := FinanceView{BookingID: f.Plan.BookingID, ClinicID: f.Plan.ClinicID, Currency: c}
 	stage := func(st domain.Stage) (StageFinance, error) {
 		sf := StageFinance{Expected: f.Plan.Due(st), Received: money.Zero(c), Status: "not_started"}
+		if st == domain.Balance && f.Plan.BalanceCancelledAt != nil {
+			sf.Status = "cancelled"
+		}
 		for _, p := range f.Payments {
 			if p.Stage == st {
 				sf.Received, sf.Status, sf.PaymentIntentID, sf.SucceededAt = p.AmountReceived, p.Status, p.PaymentIntentID, p.SucceededAt

@@ -4,7 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
 
@@ -13,10 +16,15 @@ type Subscriber interface {
 	Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error
 }
 
-// Subscribe attaches the balance charge to bookings whose cells passed QC.
-// Failed QC produces booking.v1.<clinic>.qc_failed, which is not followed:
-// the balance is never charged for cells that will not be administered.
-func Subscribe(ctx context.Context, sub Subscriber, p *service.Payments) error {
+// Subscribe attaches the balance charge to bookings whose cells passed QC,
+// and cancels the balance of bookings whose cells failed it: the balance is
+// never charged for cells that will not be administered.
+func Subscribe(ctx context.Context, sub Subscriber, pool *pgxpool.Pool, p *service.Payments) error {
+	const qcFailed = "payment-qc-failed"
+	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: qcFailed,
+		Subjects: []string{"booking.v1.*.qc_failed"}}, inbox.Once(pool, qcFailed, p.CancelBalance)); err != nil {
+		return err
+	}
 	return sub.Consume(ctx, bus.ConsumerSpec{
 		Stream: bus.StreamBooking, Durable: service.BalanceConsumer,
 		Subjects: []string{"booking.v1.*.cells_ready"},
