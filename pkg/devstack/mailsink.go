@@ -172,7 +172,8 @@ func textPart(contentType, encoding string, body io.Reader) (string, error) {
 		r = base64.NewDecoder(base64.StdEncoding, &crlfStripper{r: body})
 	}
 	b, err := io.ReadAll(r)
-	return string(b), err
+	// Mail lines end in CRLF on the wire; people read LF.
+	return strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), err
 }
 
 // crlfStripper drops line breaks so base64 bodies wrapped at 76 columns decode.

@@ -23,9 +23,6 @@ func NewRouter() *Router {
 	rt.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_ = WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	rt.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, NewProblem(http.StatusNotFound, "no-route", "No such endpoint", r.Method+" "+r.URL.Path))
-	})
 	return rt
 }
 
@@ -37,8 +34,32 @@ func (rt *Router) Handle(pattern string, h http.Handler) {
 	}))
 }
 
-// ServeHTTP implements http.Handler.
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. Requests no route matches get the
+// mux's verdict (404, or 405 with Allow) as problem+json.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := rt.mux.Handler(r); pattern != "" {
+		rt.mux.ServeHTTP(w, r)
+		return
+	}
+	verdict := &verdictWriter{header: http.Header{}, code: http.StatusNotFound}
+	rt.mux.ServeHTTP(verdict, r)
+	if verdict.code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", verdict.header.Get("Allow"))
+		WriteProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" "+r.URL.Path))
+		return
+	}
+	WriteProblem(w, NewProblem(http.StatusNotFound, "no-route", "No such endpoint", r.Method+" "+r.URL.Path))
+}
+
+// verdictWriter records what the mux would have answered.
+type verdictWriter struct {
+	header http.Header
+	code   int
+}
+
+func (v *verdictWriter) Header() http.Header         { return v.header }
+func (v *verdictWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (v *verdictWriter) WriteHeader(code int)        { v.code = code }
 
 // ServerOptions are the go-kit options every endpoint uses: problem+json
 // errors and logged failures.

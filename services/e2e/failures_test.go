@@ -87,6 +87,28 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		must(t, strings.HasSuffix(fmt.Sprint(r.Body["type"]), "/idempotency-key-reused"), "reuse named")
 	})
 
+	t.Run("a booking whose deposit intent failed is finished by the retry", func(t *testing.T) {
+		var quote response
+		eventually(t, "a quote", func() bool {
+			quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient}, nil)
+			return quote.Status == 201
+		})
+		key := map[string]string{"Idempotency-Key": uuid.NewString()}
+		p.stripe.FailNext("POST", "/v1/customers", 400, devstack.StripeError{Type: "invalid_request_error", Message: "simulated outage"})
+		failed := p.mustCall(t, 503, "POST", "/v1/bookings", map[string]any{"quote_id": quote.Body["id"]}, key)
+		must(t, strings.Contains(fmt.Sprint(failed.Body["detail"]), "retry with the same Idempotency-Key"), "the answer says to retry")
+		retried := p.mustCall(t, 201, "POST", "/v1/bookings", map[string]any{"quote_id": quote.Body["id"]}, key)
+		must(t, strings.Contains(fmt.Sprint(failed.Body["detail"]), fmt.Sprint(retried.Body["id"])), "the retry finished the same booking")
+		must(t, strings.HasPrefix(fmt.Sprint(obj(retried.Body["deposit"])["payment_intent_id"]), "pi_"), "with its deposit intent")
+		customers := 0
+		for _, r := range p.stripe.Requests() {
+			if r.Path == "/v1/customers" && r.IdempotencyKey == "booking:"+fmt.Sprint(retried.Body["id"])+":customer" {
+				customers++
+			}
+		}
+		must(t, customers == 2, fmt.Sprintf("customer creation tried %d times with the same idempotency key, want 2", customers))
+	})
+
 	t.Run("webhooks out of order, with a wrong amount, or for someone else change nothing", func(t *testing.T) {
 		bookingID, deposit, _ := p.bookConfirmed(t, "Li Wei")
 		b := p.mustCall(t, 200, "GET", "/v1/bookings/"+bookingID, nil, nil)

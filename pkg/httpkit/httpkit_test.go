@@ -1,0 +1,105 @@
+package httpkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type quoteRequest struct {
+	TreatmentID string `json:"treatment_id"`
+	DoseCells   int64  `json:"dose_cells"`
+	Patient     struct {
+		Email string `json:"email"`
+	} `json:"patient"`
+}
+
+func TestDecodeJSONNamesTheOffendingField(t *testing.T) {
+	cases := []struct {
+		body, contentType string
+		status            int
+		field             string
+	}{
+		{`{"treatment_id": "x", "dose_cells": "many"}`, "application/json", 400, "dose_cells"},
+		{`{"treatment_id": "x", "patient": {"email": 5}}`, "application/json", 400, "patient.email"},
+		{`{"treatment_id": "x", "extra": 1}`, "", 400, "extra"},
+		{`{"treatment_id": `, "application/json", 400, "body"},
+		{``, "application/json", 400, "body"},
+		{`{} {}`, "application/json", 400, "body"},
+		{`[1,2]`, "application/json", 400, "body"},
+		{`{"treatment_id": "x"}`, "text/plain", 415, ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("POST", "/v1/quotes", strings.NewReader(c.body))
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		var dst quoteRequest
+		err := DecodeJSON(r, &dst)
+		var p *Problem
+		if !errors.As(err, &p) || p.Status != c.status {
+			t.Errorf("%q: err = %v, want status %d", c.body, err, c.status)
+			continue
+		}
+		if c.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != c.field) {
+			t.Errorf("%q: errors = %+v, want field %q", c.body, p.Errors, c.field)
+		}
+	}
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"treatment_id":"t","dose_cells":100}`))
+	var ok quoteRequest
+	if err := DecodeJSON(r, &ok); err != nil || ok.DoseCells != 100 {
+		t.Fatalf("valid body: %v %+v", err, ok)
+	}
+}
+
+func TestErrorEncoderNeverLeaksInternalErrors(t *testing.T) {
+	enc := ErrorEncoder(slog.New(slog.NewTextHandler(io.Discard, nil)), func(err error) *Problem {
+		if err.Error() == "mapped" {
+			return Conflict("quote-expired", "Quote has expired", "valid until yesterday")
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		err    error
+		status int
+		typ    string
+	}{
+		{errors.New("pq: password authentication failed for user booking"), 500, ProblemBase + "internal"},
+		{errors.New("mapped"), 409, ProblemBase + "quote-expired"},
+		{Invalid(FieldError{"currency", "unsupported"}), 422, ProblemBase + "validation"},
+	} {
+		w := httptest.NewRecorder()
+		enc(context.Background(), c.err, w)
+		var p Problem
+		_ = json.Unmarshal(w.Body.Bytes(), &p)
+		if w.Code != c.status || p.Type != c.typ || w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%v: %d %s", c.err, w.Code, w.Body)
+		}
+		if strings.Contains(w.Body.String(), "password") {
+			t.Errorf("internal detail leaked: %s", w.Body)
+		}
+	}
+}
+
+func TestRouterAnswersUnknownRoutesWithAProblem(t *testing.T) {
+	rt := NewRouter()
+	rt.Handle("GET /v1/things/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = WriteJSON(w, 200, r.PathValue("id")) }))
+	for path, want := range map[string]int{"/v1/things/7": 200, "/v1/nothing": 404, "/healthz": 200} {
+		w := httptest.NewRecorder()
+		rt.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, w.Code, want)
+		}
+	}
+	w := httptest.NewRecorder()
+	rt.ServeHTTP(w, httptest.NewRequest("DELETE", "/v1/things/7", nil))
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("DELETE = %d %v, want a 405 problem with Allow", w.Code, w.Header())
+	}
+}

@@ -1,0 +1,102 @@
+package mailer_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/services/notification/internal/domain"
+	"github.com/saisei-health/platform/services/notification/internal/mailer"
+	"github.com/saisei-health/platform/services/notification/internal/store"
+	"github.com/saisei-health/platform/services/notification/migrations"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification"), "notification", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, "notification", migrations.Set()); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New()
+	email := domain.Email{ID: "01a2-b:booking_confirmed", Template: domain.TemplateBookingConfirmed, Language: "en",
+		To: "minjun.kim@example.kr", Subject: "Your booking is confirmed", Body: "Deposit received: ¥1,900,000"}
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab1"
+	for range 2 { // queued twice by a redelivered decision: one row
+		if err := st.QueueEmail(ctx, pool, bookingID, email, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The relay is down: reserve a port, then close it.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	sender := mailer.New(mailer.Config{SMTPAddr: addr, From: "Saisei Care <care@saisei.health>"}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	sender.Backoff = []time.Duration{0}
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("first attempt handled %d, %v", n, err)
+	}
+	queued, _ := st.Emails(ctx, pool, bookingID)
+	if len(queued) != 1 || queued[0].Status != "pending" || queued[0].Attempts != 1 || queued[0].LastError == "" {
+		t.Fatalf("after a failed attempt: %+v", queued)
+	}
+
+	sink, err := devstack.StartMailSink(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("second attempt handled %d, %v", n, err)
+	}
+	if n, _ := sender.SendDue(ctx, 10); n != 0 {
+		t.Fatalf("a sent email was picked up again (%d)", n)
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 || msgs[0].To[0] != email.To || msgs[0].Subject != email.Subject ||
+		msgs[0].MessageID != "<"+email.ID+"@saisei.health>" || msgs[0].Text != email.Body {
+		t.Fatalf("delivered %+v", msgs)
+	}
+	queued, _ = st.Emails(ctx, pool, bookingID)
+	if queued[0].Status != "sent" || queued[0].Attempts != 2 || queued[0].SentAt == nil {
+		t.Fatalf("after delivery: %+v", queued[0])
+	}
+}
+
+func TestAnEmailIsGivenUpAfterMaxAttempts(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification"), "notification", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, "notification", migrations.Set()); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New()
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
+	_ = st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "x:balance_charged", Template: "balance_charged", Language: "en",
+		To: "a@example.com", Subject: "s", Body: "b"}, nil)
+	sender := mailer.New(mailer.Config{SMTPAddr: "127.0.0.1:1", From: "care@saisei.health"}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	sender.Backoff, sender.MaxAttempts = []time.Duration{0}, 3
+	for range 5 {
+		_, _ = sender.SendDue(ctx, 10)
+	}
+	queued, _ := st.Emails(ctx, pool, bookingID)
+	if queued[0].Status != "failed" || queued[0].Attempts != 3 {
+		t.Fatalf("after giving up: %+v", queued[0])
+	}
+}
