@@ -205,3 +205,9 @@ func Recover() Middleware {
 		}
 	}
 }
+
+// Subscriber registers durable consumers; servicehost.Host is one. Services'
+// transport packages take it to attach their handlers.
+type Subscriber interface {
+	Consume(ctx context.Context, spec ConsumerSpec, h Handler) error
+}

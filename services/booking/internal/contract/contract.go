@@ -11,7 +11,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
-	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 )
 
@@ -21,23 +21,9 @@ func Snapshot(b domain.Booking) *bookingv1.Booking {
 		Id: b.ID, QuoteId: b.QuoteID, TreatmentId: b.TreatmentID, TreatmentName: b.TreatmentName,
 		ClinicId: b.ClinicID, ClinicName: b.ClinicName,
 		Patient: &commonv1.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
-		Status:  string(b.Status), Total: Money(b.Total), Deposit: Money(b.Deposit), Balance: Money(b.Balance),
+		Status:  string(b.Status), Total: wire.Money(b.Total), Deposit: wire.Money(b.Deposit), Balance: wire.Money(b.Balance),
 		CreatedAt: timestamppb.New(b.CreatedAt),
 	}
-}
-
-// Money converts to the wire form.
-func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
-}
-
-// FromMoney reads a wire amount.
-func FromMoney(m *commonv1.Money) (money.Money, error) {
-	c, err := money.ParseCurrency(m.GetCurrency())
-	if err != nil {
-		return money.Money{}, err
-	}
-	return money.New(m.GetAmount(), c), nil
 }
 
 func qualityReport(r *domain.QualityReport) *bookingv1.QualityReport {

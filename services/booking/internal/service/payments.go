@@ -9,7 +9,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
-	"github.com/saisei-health/platform/services/booking/internal/contract"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/store"
 )
@@ -21,7 +21,7 @@ func (s *Bookings) ApplyPaymentSucceeded(ctx context.Context, tx pgx.Tx, m bus.M
 	if err := m.Decode(&e); err != nil {
 		return err
 	}
-	amount, err := contract.FromMoney(e.GetAmount())
+	amount, err := wire.FromMoney(e.GetAmount())
 	if err != nil {
 		return bus.Permanent(err)
 	}

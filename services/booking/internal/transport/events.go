@@ -10,13 +10,8 @@ import (
 	"github.com/saisei-health/platform/services/booking/internal/service"
 )
 
-// Subscriber registers durable consumers.
-type Subscriber interface {
-	Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error
-}
-
 // Subscribe attaches booking to the payment events that move bookings on.
-func Subscribe(ctx context.Context, sub Subscriber, pool *pgxpool.Pool, b *service.Bookings) error {
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, b *service.Bookings) error {
 	const succeeded, failed = "booking-payments-succeeded", "booking-payments-failed"
 	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: succeeded,
 		Subjects: []string{"payment.v1.*.deposit.succeeded", "payment.v1.*.balance.succeeded"}},

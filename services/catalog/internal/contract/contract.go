@@ -8,8 +8,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
-	"github.com/saisei-health/platform/pkg/events/commonv1"
-	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 )
 
@@ -28,23 +27,18 @@ func TreatmentChanged(l domain.Listing, day time.Time) bus.Event {
 		CellSource: t.CellSource, Autologous: t.Autologous, Routes: t.Routes, Sessions: int32(t.Sessions),
 		CultureDaysMin: int32(t.CultureDaysMin), CultureDaysMax: int32(t.CultureDaysMax),
 		Prices: &catalogv1.PriceList{
-			Consultation: Money(t.Prices.Consultation), Harvest: Money(t.Prices.Harvest),
-			QualityTesting: Money(t.Prices.QualityTesting), AdministrationPerSession: Money(t.Prices.AdministrationPerSession),
+			Consultation: wire.Money(t.Prices.Consultation), Harvest: wire.Money(t.Prices.Harvest),
+			QualityTesting: wire.Money(t.Prices.QualityTesting), AdministrationPerSession: wire.Money(t.Prices.AdministrationPerSession),
 		},
 		Bookable: l.Bookable(day),
 	}
 	for _, d := range t.DoseOptions {
 		total, _ := t.Total(d)
-		pb.DoseOptions = append(pb.DoseOptions, &catalogv1.DoseOption{Cells: d.Cells, Culture: Money(d.Culture), Total: Money(total)})
+		pb.DoseOptions = append(pb.DoseOptions, &catalogv1.DoseOption{Cells: d.Cells, Culture: wire.Money(d.Culture), Total: wire.Money(total)})
 	}
 	return bus.Event{
 		ID:      "treatment:" + t.ID + ":rev:" + strconv.FormatInt(t.Revision, 10),
 		Subject: Subject(t.ID),
 		Message: &catalogv1.TreatmentChanged{Treatment: pb, Revision: t.Revision},
 	}
-}
-
-// Money converts to the wire form.
-func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
 }

@@ -12,13 +12,8 @@ import (
 	"github.com/saisei-health/platform/services/notification/internal/service"
 )
 
-// Subscriber registers durable consumers.
-type Subscriber interface {
-	Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error
-}
-
 // Subscribe attaches the notifier, each handler exactly once via the inbox.
-func Subscribe(ctx context.Context, sub Subscriber, pool *pgxpool.Pool, n *service.Notifier) error {
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *service.Notifier) error {
 	const bookings, payments = "notification-bookings", "notification-payments"
 	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: bookings,
 		Subjects: []string{"booking.v1.>"}}, inbox.Once(pool, bookings, n.ApplyBookingEvent)); err != nil {

@@ -5,16 +5,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/saisei-health/platform/pkg/bus"
-	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
-	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 )
-
-// Money converts to the wire form.
-func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
-}
 
 func stage(s domain.Stage) paymentv1.Stage {
 	if s == domain.Deposit {
@@ -30,7 +24,7 @@ func Succeeded(p domain.Payment) bus.Event {
 		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".succeeded",
 		Message: &paymentv1.PaymentSucceeded{
 			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
-			Amount: Money(p.AmountReceived), PaymentIntentId: p.PaymentIntentID, PaymentMethodId: p.PaymentMethodID,
+			Amount: wire.Money(p.AmountReceived), PaymentIntentId: p.PaymentIntentID, PaymentMethodId: p.PaymentMethodID,
 			SucceededAt: timestamppb.New(*p.SucceededAt),
 		},
 	}
@@ -44,7 +38,7 @@ func Failed(p domain.Payment, requiresAction bool) bus.Event {
 		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".failed",
 		Message: &paymentv1.PaymentFailed{
 			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
-			Amount: Money(p.Amount), PaymentIntentId: p.PaymentIntentID, FailureCode: p.FailureCode,
+			Amount: wire.Money(p.Amount), PaymentIntentId: p.PaymentIntentID, FailureCode: p.FailureCode,
 			FailureMessage: p.FailureMessage, RequiresAction: requiresAction, FailedAt: timestamppb.New(p.LastEventAt),
 		},
 	}

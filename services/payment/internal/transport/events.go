@@ -11,15 +11,10 @@ import (
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
 
-// Subscriber registers durable consumers.
-type Subscriber interface {
-	Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error
-}
-
 // Subscribe attaches the balance charge to bookings whose cells passed QC,
 // and cancels the balance of bookings whose cells failed it: the balance is
 // never charged for cells that will not be administered.
-func Subscribe(ctx context.Context, sub Subscriber, pool *pgxpool.Pool, p *service.Payments) error {
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *service.Payments) error {
 	const qcFailed = "payment-qc-failed"
 	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: qcFailed,
 		Subjects: []string{"booking.v1.*.qc_failed"}}, inbox.Once(pool, qcFailed, p.CancelBalance)); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/quotingv1"
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 )
 
@@ -65,11 +66,6 @@ func Yen(m *commonv1.Money) (money.Money, error) {
 	return money.Yen(m.GetAmount()), nil
 }
 
-// Money converts to the wire form.
-func Money(m money.Money) *commonv1.Money {
-	return &commonv1.Money{Amount: m.Amount, Currency: string(m.Currency)}
-}
-
 // QuoteIssued announces a new quote.
 func QuoteIssued(q domain.Quote) bus.Event {
 	return bus.Event{
@@ -77,8 +73,8 @@ func QuoteIssued(q domain.Quote) bus.Event {
 		Subject: "quoting.v1." + q.ClinicID + ".quote.issued",
 		Message: &quotingv1.QuoteIssued{
 			QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID,
-			Total: Money(q.Total), Deposit: Money(q.Deposit), Balance: Money(q.Balance),
-			DisplayTotal: Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
+			Total: wire.Money(q.Total), Deposit: wire.Money(q.Deposit), Balance: wire.Money(q.Balance),
+			DisplayTotal: wire.Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
 		},
 	}
 }

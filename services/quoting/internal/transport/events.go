@@ -10,14 +10,9 @@ import (
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 )
 
-// Subscriber registers durable consumers.
-type Subscriber interface {
-	Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error
-}
-
 // Subscribe attaches quoting's event handlers: the catalog read model and
 // quote acceptance by bookings, each exactly once through the inbox.
-func Subscribe(ctx context.Context, sub Subscriber, pool *pgxpool.Pool, q *service.Quoting) error {
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, q *service.Quoting) error {
 	const catalog, bookings = "quoting-catalog", "quoting-bookings"
 	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamCatalog, Durable: catalog,
 		Subjects: []string{"catalog.v1.treatments.>"}}, inbox.Once(pool, catalog, q.ApplyTreatmentChanged)); err != nil {
