@@ -162,6 +162,36 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		p.mustCall(t, 409, "POST", "/v1/clinic/bookings/"+bookingID+"/administered", nil, nil)
 	})
 
+	t.Run("a Stripe outage during the balance charge is retried with the same key", func(t *testing.T) {
+		bookingID, _, balance := p.bookConfirmed(t, "Olivia Brown")
+		p.mustCall(t, 200, "POST", "/v1/clinic/bookings/"+bookingID+"/harvest", nil, nil)
+		p.stripe.FailNext("POST", "/v1/payment_intents", 500, devstack.StripeError{Type: "api_error", Message: "simulated outage"})
+		p.mustCall(t, 200, "POST", "/v1/clinic/bookings/"+bookingID+"/cells-ready",
+			map[string]any{"cell_count": 150_000_000, "viability_pct": 90, "sterility": "pass", "endotoxin": "pass"}, nil)
+		var balanceIntent string
+		eventually(t, "the retried balance charge to be recorded", func() bool {
+			for _, pay := range list(p.call(t, "GET", "/v1/bookings/"+bookingID, nil, nil).Body["payments"]) {
+				if obj(pay)["stage"] == "balance" && obj(pay)["status"] == "processing" {
+					balanceIntent = fmt.Sprint(obj(pay)["payment_intent_id"])
+					return true
+				}
+			}
+			return false
+		})
+		attempts := 0
+		for _, r := range p.stripe.Requests() {
+			if r.IdempotencyKey == "booking:"+bookingID+":balance" {
+				attempts++
+				must(t, r.Form.Get("amount") == fmt.Sprint(balance), "same amount on every attempt")
+			}
+		}
+		must(t, attempts == 2, fmt.Sprintf("%d balance attempts, want 2 (the failure and the retry)", attempts))
+		payload, sig := stripeEvent(t, "evt_bal_"+bookingID, "payment_intent.succeeded", map[string]any{
+			"id": balanceIntent, "object": "payment_intent", "amount": balance, "amount_received": balance, "currency": "jpy", "status": "succeeded"})
+		p.webhook(t, payload, sig)
+		p.waitForStatus(t, bookingID, "ready_for_administration")
+	})
+
 	t.Run("a card that needs authentication leaves the balance awaiting the patient", func(t *testing.T) {
 		bookingID, _, balance := p.bookConfirmed(t, "Sato Hana")
 		p.mustCall(t, 200, "POST", "/v1/clinic/bookings/"+bookingID+"/harvest", nil, nil)

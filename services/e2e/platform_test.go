@@ -81,7 +81,8 @@ func startPlatform(t *testing.T) *platform {
 	})
 	run("payment", payURL, func(ctx context.Context, d servicehost.Deps) error {
 		return payment.Run(ctx, payment.Config{Config: payCfg, StripeAPIKey: "sk_test_e2e",
-			StripeAPIBase: p.stripe.URL, StripeWebhookSecret: webhookSecret}, d)
+			StripeAPIBase: p.stripe.URL, StripeWebhookSecret: webhookSecret,
+			BalanceRetry: []time.Duration{100 * time.Millisecond}}, d)
 	})
 	run("booking", bokURL, func(ctx context.Context, d servicehost.Deps) error {
 		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, CatalogURL: catURL, PaymentURL: payURL}, d)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
@@ -142,5 +143,19 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	}
 	if ev.GetTreatment().GetPlan().GetNumber() != one.PlanNumber || ev.GetRevision() != 1 || !ev.GetTreatment().GetBookable() {
 		t.Fatalf("event = %v", &ev)
+	}
+
+	// A second replica starting on the same database seeds the same catalog:
+	// nothing changed, so nothing is announced again.
+	second := startCatalog(t, dsn, natsURL)
+	var again struct{ Items []treatment }
+	get(t, second+"/v1/treatments", &again)
+	if len(again.Items) != len(all.Items) {
+		t.Fatalf("second replica serves %d treatments, want %d", len(again.Items), len(all.Items))
+	}
+	time.Sleep(300 * time.Millisecond)
+	info, _ := stream.Info(ctx)
+	if info.State.Msgs != uint64(len(all.Items)) || info.State.LastSeq != uint64(len(all.Items)) {
+		t.Fatalf("after a second start the stream holds %d messages (last seq %d), want %d", info.State.Msgs, info.State.LastSeq, len(all.Items))
 	}
 }

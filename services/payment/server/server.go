@@ -22,6 +22,9 @@ type Config struct {
 	StripeAPIKey        string
 	StripeAPIBase       string
 	StripeWebhookSecret string
+	// BalanceRetry is the backoff between balance charge attempts after a
+	// Stripe failure; empty means the production default.
+	BalanceRetry []time.Duration
 }
 
 // ConfigFromEnv reads the standard variables plus STRIPE_API_KEY,
@@ -48,7 +51,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	defer host.Close()
 	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
 	p := service.New(host.Pool, store.New(), gw, cfg.StripeWebhookSecret, deps.TracerProvider, time.Now)
-	if err := transport.Subscribe(ctx, host, host.Pool, p); err != nil {
+	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}
 	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log))

@@ -14,7 +14,14 @@ import (
 // Subscribe attaches the balance charge to bookings whose cells passed QC,
 // and cancels the balance of bookings whose cells failed it: the balance is
 // never charged for cells that will not be administered.
-func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *service.Payments) error {
+//
+// Stripe outages during the balance charge are retried with backoff (by
+// default about an hour in all before dead-lettering), always with the same
+// idempotency key; retry overrides the backoff.
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *service.Payments, retry []time.Duration) error {
+	if len(retry) == 0 {
+		retry = []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute}
+	}
 	const qcFailed = "payment-qc-failed"
 	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: qcFailed,
 		Subjects: []string{"booking.v1.*.qc_failed"}}, inbox.Once(pool, qcFailed, p.CancelBalance)); err != nil {
@@ -23,8 +30,7 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	return sub.Consume(ctx, bus.ConsumerSpec{
 		Stream: bus.StreamBooking, Durable: service.BalanceConsumer,
 		Subjects: []string{"booking.v1.*.cells_ready"},
-		// Stripe outages are retried for about an hour before dead-lettering.
 		MaxDeliver: 10,
-		Backoff:    []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute},
+		Backoff:    retry,
 	}, p.ChargeBalance)
 }
