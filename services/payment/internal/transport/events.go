@@ -29,7 +29,7 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	}
 	return sub.Consume(ctx, bus.ConsumerSpec{
 		Stream: bus.StreamBooking, Durable: service.BalanceConsumer,
-		Subjects: []string{"booking.v1.*.cells_ready"},
+		Subjects:   []string{"booking.v1.*.cells_ready"},
 		MaxDeliver: 10,
 		Backoff:    retry,
 	}, p.ChargeBalance)
