@@ -31,45 +31,55 @@ var (
 	stripeErr  error
 )
 
-// Main runs the package's tests. Without SAISEI_TEST_POSTGRES it starts a
-// private PostgreSQL cluster for this test binary and removes it afterwards,
-// so `go test` works on its own; processes it started are stopped before it
-// returns.
+// Main runs the package's tests. Without SAISEI_TEST_POSTGRES, the first
+// test that asks for a database starts a private PostgreSQL cluster for this
+// test binary; Main removes it afterwards, so `go test` works on its own and
+// leaves no server behind. Processes it started are stopped before it returns.
 func Main(m *testing.M) int {
-	var pg *devstack.Postgres
-	if os.Getenv(EnvPostgres) == "" {
-		dir, err := os.MkdirTemp("", "saisei-pg-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		// The server may run as the postgres user: let it reach its directory.
-		_ = os.Chmod(dir, 0o755)
-		pg, err = devstack.StartPostgres(context.Background(), dir+"/data", devstack.PostgresOptions{})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		os.Setenv(EnvPostgres, pg.AdminDSN(""))
-	}
 	code := m.Run()
 	if stripeMock != nil {
 		stripeMock.Stop()
 	}
-	if pg != nil {
-		_ = pg.Stop()
+	if privatePG != nil {
+		_ = privatePG.Stop()
+		_ = os.RemoveAll(privatePGDir)
 	}
 	return code
+}
+
+var (
+	pgOnce       sync.Once
+	pgErr        error
+	privatePG    *devstack.Postgres
+	privatePGDir string
+)
+
+// adminDSN is the superuser DSN of the shared or private cluster.
+func adminDSN() (string, error) {
+	if dsn := os.Getenv(EnvPostgres); dsn != "" {
+		return dsn, nil
+	}
+	pgOnce.Do(func() {
+		if privatePGDir, pgErr = os.MkdirTemp("", "saisei-pg-"); pgErr != nil {
+			return
+		}
+		// The server may run as the postgres user: let it reach its directory.
+		_ = os.Chmod(privatePGDir, 0o755)
+		privatePG, pgErr = devstack.StartPostgres(context.Background(), privatePGDir+"/data", devstack.PostgresOptions{})
+	})
+	if pgErr != nil {
+		return "", pgErr
+	}
+	return privatePG.AdminDSN(""), nil
 }
 
 // NewDatabase creates an empty database for this test and returns its
 // superuser DSN; it is dropped when the test ends.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv(EnvPostgres)
-	if admin == "" {
-		t.Fatalf("devtest: %s is not set; call devtest.Main from TestMain", EnvPostgres)
+	admin, err := adminDSN()
+	if err != nil {
+		t.Fatalf("devtest: postgres: %v", err)
 	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
