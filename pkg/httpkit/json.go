@@ -33,6 +33,18 @@ func DecodeJSON(r *http.Request, dst any) error {
 	return nil
 }
 
+// FromJSONError turns an encoding/json decoding error into a 400 Problem
+// naming the field, or returns nil for other errors.
+func FromJSONError(err error) *Problem {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &syntax) || errors.As(err, &typ) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "json: unknown field ") {
+		return jsonProblem(err)
+	}
+	return nil
+}
+
 func jsonProblem(err error) *Problem {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -49,8 +61,9 @@ func jsonProblem(err error) *Problem {
 			field = "body"
 		}
 		return Malformed(field, "must be "+jsonKind(typ.Type.Kind().String()))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+	case strings.Contains(err.Error(), "json: unknown field "):
+		_, name, _ := strings.Cut(err.Error(), "json: unknown field ")
+		name = strings.Trim(name, `"`)
 		return Malformed(name, "is not a field of this request")
 	default:
 		// Errors from a field's own UnmarshalJSON (money, dates) say what is wrong.

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/pkg/outbox"
@@ -71,6 +72,26 @@ func ConfigFromEnv(name, defaultAddr string) Config {
 type Deps struct {
 	Log            *slog.Logger
 	TracerProvider trace.TracerProvider
+	// Now is the services' clock; nil means time.Now. Tests move it to see
+	// quotes expire and plans lapse.
+	Now func() time.Time
+}
+
+// Clock returns the configured clock.
+func (d Deps) Clock() func() time.Time {
+	if d.Now != nil {
+		return d.Now
+	}
+	return time.Now
+}
+
+// Rates reads the exchange rates from FX_RATES (see fx.Parse), or the
+// default table when unset.
+func Rates() (fx.Table, error) {
+	if s := os.Getenv("FX_RATES"); s != "" {
+		return fx.Parse(s)
+	}
+	return fx.Default(), nil
 }
 
 // Host is a started service.

@@ -18,7 +18,8 @@ func (p *platform) bookConfirmed(t *testing.T, name string) (bookingID string, d
 	var quote response
 	eventually(t, "a quote", func() bool {
 		quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY",
-			"patient": map[string]any{"name": name, "email": strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com", "country": "US", "language": "en"}}, nil)
+			"patient": map[string]any{"name": name, "email": strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com", "country": "US", "language": "en"},
+			"screening": fit}, nil)
 		return quote.Status == 201
 	})
 	deposit, _ = money(quote.Body["deposit"])
@@ -78,8 +79,8 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		key := map[string]string{"Idempotency-Key": uuid.NewString()}
 		var q1, q2 response
 		eventually(t, "two quotes", func() bool {
-			q1 = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient}, nil)
-			q2 = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient}, nil)
+			q1 = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient, "screening": fit}, nil)
+			q2 = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient, "screening": fit}, nil)
 			return q1.Status == 201 && q2.Status == 201
 		})
 		p.mustCall(t, 201, "POST", "/v1/bookings", map[string]any{"quote_id": q1.Body["id"]}, key)
@@ -90,7 +91,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 	t.Run("a booking whose deposit intent failed is finished by the retry", func(t *testing.T) {
 		var quote response
 		eventually(t, "a quote", func() bool {
-			quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient}, nil)
+			quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient, "screening": fit}, nil)
 			return quote.Status == 201
 		})
 		key := map[string]string{"Idempotency-Key": uuid.NewString()}
@@ -129,7 +130,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		// A short payment for a new booking does not confirm it.
 		var quote response
 		eventually(t, "a quote", func() bool {
-			quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient}, nil)
+			quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY", "patient": validPatient, "screening": fit}, nil)
 			return quote.Status == 201
 		})
 		created := p.mustCall(t, 201, "POST", "/v1/bookings", map[string]any{"quote_id": quote.Body["id"]}, map[string]string{"Idempotency-Key": uuid.NewString()})

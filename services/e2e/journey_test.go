@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +21,9 @@ const (
 )
 
 var patient = map[string]any{"name": "Kim Min-jun", "email": "minjun.kim@example.kr", "country": "KR", "language": "ko"}
+
+// fit is a screening questionnaire that passes every rule.
+var fit = map[string]any{"diagnosis_confirmed": true, "cancer_free_years": nil, "severe_organ_disease": false, "can_travel": true}
 
 func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	p := startPlatform(t)
@@ -48,31 +52,58 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 		}
 	}
 	sessions := num(tr["sessions"])
-	wantDeposit := amount("consultation") + amount("harvest") + culture + amount("quality_testing")
-	wantBalance := amount("administration_per_session") * sessions
-	must(t, listed == 3_000_000 && wantDeposit+wantBalance == listed, fmt.Sprintf("listed ¥%d = deposit ¥%d + balance ¥%d", listed, wantDeposit, wantBalance))
+	preAdministration := amount("consultation") + amount("harvest") + culture + amount("quality_testing")
+	administration := amount("administration_per_session") * sessions
+	must(t, listed == 3_000_000 && preAdministration+administration == listed, fmt.Sprintf("listed ¥%d", listed))
+	extraPrice := map[string]int64{}
+	for _, e := range list(obj(tr["clinic"])["extras"]) {
+		extraPrice[fmt.Sprint(obj(e)["code"])], _ = money(obj(e)["price"])
+	}
+	must(t, extraPrice["hotel"] > 0 && extraPrice["interpreter"] > 0, "the clinic prices its extras")
 
-	// 2. A quote, displayed in US dollars. Quoting learns the catalog from
-	// events, so right after start-up it may need a moment.
+	// Every price is before tax; consumption tax (10%) is added once on the
+	// taxable lines, rounded down. The deposit is what is spent before
+	// administration, with its tax; extras go with the balance.
+	extras := 5*extraPrice["hotel"] + 2*extraPrice["interpreter"]
+	wantSubtotal := listed + extras
+	wantTax := wantSubtotal / 10
+	wantTotal := wantSubtotal + wantTax
+	wantDeposit := preAdministration + preAdministration/10
+	wantBalance := wantTotal - wantDeposit
+
+	// 2. A quote, displayed in US dollars, with a screening and extras.
+	// Quoting learns the catalog from events, so right after start-up it may
+	// need a moment.
 	var quote response
 	eventually(t, "quoting to know the catalog", func() bool {
-		quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "usd", "patient": patient}, nil)
+		quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "usd",
+			"patient": patient, "screening": fit,
+			"extras": []any{map[string]any{"code": "hotel", "nights": 5}, map[string]any{"code": "interpreter", "days": 2}}}, nil)
 		return quote.Status == 201
 	})
 	q := quote.Body
 	total, cur := money(q["total"])
 	deposit, _ := money(q["deposit"])
 	balance, _ := money(q["balance"])
-	must(t, q["status"] == "issued" && cur == "JPY", "quote issued in JPY")
-	must(t, total == 3_000_000 && deposit == wantDeposit && balance == wantBalance && total == deposit+balance,
-		fmt.Sprintf("quote total ¥%d deposit ¥%d balance ¥%d", total, deposit, balance))
+	subtotal, _ := money(q["subtotal"])
+	tax, _ := money(q["tax"])
+	must(t, q["status"] == "issued" && cur == "JPY" && obj(q["eligibility"])["status"] == "eligible" && q["version"] == json.Number("1"),
+		fmt.Sprintf("quote issued in JPY, eligible, version 1: %s", quote.Raw))
+	must(t, subtotal == wantSubtotal && tax == wantTax && total == wantTotal && deposit == wantDeposit && balance == wantBalance &&
+		total == deposit+balance, fmt.Sprintf("quote subtotal ¥%d tax ¥%d total ¥%d deposit ¥%d balance ¥%d; want %d %d %d %d %d",
+		subtotal, tax, total, deposit, balance, wantSubtotal, wantTax, wantTotal, wantDeposit, wantBalance))
 	var sum int64
+	codes := map[string]bool{}
 	for _, l := range list(q["lines"]) {
 		a, c := money(obj(l)["amount"])
 		must(t, c == "JPY" && obj(l)["code"] != "" && obj(l)["description"] != "", "line is coded and in JPY")
+		codes[fmt.Sprint(obj(l)["code"])] = true
 		sum += a
 	}
-	must(t, sum == total, fmt.Sprintf("lines sum to ¥%d, total ¥%d", sum, total))
+	must(t, sum == total, fmt.Sprintf("lines (tax included) sum to ¥%d, total ¥%d", sum, total))
+	for _, c := range []string{"consultation", "harvest", "cell_culture", "quality_testing", "administration", "hotel", "interpreter", "consumption_tax"} {
+		must(t, codes[c], "line "+c)
+	}
 	fx := obj(q["fx"])
 	rate, err := pkgmoney.ParseRate(pkgmoney.USD, pkgmoney.JPY, fmt.Sprint(fx["rate"]))
 	if err != nil {
@@ -201,7 +232,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	out, _ := money(fin["outstanding"])
 	dRec, _ := money(obj(fin["deposit"])["received"])
 	bRec, _ := money(obj(fin["balance"])["received"])
-	must(t, exp == 3_000_000 && rec == 3_000_000 && out == 0 && fin["settled"] == true && dRec == deposit && bRec == balance,
+	must(t, exp == total && rec == total && out == 0 && fin["settled"] == true && dRec == deposit && bRec == balance,
 		fmt.Sprintf("finance %v", fin))
 
 	// 9. Exactly once: three notices to the clinic, two emails to the patient.

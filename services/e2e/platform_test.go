@@ -33,7 +33,30 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 
-const webhookSecret = "whsec_e2e_test"
+const (
+	webhookSecret = "whsec_e2e_test"
+	adminToken    = "e2e-admin-token"
+)
+
+// clock is the services' shared clock: real time plus an offset the test
+// can move forward, to see quotes expire.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves every service's clock forward.
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
 
 // platform is every service running in this process against real
 // dependencies, each with its own tracer provider feeding one exporter.
@@ -43,11 +66,12 @@ type platform struct {
 	mail    *devstack.MailSink
 	spans   *tracetest.InMemoryExporter
 	js      jetstream.JetStream
+	clock   *clock
 }
 
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
-	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t)}
+	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t), clock: &clock{}}
 	admin := devtest.NewDatabase(t)
 	natsURL := devtest.NATS(t)
 	_, js, err := bus.Connect(natsURL, "e2e-observer")
@@ -71,10 +95,11 @@ func startPlatform(t *testing.T) *platform {
 
 	run := func(name, url string, fn func(ctx context.Context, deps servicehost.Deps) error) {
 		deps := devtest.Deps(t, name, p.spans)
+		deps.Now = p.clock.Now
 		devtest.RunService(t, url, func(ctx context.Context) error { return fn(ctx, deps) })
 	}
 	run("catalog", catURL, func(ctx context.Context, d servicehost.Deps) error {
-		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true}, d)
+		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true, AdminToken: adminToken}, d)
 	})
 	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
 		return quoting.Run(ctx, quoting.Config{Config: quoCfg}, d)

@@ -22,10 +22,11 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// TreatmentChanged carries the whole current state of one treatment. It is
-// published on catalog.v1.treatments.<treatment_id>; the stream keeps only the
-// last message per subject, so a new consumer replays the current catalog.
-// Consumers apply it only when revision is newer than what they hold.
+// TreatmentChanged carries the whole current state of one treatment, with
+// its clinic and plan. It is published on catalog.v1.treatments.<id>; the
+// stream keeps only the last message per subject, so a new consumer replays
+// the current catalog. Consumers apply it only when revision is newer than
+// what they hold.
 type TreatmentChanged struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Treatment *Treatment             `protobuf:"bytes,1,opt,name=treatment,proto3" json:"treatment,omitempty"`
@@ -79,35 +80,110 @@ func (x *TreatmentChanged) GetRevision() int64 {
 	return 0
 }
 
+// PlanChanged is published on catalog.v1.plans.<number> when a provision
+// plan is created or changes (e.g. suspended), naming the treatments it
+// covers. Each of those treatments is also re-announced.
+type PlanChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	ClinicId      string                 `protobuf:"bytes,2,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	TreatmentIds  []string               `protobuf:"bytes,3,rep,name=treatment_ids,json=treatmentIds,proto3" json:"treatment_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanChanged) Reset() {
+	*x = PlanChanged{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanChanged) ProtoMessage() {}
+
+func (x *PlanChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanChanged.ProtoReflect.Descriptor instead.
+func (*PlanChanged) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PlanChanged) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *PlanChanged) GetClinicId() string {
+	if x != nil {
+		return x.ClinicId
+	}
+	return ""
+}
+
+func (x *PlanChanged) GetTreatmentIds() []string {
+	if x != nil {
+		return x.TreatmentIds
+	}
+	return nil
+}
+
 type Treatment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Condition code: stroke, spinal_cord_injury, parkinsons, knee_osteoarthritis …
-	Condition string  `protobuf:"bytes,3,opt,name=condition,proto3" json:"condition,omitempty"`
-	Clinic    *Clinic `protobuf:"bytes,4,opt,name=clinic,proto3" json:"clinic,omitempty"`
+	// English name and description; the localized ones are in names/descriptions.
+	Name         string            `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description  string            `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Names        map[string]string `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Descriptions map[string]string `protobuf:"bytes,5,rep,name=descriptions,proto3" json:"descriptions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Condition codes, primary first: stroke, spinal_cord_injury, parkinsons, knee_osteoarthritis.
+	Conditions []string `protobuf:"bytes,6,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	Clinic     *Clinic  `protobuf:"bytes,7,opt,name=clinic,proto3" json:"clinic,omitempty"`
 	// The provision plan the therapy is offered under. Consumers decide
 	// bookability from it on the day (validity dates pass without an event).
-	Plan *Plan `protobuf:"bytes,5,opt,name=plan,proto3" json:"plan,omitempty"`
-	// adipose, bone_marrow, umbilical_cord, dental_pulp, muse, nk_cells, exosome.
-	CellSource     string        `protobuf:"bytes,7,opt,name=cell_source,json=cellSource,proto3" json:"cell_source,omitempty"`
-	Autologous     bool          `protobuf:"varint,8,opt,name=autologous,proto3" json:"autologous,omitempty"`
-	Routes         []string      `protobuf:"bytes,9,rep,name=routes,proto3" json:"routes,omitempty"`
-	Sessions       int32         `protobuf:"varint,10,opt,name=sessions,proto3" json:"sessions,omitempty"`
-	CultureDaysMin int32         `protobuf:"varint,11,opt,name=culture_days_min,json=cultureDaysMin,proto3" json:"culture_days_min,omitempty"`
-	CultureDaysMax int32         `protobuf:"varint,12,opt,name=culture_days_max,json=cultureDaysMax,proto3" json:"culture_days_max,omitempty"`
-	Prices         *PriceList    `protobuf:"bytes,13,opt,name=prices,proto3" json:"prices,omitempty"`
-	DoseOptions    []*DoseOption `protobuf:"bytes,14,rep,name=dose_options,json=doseOptions,proto3" json:"dose_options,omitempty"`
+	Plan *Plan `protobuf:"bytes,8,opt,name=plan,proto3" json:"plan,omitempty"`
+	// msc, nk_cells, exosomes, ips_dopaminergic_progenitors, ips_neural_progenitors.
+	CellType string `protobuf:"bytes,9,opt,name=cell_type,json=cellType,proto3" json:"cell_type,omitempty"`
+	// adipose, bone_marrow, umbilical_cord, dental_pulp, muse, nk_cells, exosome, ips.
+	CellSource      string            `protobuf:"bytes,10,opt,name=cell_source,json=cellSource,proto3" json:"cell_source,omitempty"`
+	Autologous      bool              `protobuf:"varint,11,opt,name=autologous,proto3" json:"autologous,omitempty"`
+	Routes          []string          `protobuf:"bytes,12,rep,name=routes,proto3" json:"routes,omitempty"`
+	Sessions        int32             `protobuf:"varint,13,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	CultureDaysMin  int32             `protobuf:"varint,14,opt,name=culture_days_min,json=cultureDaysMin,proto3" json:"culture_days_min,omitempty"`
+	CultureDaysMax  int32             `protobuf:"varint,15,opt,name=culture_days_max,json=cultureDaysMax,proto3" json:"culture_days_max,omitempty"`
+	Visits          int32             `protobuf:"varint,16,opt,name=visits,proto3" json:"visits,omitempty"`
+	TypicalStayDays int32             `protobuf:"varint,17,opt,name=typical_stay_days,json=typicalStayDays,proto3" json:"typical_stay_days,omitempty"`
+	FollowUpMonths  []int32           `protobuf:"varint,18,rep,packed,name=follow_up_months,json=followUpMonths,proto3" json:"follow_up_months,omitempty"`
+	Included        []string          `protobuf:"bytes,19,rep,name=included,proto3" json:"included,omitempty"`
+	Prices          *PriceList        `protobuf:"bytes,20,opt,name=prices,proto3" json:"prices,omitempty"`
+	DoseOptions     []*DoseOption     `protobuf:"bytes,21,rep,name=dose_options,json=doseOptions,proto3" json:"dose_options,omitempty"`
+	Eligibility     *EligibilityRules `protobuf:"bytes,22,opt,name=eligibility,proto3" json:"eligibility,omitempty"`
+	// Set for clinical trials, which are listed and never sold.
+	Trial *Trial `protobuf:"bytes,23,opt,name=trial,proto3" json:"trial,omitempty"`
 	// Bookable when the snapshot was taken; see plan for later days.
-	Bookable      bool   `protobuf:"varint,15,opt,name=bookable,proto3" json:"bookable,omitempty"`
-	Description   string `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
+	Bookable      bool `protobuf:"varint,24,opt,name=bookable,proto3" json:"bookable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Treatment) Reset() {
 	*x = Treatment{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[1]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +195,7 @@ func (x *Treatment) String() string {
 func (*Treatment) ProtoMessage() {}
 
 func (x *Treatment) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[1]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +208,7 @@ func (x *Treatment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Treatment.ProtoReflect.Descriptor instead.
 func (*Treatment) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Treatment) GetId() string {
@@ -149,11 +225,32 @@ func (x *Treatment) GetName() string {
 	return ""
 }
 
-func (x *Treatment) GetCondition() string {
+func (x *Treatment) GetDescription() string {
 	if x != nil {
-		return x.Condition
+		return x.Description
 	}
 	return ""
+}
+
+func (x *Treatment) GetNames() map[string]string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *Treatment) GetDescriptions() map[string]string {
+	if x != nil {
+		return x.Descriptions
+	}
+	return nil
+}
+
+func (x *Treatment) GetConditions() []string {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
 }
 
 func (x *Treatment) GetClinic() *Clinic {
@@ -168,6 +265,13 @@ func (x *Treatment) GetPlan() *Plan {
 		return x.Plan
 	}
 	return nil
+}
+
+func (x *Treatment) GetCellType() string {
+	if x != nil {
+		return x.CellType
+	}
+	return ""
 }
 
 func (x *Treatment) GetCellSource() string {
@@ -212,6 +316,34 @@ func (x *Treatment) GetCultureDaysMax() int32 {
 	return 0
 }
 
+func (x *Treatment) GetVisits() int32 {
+	if x != nil {
+		return x.Visits
+	}
+	return 0
+}
+
+func (x *Treatment) GetTypicalStayDays() int32 {
+	if x != nil {
+		return x.TypicalStayDays
+	}
+	return 0
+}
+
+func (x *Treatment) GetFollowUpMonths() []int32 {
+	if x != nil {
+		return x.FollowUpMonths
+	}
+	return nil
+}
+
+func (x *Treatment) GetIncluded() []string {
+	if x != nil {
+		return x.Included
+	}
+	return nil
+}
+
 func (x *Treatment) GetPrices() *PriceList {
 	if x != nil {
 		return x.Prices
@@ -226,6 +358,20 @@ func (x *Treatment) GetDoseOptions() []*DoseOption {
 	return nil
 }
 
+func (x *Treatment) GetEligibility() *EligibilityRules {
+	if x != nil {
+		return x.Eligibility
+	}
+	return nil
+}
+
+func (x *Treatment) GetTrial() *Trial {
+	if x != nil {
+		return x.Trial
+	}
+	return nil
+}
+
 func (x *Treatment) GetBookable() bool {
 	if x != nil {
 		return x.Bookable
@@ -233,99 +379,19 @@ func (x *Treatment) GetBookable() bool {
 	return false
 }
 
-func (x *Treatment) GetDescription() string {
-	if x != nil {
-		return x.Description
-	}
-	return ""
-}
-
-// Plan is a regenerative medicine provision plan notified to the MHLW.
-type Plan struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
-	// ASRM risk class: "I", "II" or "III".
-	RiskClass string `protobuf:"bytes,2,opt,name=risk_class,json=riskClass,proto3" json:"risk_class,omitempty"`
-	// active, suspended or withdrawn.
-	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	// Dates as YYYY-MM-DD in Japan time.
-	ValidFrom     string `protobuf:"bytes,4,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
-	ValidUntil    string `protobuf:"bytes,5,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Plan) Reset() {
-	*x = Plan{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Plan) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Plan) ProtoMessage() {}
-
-func (x *Plan) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
-func (*Plan) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *Plan) GetNumber() string {
-	if x != nil {
-		return x.Number
-	}
-	return ""
-}
-
-func (x *Plan) GetRiskClass() string {
-	if x != nil {
-		return x.RiskClass
-	}
-	return ""
-}
-
-func (x *Plan) GetStatus() string {
-	if x != nil {
-		return x.Status
-	}
-	return ""
-}
-
-func (x *Plan) GetValidFrom() string {
-	if x != nil {
-		return x.ValidFrom
-	}
-	return ""
-}
-
-func (x *Plan) GetValidUntil() string {
-	if x != nil {
-		return x.ValidUntil
-	}
-	return ""
-}
-
 type Clinic struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// English name; all names in names.
+	Name  string            `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Names map[string]string `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// tokyo, osaka or kyoto.
-	City          string `protobuf:"bytes,3,opt,name=city,proto3" json:"city,omitempty"`
+	City string `protobuf:"bytes,4,opt,name=city,proto3" json:"city,omitempty"`
+	// clinic or university_hospital.
+	Kind          string         `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Languages     []string       `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
+	DepositPolicy *DepositPolicy `protobuf:"bytes,7,opt,name=deposit_policy,json=depositPolicy,proto3" json:"deposit_policy,omitempty"`
+	Extras        []*Extra       `protobuf:"bytes,8,rep,name=extras,proto3" json:"extras,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -374,6 +440,13 @@ func (x *Clinic) GetName() string {
 	return ""
 }
 
+func (x *Clinic) GetNames() map[string]string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 func (x *Clinic) GetCity() string {
 	if x != nil {
 		return x.City
@@ -381,8 +454,242 @@ func (x *Clinic) GetCity() string {
 	return ""
 }
 
-// PriceList is what the clinic charges in JPY for the parts of a protocol
-// that do not depend on the dose.
+func (x *Clinic) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Clinic) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
+func (x *Clinic) GetDepositPolicy() *DepositPolicy {
+	if x != nil {
+		return x.DepositPolicy
+	}
+	return nil
+}
+
+func (x *Clinic) GetExtras() []*Extra {
+	if x != nil {
+		return x.Extras
+	}
+	return nil
+}
+
+// DepositPolicy names the quote lines taken as the deposit.
+type DepositPolicy struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Covers []string               `protobuf:"bytes,1,rep,name=covers,proto3" json:"covers,omitempty"`
+	// The whole price is taken up front for protocols with no culture stage.
+	FullWithoutCulture bool `protobuf:"varint,2,opt,name=full_without_culture,json=fullWithoutCulture,proto3" json:"full_without_culture,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *DepositPolicy) Reset() {
+	*x = DepositPolicy{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DepositPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DepositPolicy) ProtoMessage() {}
+
+func (x *DepositPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DepositPolicy.ProtoReflect.Descriptor instead.
+func (*DepositPolicy) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DepositPolicy) GetCovers() []string {
+	if x != nil {
+		return x.Covers
+	}
+	return nil
+}
+
+func (x *DepositPolicy) GetFullWithoutCulture() bool {
+	if x != nil {
+		return x.FullWithoutCulture
+	}
+	return false
+}
+
+// Extra is an optional service sold with treatments, priced per unit.
+type Extra struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rehabilitation, cell_banking, interpreter, visa_guarantee, airport_transfer, hotel.
+	Code  string          `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Price *commonv1.Money `protobuf:"bytes,2,opt,name=price,proto3" json:"price,omitempty"`
+	// package, year, day, once, trip or night.
+	Unit string `protobuf:"bytes,3,opt,name=unit,proto3" json:"unit,omitempty"`
+	// Subject to Japanese consumption tax.
+	Taxable       bool `protobuf:"varint,4,opt,name=taxable,proto3" json:"taxable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Extra) Reset() {
+	*x = Extra{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Extra) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Extra) ProtoMessage() {}
+
+func (x *Extra) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Extra.ProtoReflect.Descriptor instead.
+func (*Extra) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Extra) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Extra) GetPrice() *commonv1.Money {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+func (x *Extra) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *Extra) GetTaxable() bool {
+	if x != nil {
+		return x.Taxable
+	}
+	return false
+}
+
+// Plan is a regenerative medicine provision plan notified to the MHLW.
+type Plan struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Number string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// ASRM risk class: "I", "II" or "III".
+	RiskClass string `protobuf:"bytes,2,opt,name=risk_class,json=riskClass,proto3" json:"risk_class,omitempty"`
+	// active, suspended or withdrawn.
+	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	// Dates as YYYY-MM-DD in Japan time.
+	ValidFrom     string `protobuf:"bytes,4,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	ValidUntil    string `protobuf:"bytes,5,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Plan) Reset() {
+	*x = Plan{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Plan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Plan) ProtoMessage() {}
+
+func (x *Plan) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
+func (*Plan) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Plan) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Plan) GetRiskClass() string {
+	if x != nil {
+		return x.RiskClass
+	}
+	return ""
+}
+
+func (x *Plan) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Plan) GetValidFrom() string {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return ""
+}
+
+func (x *Plan) GetValidUntil() string {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return ""
+}
+
+// PriceList is what the clinic charges in JPY (before tax) for the parts of
+// a protocol that do not depend on the dose.
 type PriceList struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Consultation *commonv1.Money        `protobuf:"bytes,1,opt,name=consultation,proto3" json:"consultation,omitempty"`
@@ -396,7 +703,7 @@ type PriceList struct {
 
 func (x *PriceList) Reset() {
 	*x = PriceList{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +715,7 @@ func (x *PriceList) String() string {
 func (*PriceList) ProtoMessage() {}
 
 func (x *PriceList) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +728,7 @@ func (x *PriceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceList.ProtoReflect.Descriptor instead.
 func (*PriceList) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PriceList) GetConsultation() *commonv1.Money {
@@ -453,7 +760,7 @@ func (x *PriceList) GetAdministrationPerSession() *commonv1.Money {
 }
 
 // DoseOption prices cell culture for a dose; total is the whole protocol's
-// price at that dose (consultation + harvest + culture + QC + administration).
+// price at that dose before tax.
 type DoseOption struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cells         int64                  `protobuf:"varint,1,opt,name=cells,proto3" json:"cells,omitempty"`
@@ -465,7 +772,7 @@ type DoseOption struct {
 
 func (x *DoseOption) Reset() {
 	*x = DoseOption{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +784,7 @@ func (x *DoseOption) String() string {
 func (*DoseOption) ProtoMessage() {}
 
 func (x *DoseOption) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +797,7 @@ func (x *DoseOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoseOption.ProtoReflect.Descriptor instead.
 func (*DoseOption) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DoseOption) GetCells() int64 {
@@ -514,6 +821,215 @@ func (x *DoseOption) GetTotal() *commonv1.Money {
 	return nil
 }
 
+// EligibilityRules are the treatment's screening criteria.
+type EligibilityRules struct {
+	state                      protoimpl.MessageState `protogen:"open.v1"`
+	RequiresConfirmedDiagnosis bool                   `protobuf:"varint,1,opt,name=requires_confirmed_diagnosis,json=requiresConfirmedDiagnosis,proto3" json:"requires_confirmed_diagnosis,omitempty"`
+	MinCancerFreeYears         int32                  `protobuf:"varint,2,opt,name=min_cancer_free_years,json=minCancerFreeYears,proto3" json:"min_cancer_free_years,omitempty"`
+	// review or exclude.
+	OrganDisease        string `protobuf:"bytes,3,opt,name=organ_disease,json=organDisease,proto3" json:"organ_disease,omitempty"`
+	ExcludesSeveredCord bool   `protobuf:"varint,4,opt,name=excludes_severed_cord,json=excludesSeveredCord,proto3" json:"excludes_severed_cord,omitempty"`
+	// Unset when any time since injury is treated.
+	InjuryWindow  *InjuryWindow `protobuf:"bytes,5,opt,name=injury_window,json=injuryWindow,proto3" json:"injury_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EligibilityRules) Reset() {
+	*x = EligibilityRules{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EligibilityRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EligibilityRules) ProtoMessage() {}
+
+func (x *EligibilityRules) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EligibilityRules.ProtoReflect.Descriptor instead.
+func (*EligibilityRules) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EligibilityRules) GetRequiresConfirmedDiagnosis() bool {
+	if x != nil {
+		return x.RequiresConfirmedDiagnosis
+	}
+	return false
+}
+
+func (x *EligibilityRules) GetMinCancerFreeYears() int32 {
+	if x != nil {
+		return x.MinCancerFreeYears
+	}
+	return 0
+}
+
+func (x *EligibilityRules) GetOrganDisease() string {
+	if x != nil {
+		return x.OrganDisease
+	}
+	return ""
+}
+
+func (x *EligibilityRules) GetExcludesSeveredCord() bool {
+	if x != nil {
+		return x.ExcludesSeveredCord
+	}
+	return false
+}
+
+func (x *EligibilityRules) GetInjuryWindow() *InjuryWindow {
+	if x != nil {
+		return x.InjuryWindow
+	}
+	return nil
+}
+
+// InjuryWindow bounds the time since a spinal cord injury.
+type InjuryWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MinDays       int32                  `protobuf:"varint,1,opt,name=min_days,json=minDays,proto3" json:"min_days,omitempty"`
+	MaxMonths     int32                  `protobuf:"varint,2,opt,name=max_months,json=maxMonths,proto3" json:"max_months,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InjuryWindow) Reset() {
+	*x = InjuryWindow{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InjuryWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InjuryWindow) ProtoMessage() {}
+
+func (x *InjuryWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InjuryWindow.ProtoReflect.Descriptor instead.
+func (*InjuryWindow) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *InjuryWindow) GetMinDays() int32 {
+	if x != nil {
+		return x.MinDays
+	}
+	return 0
+}
+
+func (x *InjuryWindow) GetMaxMonths() int32 {
+	if x != nil {
+		return x.MaxMonths
+	}
+	return 0
+}
+
+type Trial struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Institution string                 `protobuf:"bytes,1,opt,name=institution,proto3" json:"institution,omitempty"`
+	// recruiting, active_not_recruiting, completed or suspended.
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Phase         string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	RegistryId    string `protobuf:"bytes,4,opt,name=registry_id,json=registryId,proto3" json:"registry_id,omitempty"`
+	Participants  int32  `protobuf:"varint,5,opt,name=participants,proto3" json:"participants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Trial) Reset() {
+	*x = Trial{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Trial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Trial) ProtoMessage() {}
+
+func (x *Trial) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Trial.ProtoReflect.Descriptor instead.
+func (*Trial) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Trial) GetInstitution() string {
+	if x != nil {
+		return x.Institution
+	}
+	return ""
+}
+
+func (x *Trial) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Trial) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *Trial) GetRegistryId() string {
+	if x != nil {
+		return x.RegistryId
+	}
+	return ""
+}
+
+func (x *Trial) GetParticipants() int32 {
+	if x != nil {
+		return x.Participants
+	}
+	return 0
+}
+
 var File_saisei_catalog_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_catalog_v1_events_proto_rawDesc = "" +
@@ -521,27 +1037,70 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\x1esaisei/catalog/v1/events.proto\x12\x11saisei.catalog.v1\x1a\x1dsaisei/common/v1/common.proto\"j\n" +
 	"\x10TreatmentChanged\x12:\n" +
 	"\ttreatment\x18\x01 \x01(\v2\x1c.saisei.catalog.v1.TreatmentR\ttreatment\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xb2\x04\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"|\n" +
+	"\vPlanChanged\x12+\n" +
+	"\x04plan\x18\x01 \x01(\v2\x17.saisei.catalog.v1.PlanR\x04plan\x12\x1b\n" +
+	"\tclinic_id\x18\x02 \x01(\tR\bclinicId\x12#\n" +
+	"\rtreatment_ids\x18\x03 \x03(\tR\ftreatmentIds\"\xda\b\n" +
 	"\tTreatment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
-	"\tcondition\x18\x03 \x01(\tR\tcondition\x121\n" +
-	"\x06clinic\x18\x04 \x01(\v2\x19.saisei.catalog.v1.ClinicR\x06clinic\x12+\n" +
-	"\x04plan\x18\x05 \x01(\v2\x17.saisei.catalog.v1.PlanR\x04plan\x12\x1f\n" +
-	"\vcell_source\x18\a \x01(\tR\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12=\n" +
+	"\x05names\x18\x04 \x03(\v2'.saisei.catalog.v1.Treatment.NamesEntryR\x05names\x12R\n" +
+	"\fdescriptions\x18\x05 \x03(\v2..saisei.catalog.v1.Treatment.DescriptionsEntryR\fdescriptions\x12\x1e\n" +
+	"\n" +
+	"conditions\x18\x06 \x03(\tR\n" +
+	"conditions\x121\n" +
+	"\x06clinic\x18\a \x01(\v2\x19.saisei.catalog.v1.ClinicR\x06clinic\x12+\n" +
+	"\x04plan\x18\b \x01(\v2\x17.saisei.catalog.v1.PlanR\x04plan\x12\x1b\n" +
+	"\tcell_type\x18\t \x01(\tR\bcellType\x12\x1f\n" +
+	"\vcell_source\x18\n" +
+	" \x01(\tR\n" +
 	"cellSource\x12\x1e\n" +
 	"\n" +
-	"autologous\x18\b \x01(\bR\n" +
+	"autologous\x18\v \x01(\bR\n" +
 	"autologous\x12\x16\n" +
-	"\x06routes\x18\t \x03(\tR\x06routes\x12\x1a\n" +
-	"\bsessions\x18\n" +
-	" \x01(\x05R\bsessions\x12(\n" +
-	"\x10culture_days_min\x18\v \x01(\x05R\x0ecultureDaysMin\x12(\n" +
-	"\x10culture_days_max\x18\f \x01(\x05R\x0ecultureDaysMax\x124\n" +
-	"\x06prices\x18\r \x01(\v2\x1c.saisei.catalog.v1.PriceListR\x06prices\x12@\n" +
-	"\fdose_options\x18\x0e \x03(\v2\x1d.saisei.catalog.v1.DoseOptionR\vdoseOptions\x12\x1a\n" +
-	"\bbookable\x18\x0f \x01(\bR\bbookable\x12 \n" +
-	"\vdescription\x18\x10 \x01(\tR\vdescriptionJ\x04\b\x06\x10\a\"\x95\x01\n" +
+	"\x06routes\x18\f \x03(\tR\x06routes\x12\x1a\n" +
+	"\bsessions\x18\r \x01(\x05R\bsessions\x12(\n" +
+	"\x10culture_days_min\x18\x0e \x01(\x05R\x0ecultureDaysMin\x12(\n" +
+	"\x10culture_days_max\x18\x0f \x01(\x05R\x0ecultureDaysMax\x12\x16\n" +
+	"\x06visits\x18\x10 \x01(\x05R\x06visits\x12*\n" +
+	"\x11typical_stay_days\x18\x11 \x01(\x05R\x0ftypicalStayDays\x12(\n" +
+	"\x10follow_up_months\x18\x12 \x03(\x05R\x0efollowUpMonths\x12\x1a\n" +
+	"\bincluded\x18\x13 \x03(\tR\bincluded\x124\n" +
+	"\x06prices\x18\x14 \x01(\v2\x1c.saisei.catalog.v1.PriceListR\x06prices\x12@\n" +
+	"\fdose_options\x18\x15 \x03(\v2\x1d.saisei.catalog.v1.DoseOptionR\vdoseOptions\x12E\n" +
+	"\veligibility\x18\x16 \x01(\v2#.saisei.catalog.v1.EligibilityRulesR\veligibility\x12.\n" +
+	"\x05trial\x18\x17 \x01(\v2\x18.saisei.catalog.v1.TrialR\x05trial\x12\x1a\n" +
+	"\bbookable\x18\x18 \x01(\bR\bbookable\x1a8\n" +
+	"\n" +
+	"NamesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11DescriptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe3\x02\n" +
+	"\x06Clinic\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12:\n" +
+	"\x05names\x18\x03 \x03(\v2$.saisei.catalog.v1.Clinic.NamesEntryR\x05names\x12\x12\n" +
+	"\x04city\x18\x04 \x01(\tR\x04city\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1c\n" +
+	"\tlanguages\x18\x06 \x03(\tR\tlanguages\x12G\n" +
+	"\x0edeposit_policy\x18\a \x01(\v2 .saisei.catalog.v1.DepositPolicyR\rdepositPolicy\x120\n" +
+	"\x06extras\x18\b \x03(\v2\x18.saisei.catalog.v1.ExtraR\x06extras\x1a8\n" +
+	"\n" +
+	"NamesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\rDepositPolicy\x12\x16\n" +
+	"\x06covers\x18\x01 \x03(\tR\x06covers\x120\n" +
+	"\x14full_without_culture\x18\x02 \x01(\bR\x12fullWithoutCulture\"x\n" +
+	"\x05Extra\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12-\n" +
+	"\x05price\x18\x02 \x01(\v2\x17.saisei.common.v1.MoneyR\x05price\x12\x12\n" +
+	"\x04unit\x18\x03 \x01(\tR\x04unit\x12\x18\n" +
+	"\ataxable\x18\x04 \x01(\bR\ataxable\"\x95\x01\n" +
 	"\x04Plan\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1d\n" +
 	"\n" +
@@ -550,11 +1109,7 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"valid_from\x18\x04 \x01(\tR\tvalidFrom\x12\x1f\n" +
 	"\vvalid_until\x18\x05 \x01(\tR\n" +
-	"validUntil\"@\n" +
-	"\x06Clinic\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04city\x18\x03 \x01(\tR\x04city\"\x94\x02\n" +
+	"validUntil\"\x94\x02\n" +
 	"\tPriceList\x12;\n" +
 	"\fconsultation\x18\x01 \x01(\v2\x17.saisei.common.v1.MoneyR\fconsultation\x121\n" +
 	"\aharvest\x18\x02 \x01(\v2\x17.saisei.common.v1.MoneyR\aharvest\x12@\n" +
@@ -564,7 +1119,24 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"DoseOption\x12\x14\n" +
 	"\x05cells\x18\x01 \x01(\x03R\x05cells\x121\n" +
 	"\aculture\x18\x02 \x01(\v2\x17.saisei.common.v1.MoneyR\aculture\x12-\n" +
-	"\x05total\x18\x03 \x01(\v2\x17.saisei.common.v1.MoneyR\x05totalBBZ@github.com/saisei-health/platform/pkg/events/catalogv1;catalogv1b\x06proto3"
+	"\x05total\x18\x03 \x01(\v2\x17.saisei.common.v1.MoneyR\x05total\"\xa6\x02\n" +
+	"\x10EligibilityRules\x12@\n" +
+	"\x1crequires_confirmed_diagnosis\x18\x01 \x01(\bR\x1arequiresConfirmedDiagnosis\x121\n" +
+	"\x15min_cancer_free_years\x18\x02 \x01(\x05R\x12minCancerFreeYears\x12#\n" +
+	"\rorgan_disease\x18\x03 \x01(\tR\forganDisease\x122\n" +
+	"\x15excludes_severed_cord\x18\x04 \x01(\bR\x13excludesSeveredCord\x12D\n" +
+	"\rinjury_window\x18\x05 \x01(\v2\x1f.saisei.catalog.v1.InjuryWindowR\finjuryWindow\"H\n" +
+	"\fInjuryWindow\x12\x19\n" +
+	"\bmin_days\x18\x01 \x01(\x05R\aminDays\x12\x1d\n" +
+	"\n" +
+	"max_months\x18\x02 \x01(\x05R\tmaxMonths\"\x9c\x01\n" +
+	"\x05Trial\x12 \n" +
+	"\vinstitution\x18\x01 \x01(\tR\vinstitution\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12\x1f\n" +
+	"\vregistry_id\x18\x04 \x01(\tR\n" +
+	"registryId\x12\"\n" +
+	"\fparticipants\x18\x05 \x01(\x05R\fparticipantsBBZ@github.com/saisei-health/platform/pkg/events/catalogv1;catalogv1b\x06proto3"
 
 var (
 	file_saisei_catalog_v1_events_proto_rawDescOnce sync.Once
@@ -578,33 +1150,52 @@ func file_saisei_catalog_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_catalog_v1_events_proto_rawDescData
 }
 
-var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_saisei_catalog_v1_events_proto_goTypes = []any{
 	(*TreatmentChanged)(nil), // 0: saisei.catalog.v1.TreatmentChanged
-	(*Treatment)(nil),        // 1: saisei.catalog.v1.Treatment
-	(*Plan)(nil),             // 2: saisei.catalog.v1.Plan
+	(*PlanChanged)(nil),      // 1: saisei.catalog.v1.PlanChanged
+	(*Treatment)(nil),        // 2: saisei.catalog.v1.Treatment
 	(*Clinic)(nil),           // 3: saisei.catalog.v1.Clinic
-	(*PriceList)(nil),        // 4: saisei.catalog.v1.PriceList
-	(*DoseOption)(nil),       // 5: saisei.catalog.v1.DoseOption
-	(*commonv1.Money)(nil),   // 6: saisei.common.v1.Money
+	(*DepositPolicy)(nil),    // 4: saisei.catalog.v1.DepositPolicy
+	(*Extra)(nil),            // 5: saisei.catalog.v1.Extra
+	(*Plan)(nil),             // 6: saisei.catalog.v1.Plan
+	(*PriceList)(nil),        // 7: saisei.catalog.v1.PriceList
+	(*DoseOption)(nil),       // 8: saisei.catalog.v1.DoseOption
+	(*EligibilityRules)(nil), // 9: saisei.catalog.v1.EligibilityRules
+	(*InjuryWindow)(nil),     // 10: saisei.catalog.v1.InjuryWindow
+	(*Trial)(nil),            // 11: saisei.catalog.v1.Trial
+	nil,                      // 12: saisei.catalog.v1.Treatment.NamesEntry
+	nil,                      // 13: saisei.catalog.v1.Treatment.DescriptionsEntry
+	nil,                      // 14: saisei.catalog.v1.Clinic.NamesEntry
+	(*commonv1.Money)(nil),   // 15: saisei.common.v1.Money
 }
 var file_saisei_catalog_v1_events_proto_depIdxs = []int32{
-	1,  // 0: saisei.catalog.v1.TreatmentChanged.treatment:type_name -> saisei.catalog.v1.Treatment
-	3,  // 1: saisei.catalog.v1.Treatment.clinic:type_name -> saisei.catalog.v1.Clinic
-	2,  // 2: saisei.catalog.v1.Treatment.plan:type_name -> saisei.catalog.v1.Plan
-	4,  // 3: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
-	5,  // 4: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
-	6,  // 5: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
-	6,  // 6: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
-	6,  // 7: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
-	6,  // 8: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
-	6,  // 9: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
-	6,  // 10: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 0: saisei.catalog.v1.TreatmentChanged.treatment:type_name -> saisei.catalog.v1.Treatment
+	6,  // 1: saisei.catalog.v1.PlanChanged.plan:type_name -> saisei.catalog.v1.Plan
+	12, // 2: saisei.catalog.v1.Treatment.names:type_name -> saisei.catalog.v1.Treatment.NamesEntry
+	13, // 3: saisei.catalog.v1.Treatment.descriptions:type_name -> saisei.catalog.v1.Treatment.DescriptionsEntry
+	3,  // 4: saisei.catalog.v1.Treatment.clinic:type_name -> saisei.catalog.v1.Clinic
+	6,  // 5: saisei.catalog.v1.Treatment.plan:type_name -> saisei.catalog.v1.Plan
+	7,  // 6: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
+	8,  // 7: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
+	9,  // 8: saisei.catalog.v1.Treatment.eligibility:type_name -> saisei.catalog.v1.EligibilityRules
+	11, // 9: saisei.catalog.v1.Treatment.trial:type_name -> saisei.catalog.v1.Trial
+	14, // 10: saisei.catalog.v1.Clinic.names:type_name -> saisei.catalog.v1.Clinic.NamesEntry
+	4,  // 11: saisei.catalog.v1.Clinic.deposit_policy:type_name -> saisei.catalog.v1.DepositPolicy
+	5,  // 12: saisei.catalog.v1.Clinic.extras:type_name -> saisei.catalog.v1.Extra
+	15, // 13: saisei.catalog.v1.Extra.price:type_name -> saisei.common.v1.Money
+	15, // 14: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
+	15, // 15: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
+	15, // 16: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
+	15, // 17: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
+	15, // 18: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
+	15, // 19: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
+	10, // 20: saisei.catalog.v1.EligibilityRules.injury_window:type_name -> saisei.catalog.v1.InjuryWindow
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_saisei_catalog_v1_events_proto_init() }
@@ -618,7 +1209,7 @@ func file_saisei_catalog_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_catalog_v1_events_proto_rawDesc), len(file_saisei_catalog_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

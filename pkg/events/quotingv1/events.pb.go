@@ -23,17 +23,25 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// QuoteIssued is published on quoting.v1.<clinic_id>.quote.issued.
+// QuoteIssued is published on quoting.v1.<clinic_id>.quote.issued, also for
+// a revision (version > 1, supersedes set).
 type QuoteIssued struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	QuoteId       string                 `protobuf:"bytes,1,opt,name=quote_id,json=quoteId,proto3" json:"quote_id,omitempty"`
-	TreatmentId   string                 `protobuf:"bytes,2,opt,name=treatment_id,json=treatmentId,proto3" json:"treatment_id,omitempty"`
-	ClinicId      string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
-	Total         *commonv1.Money        `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
-	Deposit       *commonv1.Money        `protobuf:"bytes,5,opt,name=deposit,proto3" json:"deposit,omitempty"`
-	Balance       *commonv1.Money        `protobuf:"bytes,6,opt,name=balance,proto3" json:"balance,omitempty"`
-	DisplayTotal  *commonv1.Money        `protobuf:"bytes,7,opt,name=display_total,json=displayTotal,proto3" json:"display_total,omitempty"`
-	ValidUntil    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	QuoteId     string                 `protobuf:"bytes,1,opt,name=quote_id,json=quoteId,proto3" json:"quote_id,omitempty"`
+	TreatmentId string                 `protobuf:"bytes,2,opt,name=treatment_id,json=treatmentId,proto3" json:"treatment_id,omitempty"`
+	ClinicId    string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	// Tax included.
+	Total *commonv1.Money `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
+	// Unset when the quote cannot be booked (ineligible).
+	Deposit      *commonv1.Money        `protobuf:"bytes,5,opt,name=deposit,proto3" json:"deposit,omitempty"`
+	Balance      *commonv1.Money        `protobuf:"bytes,6,opt,name=balance,proto3" json:"balance,omitempty"`
+	DisplayTotal *commonv1.Money        `protobuf:"bytes,7,opt,name=display_total,json=displayTotal,proto3" json:"display_total,omitempty"`
+	ValidUntil   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	Version      int32                  `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	Supersedes   string                 `protobuf:"bytes,10,opt,name=supersedes,proto3" json:"supersedes,omitempty"`
+	// eligible, needs_review or ineligible.
+	Eligibility   string          `protobuf:"bytes,11,opt,name=eligibility,proto3" json:"eligibility,omitempty"`
+	Tax           *commonv1.Money `protobuf:"bytes,12,opt,name=tax,proto3" json:"tax,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,6 +132,34 @@ func (x *QuoteIssued) GetValidUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *QuoteIssued) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *QuoteIssued) GetSupersedes() string {
+	if x != nil {
+		return x.Supersedes
+	}
+	return ""
+}
+
+func (x *QuoteIssued) GetEligibility() string {
+	if x != nil {
+		return x.Eligibility
+	}
+	return ""
+}
+
+func (x *QuoteIssued) GetTax() *commonv1.Money {
+	if x != nil {
+		return x.Tax
+	}
+	return nil
+}
+
 // QuoteAccepted is published on quoting.v1.<clinic_id>.quote.accepted when a
 // booking takes the quote.
 type QuoteAccepted struct {
@@ -186,11 +222,89 @@ func (x *QuoteAccepted) GetClinicId() string {
 	return ""
 }
 
+// QuoteWithdrawn is published on quoting.v1.<clinic_id>.quote.withdrawn when
+// an open quote can no longer be booked because its plan stopped.
+type QuoteWithdrawn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QuoteId       string                 `protobuf:"bytes,1,opt,name=quote_id,json=quoteId,proto3" json:"quote_id,omitempty"`
+	TreatmentId   string                 `protobuf:"bytes,2,opt,name=treatment_id,json=treatmentId,proto3" json:"treatment_id,omitempty"`
+	ClinicId      string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	PlanNumber    string                 `protobuf:"bytes,4,opt,name=plan_number,json=planNumber,proto3" json:"plan_number,omitempty"`
+	PlanStatus    string                 `protobuf:"bytes,5,opt,name=plan_status,json=planStatus,proto3" json:"plan_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuoteWithdrawn) Reset() {
+	*x = QuoteWithdrawn{}
+	mi := &file_saisei_quoting_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuoteWithdrawn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuoteWithdrawn) ProtoMessage() {}
+
+func (x *QuoteWithdrawn) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_quoting_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuoteWithdrawn.ProtoReflect.Descriptor instead.
+func (*QuoteWithdrawn) Descriptor() ([]byte, []int) {
+	return file_saisei_quoting_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *QuoteWithdrawn) GetQuoteId() string {
+	if x != nil {
+		return x.QuoteId
+	}
+	return ""
+}
+
+func (x *QuoteWithdrawn) GetTreatmentId() string {
+	if x != nil {
+		return x.TreatmentId
+	}
+	return ""
+}
+
+func (x *QuoteWithdrawn) GetClinicId() string {
+	if x != nil {
+		return x.ClinicId
+	}
+	return ""
+}
+
+func (x *QuoteWithdrawn) GetPlanNumber() string {
+	if x != nil {
+		return x.PlanNumber
+	}
+	return ""
+}
+
+func (x *QuoteWithdrawn) GetPlanStatus() string {
+	if x != nil {
+		return x.PlanStatus
+	}
+	return ""
+}
+
 var File_saisei_quoting_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_quoting_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1esaisei/quoting/v1/events.proto\x12\x11saisei.quoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dsaisei/common/v1/common.proto\"\xf8\x02\n" +
+	"\x1esaisei/quoting/v1/events.proto\x12\x11saisei.quoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dsaisei/common/v1/common.proto\"\xff\x03\n" +
 	"\vQuoteIssued\x12\x19\n" +
 	"\bquote_id\x18\x01 \x01(\tR\aquoteId\x12!\n" +
 	"\ftreatment_id\x18\x02 \x01(\tR\vtreatmentId\x12\x1b\n" +
@@ -200,12 +314,27 @@ const file_saisei_quoting_v1_events_proto_rawDesc = "" +
 	"\abalance\x18\x06 \x01(\v2\x17.saisei.common.v1.MoneyR\abalance\x12<\n" +
 	"\rdisplay_total\x18\a \x01(\v2\x17.saisei.common.v1.MoneyR\fdisplayTotal\x12;\n" +
 	"\vvalid_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"validUntil\"f\n" +
+	"validUntil\x12\x18\n" +
+	"\aversion\x18\t \x01(\x05R\aversion\x12\x1e\n" +
+	"\n" +
+	"supersedes\x18\n" +
+	" \x01(\tR\n" +
+	"supersedes\x12 \n" +
+	"\veligibility\x18\v \x01(\tR\veligibility\x12)\n" +
+	"\x03tax\x18\f \x01(\v2\x17.saisei.common.v1.MoneyR\x03tax\"f\n" +
 	"\rQuoteAccepted\x12\x19\n" +
 	"\bquote_id\x18\x01 \x01(\tR\aquoteId\x12\x1d\n" +
 	"\n" +
 	"booking_id\x18\x02 \x01(\tR\tbookingId\x12\x1b\n" +
-	"\tclinic_id\x18\x03 \x01(\tR\bclinicIdBBZ@github.com/saisei-health/platform/pkg/events/quotingv1;quotingv1b\x06proto3"
+	"\tclinic_id\x18\x03 \x01(\tR\bclinicId\"\xad\x01\n" +
+	"\x0eQuoteWithdrawn\x12\x19\n" +
+	"\bquote_id\x18\x01 \x01(\tR\aquoteId\x12!\n" +
+	"\ftreatment_id\x18\x02 \x01(\tR\vtreatmentId\x12\x1b\n" +
+	"\tclinic_id\x18\x03 \x01(\tR\bclinicId\x12\x1f\n" +
+	"\vplan_number\x18\x04 \x01(\tR\n" +
+	"planNumber\x12\x1f\n" +
+	"\vplan_status\x18\x05 \x01(\tR\n" +
+	"planStatusBBZ@github.com/saisei-health/platform/pkg/events/quotingv1;quotingv1b\x06proto3"
 
 var (
 	file_saisei_quoting_v1_events_proto_rawDescOnce sync.Once
@@ -219,24 +348,26 @@ func file_saisei_quoting_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_quoting_v1_events_proto_rawDescData
 }
 
-var file_saisei_quoting_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_saisei_quoting_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_saisei_quoting_v1_events_proto_goTypes = []any{
 	(*QuoteIssued)(nil),           // 0: saisei.quoting.v1.QuoteIssued
 	(*QuoteAccepted)(nil),         // 1: saisei.quoting.v1.QuoteAccepted
-	(*commonv1.Money)(nil),        // 2: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*QuoteWithdrawn)(nil),        // 2: saisei.quoting.v1.QuoteWithdrawn
+	(*commonv1.Money)(nil),        // 3: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_saisei_quoting_v1_events_proto_depIdxs = []int32{
-	2, // 0: saisei.quoting.v1.QuoteIssued.total:type_name -> saisei.common.v1.Money
-	2, // 1: saisei.quoting.v1.QuoteIssued.deposit:type_name -> saisei.common.v1.Money
-	2, // 2: saisei.quoting.v1.QuoteIssued.balance:type_name -> saisei.common.v1.Money
-	2, // 3: saisei.quoting.v1.QuoteIssued.display_total:type_name -> saisei.common.v1.Money
-	3, // 4: saisei.quoting.v1.QuoteIssued.valid_until:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3, // 0: saisei.quoting.v1.QuoteIssued.total:type_name -> saisei.common.v1.Money
+	3, // 1: saisei.quoting.v1.QuoteIssued.deposit:type_name -> saisei.common.v1.Money
+	3, // 2: saisei.quoting.v1.QuoteIssued.balance:type_name -> saisei.common.v1.Money
+	3, // 3: saisei.quoting.v1.QuoteIssued.display_total:type_name -> saisei.common.v1.Money
+	4, // 4: saisei.quoting.v1.QuoteIssued.valid_until:type_name -> google.protobuf.Timestamp
+	3, // 5: saisei.quoting.v1.QuoteIssued.tax:type_name -> saisei.common.v1.Money
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_saisei_quoting_v1_events_proto_init() }
@@ -250,7 +381,7 @@ func file_saisei_quoting_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_quoting_v1_events_proto_rawDesc), len(file_saisei_quoting_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

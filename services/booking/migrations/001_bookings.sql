@@ -10,6 +10,8 @@ CREATE TABLE bookings (
     clinic_id           text NOT NULL,
     clinic_name         text NOT NULL,
     dose_cells          bigint NOT NULL,
+    -- False for protocols with nothing to harvest (banked donor cells, exosomes).
+    requires_harvest    boolean NOT NULL DEFAULT true,
     patient_name        text NOT NULL,
     patient_email       text NOT NULL,
     patient_country     text NOT NULL,
@@ -18,7 +20,7 @@ CREATE TABLE bookings (
                             'awaiting_balance', 'ready_for_administration', 'administered', 'qc_failed')),
     total_jpy           bigint NOT NULL,
     deposit_jpy         bigint NOT NULL CHECK (deposit_jpy > 0),
-    balance_jpy         bigint NOT NULL CHECK (balance_jpy > 0),
+    balance_jpy         bigint NOT NULL CHECK (balance_jpy >= 0),
     deposit_payment_id  text NOT NULL DEFAULT '',
     balance_payment_id  text NOT NULL DEFAULT '',
     balance_failure     text NOT NULL DEFAULT '',

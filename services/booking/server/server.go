@@ -45,9 +45,9 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err != nil {
 		return err
 	}
-	b := service.New(host.Pool, store.New(), up, deps.TracerProvider, time.Now)
+	b := service.New(host.Pool, store.New(), up, deps.TracerProvider, deps.Clock())
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, time.Now))
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, deps.Clock()))
 }

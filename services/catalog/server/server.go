@@ -1,12 +1,13 @@
-// Package server wires the catalog service: configuration, storage, events
-// and HTTP. cmd/catalog calls it; the end-to-end test runs it in-process.
+// Package server wires the catalog service: configuration, storage, events,
+// the search index and HTTP. cmd/catalog calls it; the end-to-end test runs
+// it in-process.
 package server
 
 import (
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/catalog/internal/seed"
 	"github.com/saisei-health/platform/services/catalog/internal/service"
@@ -20,14 +21,23 @@ type Config struct {
 	servicehost.Config
 	// Seed imports the built-in catalog at start (idempotent).
 	Seed bool
+	// AdminToken opens the /v1/admin API to "Authorization: Bearer <token>".
+	AdminToken string
+	// Rates convert price filters and display prices; zero means the default table.
+	Rates fx.Table
 }
 
-// ConfigFromEnv reads the standard variables plus CATALOG_SEED (default true).
-func ConfigFromEnv() Config {
-	return Config{
-		Config: servicehost.ConfigFromEnv("catalog", ":8081"),
-		Seed:   servicehost.Env("CATALOG_SEED", "true") == "true",
+// ConfigFromEnv reads the standard variables plus CATALOG_SEED (default
+// true), CATALOG_ADMIN_TOKEN and FX_RATES.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
+		Config:     servicehost.ConfigFromEnv("catalog", ":8081"),
+		Seed:       servicehost.Env("CATALOG_SEED", "true") == "true",
+		AdminToken: servicehost.Env("CATALOG_ADMIN_TOKEN", ""),
 	}
+	var err error
+	cfg.Rates, err = servicehost.Rates()
+	return cfg, err
 }
 
 // Run starts the catalog and blocks until ctx is done.
@@ -37,7 +47,10 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
-	svc := service.New(store.New(host.Pool), time.Now)
+	if cfg.Rates.AsOf.IsZero() {
+		cfg.Rates = fx.Default()
+	}
+	svc := service.New(store.New(host.Pool), cfg.Rates, deps.Clock(), deps.Log)
 	if cfg.Seed {
 		c, err := seed.Catalog()
 		if err != nil {
@@ -47,5 +60,8 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 			return fmt.Errorf("catalog: seed: %w", err)
 		}
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(svc), deps.Log))
+	if err := svc.Refresh(ctx); err != nil {
+		return err
+	}
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(svc), deps.Log, cfg.AdminToken), svc.KeepFresh)
 }

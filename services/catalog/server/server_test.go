@@ -25,9 +25,12 @@ type treatment struct {
 		ID   string `json:"id"`
 		City string `json:"city"`
 	} `json:"clinic"`
-	PlanNumber  string `json:"plan_number"`
-	RiskClass   string `json:"risk_class"`
-	Bookable    bool   `json:"bookable"`
+	PlanNumber string `json:"plan_number"`
+	RiskClass  string `json:"risk_class"`
+	Bookable   bool   `json:"bookable"`
+	Trial      *struct {
+		Institution string `json:"institution"`
+	} `json:"trial"`
 	CellSource  string `json:"cell_source"`
 	Routes      []string
 	DoseOptions []struct {
@@ -68,17 +71,24 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	base := startCatalog(t, dsn, natsURL)
 
 	var all struct{ Items []treatment }
-	if code := get(t, base+"/v1/treatments", &all); code != 200 {
+	if code := get(t, base+"/v1/treatments?limit=100", &all); code != 200 {
 		t.Fatalf("list: %d", code)
 	}
 	if len(all.Items) < 12 {
 		t.Fatalf("%d treatments seeded, want at least 12", len(all.Items))
 	}
-	cities, conditions, clinics := map[string]bool{}, map[string]int{}, map[string]bool{}
+	cities, conditions, clinics, trials := map[string]bool{}, map[string]int{}, map[string]bool{}, 0
 	for _, tr := range all.Items {
 		cities[tr.Clinic.City] = true
 		conditions[tr.Condition]++
 		clinics[tr.Clinic.ID] = true
+		if tr.Trial != nil {
+			trials++
+			if tr.Bookable || tr.RiskClass != "I" || len(tr.DoseOptions) != 0 {
+				t.Errorf("trial %s is bookable or priced: %+v", tr.ID, tr)
+			}
+			continue
+		}
 		if tr.PlanNumber == "" || tr.RiskClass == "" || !tr.Bookable || len(tr.DoseOptions) == 0 {
 			t.Errorf("treatment %s lacks plan, class, bookability or doses: %+v", tr.ID, tr)
 		}
@@ -87,6 +97,9 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 				t.Errorf("treatment %s dose %d priced %+v", tr.ID, d.Cells, d.Price)
 			}
 		}
+	}
+	if trials != 2 {
+		t.Errorf("%d iPS trials listed, want 2", trials)
 	}
 	if len(clinics) < 6 || !cities["tokyo"] || !cities["osaka"] || !cities["kyoto"] {
 		t.Fatalf("clinics %d in cities %v", len(clinics), cities)
@@ -131,7 +144,8 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	waitForStreamMessages(t, js, len(all.Items))
+	plans := len(all.Items) // one plan per treatment in the seed
+	waitForStreamMessages(t, js, len(all.Items)+plans)
 	stream, _ := js.Stream(ctx, bus.StreamCatalog)
 	raw, err := stream.GetLastMsgForSubject(ctx, "catalog.v1.treatments."+one.ID)
 	if err != nil {
@@ -155,7 +169,7 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	info, _ := stream.Info(ctx)
-	if info.State.Msgs != uint64(len(all.Items)) || info.State.LastSeq != uint64(len(all.Items)) {
-		t.Fatalf("after a second start the stream holds %d messages (last seq %d), want %d", info.State.Msgs, info.State.LastSeq, len(all.Items))
+	if info.State.Msgs != uint64(len(all.Items)+plans) || info.State.LastSeq != uint64(len(all.Items)+plans) {
+		t.Fatalf("after a second start the stream holds %d messages (last seq %d), want %d", info.State.Msgs, info.State.LastSeq, len(all.Items)+plans)
 	}
 }

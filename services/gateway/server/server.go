@@ -53,8 +53,17 @@ func Handler(cfg Config, deps servicehost.Deps) (http.Handler, error) {
 	r := httpkit.NewRouter()
 	r.Handle("GET /v1/treatments", to("catalog"))
 	r.Handle("GET /v1/treatments/{id}", to("catalog"))
+	r.Handle("GET /v1/conditions", to("catalog"))
+	r.Handle("GET /v1/conditions/{code}/price-comparison", to("catalog"))
+	r.Handle("POST /v1/admin/clinics", to("catalog"))
+	r.Handle("PATCH /v1/admin/clinics/{id}", to("catalog"))
+	r.Handle("POST /v1/admin/plans", to("catalog"))
+	r.Handle("PATCH /v1/admin/plans/{number}", to("catalog"))
+	r.Handle("POST /v1/admin/treatments", to("catalog"))
+	r.Handle("PATCH /v1/admin/treatments/{id}", to("catalog"))
 	r.Handle("POST /v1/quotes", to("quoting"))
 	r.Handle("GET /v1/quotes/{id}", to("quoting"))
+	r.Handle("POST /v1/clinic/quotes/{id}/revisions", to("quoting"))
 	r.Handle("POST /v1/bookings", to("booking"))
 	r.Handle("GET /v1/bookings/{id}", kithttp.NewServer(
 		compose.MakeGetBookingEndpoint(urls["booking"], urls["payment"], httpkit.NewClient(deps.TracerProvider, 10*time.Second)),

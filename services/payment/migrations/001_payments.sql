@@ -4,7 +4,8 @@ CREATE TABLE payment_plans (
     clinic_id     text NOT NULL,
     currency      text NOT NULL,
     deposit_due   bigint NOT NULL CHECK (deposit_due > 0),
-    balance_due   bigint NOT NULL CHECK (balance_due > 0),
+    -- Zero when the clinic takes the whole price with the deposit.
+    balance_due   bigint NOT NULL CHECK (balance_due >= 0),
     customer_id   text NOT NULL DEFAULT '',
     -- Set when the cells failed QC: the balance will never be charged.
     balance_cancelled_at timestamptz,

@@ -1,8 +1,10 @@
--- Read model of the catalog, fed by catalog.v1 TreatmentChanged events.
+-- Read model of the catalog, fed by catalog.v1 TreatmentChanged events:
+-- each row is a treatment with what quoting needs of its clinic and plan.
 CREATE TABLE treatments (
     id                             text PRIMARY KEY,
     name                           text NOT NULL,
-    condition                      text NOT NULL,
+    names                          jsonb NOT NULL DEFAULT '{}',
+    conditions                     text[] NOT NULL,
     clinic_id                      text NOT NULL,
     clinic_name                    text NOT NULL,
     plan_number                    text NOT NULL,
@@ -10,38 +12,53 @@ CREATE TABLE treatments (
     plan_status                    text NOT NULL,
     plan_valid_from                date NOT NULL,
     plan_valid_until               date NOT NULL,
+    trial                          boolean NOT NULL,
+    cell_type                      text NOT NULL,
     cell_source                    text NOT NULL,
     autologous                     boolean NOT NULL,
     routes                         text[] NOT NULL,
     sessions                       integer NOT NULL,
     culture_days_min               integer NOT NULL,
     culture_days_max               integer NOT NULL,
+    visits                         integer NOT NULL,
     consultation_jpy               bigint NOT NULL,
     harvest_jpy                    bigint NOT NULL,
     quality_testing_jpy            bigint NOT NULL,
     administration_per_session_jpy bigint NOT NULL,
     doses                          jsonb NOT NULL,
+    eligibility                    jsonb NOT NULL,
+    deposit_policy                 jsonb NOT NULL,
+    extras                         jsonb NOT NULL,
     revision                       bigint NOT NULL
 );
 
 CREATE TABLE quotes (
     id                 uuid PRIMARY KEY,
     version            integer NOT NULL,
-    status             text NOT NULL CHECK (status IN ('issued', 'accepted', 'expired')),
+    status             text NOT NULL CHECK (status IN ('issued', 'accepted', 'superseded', 'withdrawn', 'ineligible')),
+    supersedes         uuid,
+    superseded_by      uuid,
     treatment_id       text NOT NULL,
     treatment_name     text NOT NULL,
     treatment_revision bigint NOT NULL,
     clinic_id          text NOT NULL,
     clinic_name        text NOT NULL,
     dose_cells         bigint NOT NULL,
+    visits             integer NOT NULL,
+    requires_harvest   boolean NOT NULL,
     patient_name       text NOT NULL,
     patient_email      text NOT NULL,
     patient_country    text NOT NULL,
     patient_language   text NOT NULL,
+    extras             jsonb NOT NULL,
+    screening          jsonb,
+    eligibility        jsonb NOT NULL,
     lines              jsonb NOT NULL,
-    total_jpy          bigint NOT NULL CHECK (total_jpy > 0),
+    subtotal_jpy       bigint NOT NULL CHECK (subtotal_jpy > 0),
+    tax_jpy            bigint NOT NULL CHECK (tax_jpy >= 0),
+    total_jpy          bigint NOT NULL CHECK (total_jpy = subtotal_jpy + tax_jpy),
     deposit_jpy        bigint NOT NULL CHECK (deposit_jpy > 0),
-    balance_jpy        bigint NOT NULL CHECK (balance_jpy > 0),
+    balance_jpy        bigint NOT NULL CHECK (balance_jpy >= 0),
     fx_currency        text NOT NULL,
     fx_base            text NOT NULL,
     fx_quote           text NOT NULL,
@@ -51,5 +68,8 @@ CREATE TABLE quotes (
     issued_at          timestamptz NOT NULL,
     valid_until        timestamptz NOT NULL,
     booking_id         uuid,
+    note               text NOT NULL DEFAULT '',
     CHECK (total_jpy = deposit_jpy + balance_jpy)
 );
+
+CREATE INDEX quotes_open_by_treatment ON quotes (treatment_id) WHERE status IN ('issued', 'ineligible');

@@ -4,10 +4,9 @@ package server
 
 import (
 	"context"
-	"time"
 
+	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/servicehost"
-	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 	"github.com/saisei-health/platform/services/quoting/internal/store"
 	"github.com/saisei-health/platform/services/quoting/internal/transport"
@@ -17,10 +16,15 @@ import (
 // Config configures quoting.
 type Config struct {
 	servicehost.Config
+	// Rates are the exchange rates quotes lock in; zero means the default table.
+	Rates fx.Table
 }
 
-// ConfigFromEnv reads the standard variables.
-func ConfigFromEnv() Config { return Config{servicehost.ConfigFromEnv("quoting", ":8082")} }
+// ConfigFromEnv reads the standard variables and FX_RATES.
+func ConfigFromEnv() (Config, error) {
+	rates, err := servicehost.Rates()
+	return Config{Config: servicehost.ConfigFromEnv("quoting", ":8082"), Rates: rates}, err
+}
 
 // Run starts quoting and blocks until ctx is done.
 func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
@@ -29,7 +33,10 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
-	q := service.New(host.Pool, store.New(), domain.DefaultRates(), time.Now)
+	if cfg.Rates.AsOf.IsZero() {
+		cfg.Rates = fx.Default()
+	}
+	q := service.New(host.Pool, store.New(), cfg.Rates, deps.Clock())
 	if err := transport.Subscribe(ctx, host, host.Pool, q); err != nil {
 		return err
 	}

@@ -45,11 +45,15 @@ type Booking struct {
 	ClinicID       string
 	ClinicName     string
 	DoseCells      int64
-	Patient        Patient
-	Status         Status
-	Total          money.Money
-	Deposit        money.Money
-	Balance        money.Money
+	// RequiresHarvest is false for protocols with nothing to harvest
+	// (banked donor cells, exosomes): their cells are reported ready
+	// straight after the deposit.
+	RequiresHarvest bool
+	Patient         Patient
+	Status          Status
+	Total           money.Money
+	Deposit         money.Money
+	Balance         money.Money
 
 	DepositPaymentID string
 	BalancePaymentID string
@@ -116,7 +120,7 @@ func (b *Booking) ConfirmDeposit(paymentID string, amount money.Money, at time.T
 
 // RecordHarvest marks the cells collected; culture starts.
 func (b *Booking) RecordHarvest(at time.Time) (Transition, error) {
-	if b.Status != Confirmed {
+	if b.Status != Confirmed || !b.RequiresHarvest {
 		return Transition{}, TransitionError{"record the harvest of", b.Status}
 	}
 	b.HarvestedAt = &at
@@ -124,14 +128,20 @@ func (b *Booking) RecordHarvest(at time.Time) (Transition, error) {
 }
 
 // RecordCellsReady files the certificate of analysis. Passing cells make
-// the balance due; failing cells end the journey without charging it.
+// the balance due (or, when the price was paid in full up front, ready the
+// booking for administration); failing cells end the journey without
+// charging the balance.
 func (b *Booking) RecordCellsReady(r QualityReport) (Transition, error) {
-	if b.Status != Culturing {
+	ready := b.Status == Culturing || (b.Status == Confirmed && !b.RequiresHarvest)
+	if !ready {
 		return Transition{}, TransitionError{"report cells ready for", b.Status}
 	}
 	b.QC, b.CellsReadyAt = &r, &r.ReportedAt
 	if reasons := r.Failures(b.DoseCells); len(reasons) > 0 {
 		return b.move(QCFailed, "quality control failed: "+joinReasons(reasons), r.ReportedAt), nil
+	}
+	if b.Balance.IsZero() {
+		return b.move(ReadyForAdministration, "quality control passed; paid in full with the deposit", r.ReportedAt), nil
 	}
 	return b.move(AwaitingBalance, "quality control passed", r.ReportedAt), nil
 }

@@ -11,7 +11,7 @@ import (
 var t0 = time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
 
 func newBooking() *Booking {
-	return &Booking{ID: "b1", Status: AwaitingDeposit, DoseCells: 100_000_000,
+	return &Booking{ID: "b1", Status: AwaitingDeposit, DoseCells: 100_000_000, RequiresHarvest: true,
 		Total: money.Yen(3_000_000), Deposit: money.Yen(1_900_000), Balance: money.Yen(1_100_000)}
 }
 
@@ -135,4 +135,30 @@ func FuzzParsePercent(f *testing.F) {
 			t.Fatalf("%q → %d out of range", s, bp)
 		}
 	})
+}
+
+func TestProtocolsWithoutHarvestOrBalance(t *testing.T) {
+	// An exosome product paid in full up front: no harvest, no balance.
+	b := &Booking{ID: "b2", Status: AwaitingDeposit, DoseCells: 1, RequiresHarvest: false,
+		Total: money.Yen(1_650_000), Deposit: money.Yen(1_650_000), Balance: money.Yen(0)}
+	if _, err := b.ConfirmDeposit("p", money.Yen(1_650_000), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RecordHarvest(t0); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("harvest of a product with nothing to harvest: %v", err)
+	}
+	tr, err := b.RecordCellsReady(QualityReport{CellCount: 1, ViabilityBP: 10000, SterilityPassed: true, EndotoxinPassed: true, ReportedAt: t0})
+	if err != nil || tr.To != ReadyForAdministration {
+		t.Fatalf("cells ready, paid in full: %v %v", tr, err)
+	}
+	if _, err := b.RecordAdministration(t0); err != nil {
+		t.Fatal(err)
+	}
+	// A harvested protocol cannot skip the harvest.
+	c := newBooking()
+	c.RequiresHarvest = true
+	c.ConfirmDeposit("p", money.Yen(1_900_000), t0)
+	if _, err := c.RecordCellsReady(passing()); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("cells ready before harvest: %v", err)
+	}
 }

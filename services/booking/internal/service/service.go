@@ -32,6 +32,10 @@ var (
 	ErrNotFound             = errors.New("booking not found")
 	ErrQuoteExpired         = errors.New("quote has expired")
 	ErrQuoteAlreadyBooked   = errors.New("quote is already booked")
+	ErrQuoteSuperseded      = errors.New("quote was superseded by a revision")
+	ErrQuoteWithdrawn       = errors.New("quote was withdrawn")
+	ErrQuoteIneligible      = errors.New("the screening found the patient ineligible")
+	ErrQuoteNeedsReview     = errors.New("quote awaits a clinician's review")
 	ErrQuoteNotBookable     = errors.New("quote cannot be booked")
 	ErrTreatmentNotBookable = errors.New("treatment is not bookable")
 	ErrIdempotencyMismatch  = errors.New("idempotency key was used for a different request")
@@ -108,13 +112,8 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, fmt.Errorf("%w: quoting: %v", ErrUnavailable, err)
 	}
 	now := s.now()
-	switch {
-	case q.Status == "accepted" || q.BookingID != "":
-		return Created{}, fmt.Errorf("%w: quote %s belongs to booking %s", ErrQuoteAlreadyBooked, q.ID, q.BookingID)
-	case q.Status == "expired" || now.After(q.ValidUntil):
-		return Created{}, fmt.Errorf("%w: quote %s was valid until %s", ErrQuoteExpired, q.ID, q.ValidUntil.Format(time.RFC3339))
-	case q.Status != "issued":
-		return Created{}, fmt.Errorf("%w: quote %s is %s", ErrQuoteNotBookable, q.ID, q.Status)
+	if err := bookable(q, now); err != nil {
+		return Created{}, err
 	}
 	// The catalog is asked directly, not a read model: a plan suspended a
 	// moment ago must stop bookings at once.
@@ -129,9 +128,9 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	b := domain.Booking{
 		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey, QuoteID: q.ID,
 		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
-		DoseCells: q.DoseCells,
-		Patient:   domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
-		Status:    domain.AwaitingDeposit, Total: q.Total, Deposit: q.Deposit, Balance: q.Balance,
+		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
+		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
+		Status:  domain.AwaitingDeposit, Total: q.Total, Deposit: *q.Deposit, Balance: *q.Balance,
 		Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("booking.id", b.ID), attribute.String("clinic.id", b.ClinicID))
@@ -159,6 +158,27 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, err
 	}
 	return s.withDeposit(ctx, b, false)
+}
+
+// bookable says why quote q cannot be booked at now, or nil.
+func bookable(q *upstream.Quote, now time.Time) error {
+	switch {
+	case q.Status == "accepted" || q.BookingID != "":
+		return fmt.Errorf("%w: quote %s belongs to booking %s", ErrQuoteAlreadyBooked, q.ID, q.BookingID)
+	case q.Status == "superseded":
+		return fmt.Errorf("%w: book version %d, quote %s, instead", ErrQuoteSuperseded, q.Version+1, q.SupersededBy)
+	case q.Status == "withdrawn":
+		return fmt.Errorf("%w: quote %s: the treatment's plan is no longer active", ErrQuoteWithdrawn, q.ID)
+	case q.Status == "ineligible" || q.Eligibility.Status == "ineligible":
+		return fmt.Errorf("%w: quote %s", ErrQuoteIneligible, q.ID)
+	case q.Status == "expired" || now.After(q.ValidUntil):
+		return fmt.Errorf("%w: quote %s was valid until %s", ErrQuoteExpired, q.ID, q.ValidUntil.Format(time.RFC3339))
+	case q.Status != "issued" || q.Deposit == nil || q.Balance == nil:
+		return fmt.Errorf("%w: quote %s is %s", ErrQuoteNotBookable, q.ID, q.Status)
+	case q.Eligibility.Status != "eligible":
+		return fmt.Errorf("%w: quote %s: the clinic revises it once a clinician has reviewed the records", ErrQuoteNeedsReview, q.ID)
+	}
+	return nil
 }
 
 func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateRequest) (Created, error) {

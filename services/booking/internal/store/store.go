@@ -26,7 +26,7 @@ type Store struct{}
 // New returns a Store.
 func New() *Store { return &Store{} }
 
-const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name, dose_cells,
+const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name, dose_cells, requires_harvest,
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
 	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at`
@@ -39,7 +39,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 	var sterility, endotoxin *bool
 	var trace []byte
 	err := row.Scan(&b.ID, &b.IdempotencyKey, &b.QuoteID, &b.TreatmentID, &b.TreatmentName, &b.ClinicID, &b.ClinicName,
-		&b.DoseCells, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
+		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
 		&trace, &b.CreatedAt, &b.UpdatedAt)
@@ -79,11 +79,11 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 	}
 	_, err = db.Exec(ctx, `
 		INSERT INTO bookings (id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name,
-			dose_cells, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
+			dose_cells, requires_harvest, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
 			deposit_jpy, balance_jpy, trace, created_at, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`,
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`,
 		b.ID, b.IdempotencyKey, b.QuoteID, b.TreatmentID, b.TreatmentName, b.ClinicID, b.ClinicName,
-		b.DoseCells, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
+		b.DoseCells, b.RequiresHarvest, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
 		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt)
 	switch {
 	case pgdb.IsUniqueViolation(err, "bookings_idempotency_key_key"):

@@ -136,25 +136,26 @@ func makeRecordCellsReadyEndpoint(s service.Service) endpoint.Endpoint {
 
 // BookingView is a booking as frontends and clinics see it.
 type BookingView struct {
-	ID             string           `json:"id"`
-	Status         domain.Status    `json:"status"`
-	QuoteID        string           `json:"quote_id"`
-	ClinicID       string           `json:"clinic_id"`
-	ClinicName     string           `json:"clinic_name"`
-	TreatmentID    string           `json:"treatment_id"`
-	TreatmentName  string           `json:"treatment_name"`
-	DoseCells      int64            `json:"dose_cells"`
-	Patient        PatientView      `json:"patient"`
-	Total          money.Money      `json:"total"`
-	DepositDue     money.Money      `json:"deposit_due"`
-	BalanceDue     money.Money      `json:"balance_due"`
-	BalanceFailure string           `json:"balance_failure,omitempty"`
-	HarvestedAt    *time.Time       `json:"harvested_at,omitempty"`
-	QualityReport  *QualityView     `json:"quality_report,omitempty"`
-	AdministeredAt *time.Time       `json:"administered_at,omitempty"`
-	History        []TransitionJSON `json:"history,omitempty"`
-	CreatedAt      time.Time        `json:"created_at"`
-	UpdatedAt      time.Time        `json:"updated_at"`
+	ID              string           `json:"id"`
+	Status          domain.Status    `json:"status"`
+	QuoteID         string           `json:"quote_id"`
+	ClinicID        string           `json:"clinic_id"`
+	ClinicName      string           `json:"clinic_name"`
+	TreatmentID     string           `json:"treatment_id"`
+	TreatmentName   string           `json:"treatment_name"`
+	DoseCells       int64            `json:"dose_cells"`
+	RequiresHarvest bool             `json:"requires_harvest"`
+	Patient         PatientView      `json:"patient"`
+	Total           money.Money      `json:"total"`
+	DepositDue      money.Money      `json:"deposit_due"`
+	BalanceDue      money.Money      `json:"balance_due"`
+	BalanceFailure  string           `json:"balance_failure,omitempty"`
+	HarvestedAt     *time.Time       `json:"harvested_at,omitempty"`
+	QualityReport   *QualityView     `json:"quality_report,omitempty"`
+	AdministeredAt  *time.Time       `json:"administered_at,omitempty"`
+	History         []TransitionJSON `json:"history,omitempty"`
+	CreatedAt       time.Time        `json:"created_at"`
+	UpdatedAt       time.Time        `json:"updated_at"`
 }
 
 type PatientView struct {
@@ -190,7 +191,7 @@ func passFail(ok bool) string {
 func viewOf(b domain.Booking, history []domain.Transition) BookingView {
 	v := BookingView{
 		ID: b.ID, Status: b.Status, QuoteID: b.QuoteID, ClinicID: b.ClinicID, ClinicName: b.ClinicName,
-		TreatmentID: b.TreatmentID, TreatmentName: b.TreatmentName, DoseCells: b.DoseCells,
+		TreatmentID: b.TreatmentID, TreatmentName: b.TreatmentName, DoseCells: b.DoseCells, RequiresHarvest: b.RequiresHarvest,
 		Patient: PatientView{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
 		Total:   b.Total, DepositDue: b.Deposit, BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
 		HarvestedAt: b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,

@@ -132,6 +132,14 @@ func problemOf(err error) *httpkit.Problem {
 		return httpkit.Conflict("quote-expired", "Quote has expired", err.Error())
 	case errors.Is(err, service.ErrQuoteAlreadyBooked):
 		return httpkit.Conflict("quote-already-booked", "Quote is already booked", err.Error())
+	case errors.Is(err, service.ErrQuoteSuperseded):
+		return httpkit.Conflict("quote-superseded", "Quote was superseded by a revision", err.Error())
+	case errors.Is(err, service.ErrQuoteWithdrawn):
+		return httpkit.Conflict("quote-withdrawn", "Quote was withdrawn", err.Error())
+	case errors.Is(err, service.ErrQuoteNeedsReview):
+		return httpkit.Conflict("quote-needs-review", "Quote awaits a clinician's review", err.Error())
+	case errors.Is(err, service.ErrQuoteIneligible):
+		return httpkit.NewProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment", err.Error())
 	case errors.Is(err, service.ErrQuoteNotBookable):
 		return httpkit.Conflict("quote-not-bookable", "Quote cannot be booked", err.Error())
 	case errors.Is(err, service.ErrTreatmentNotBookable):

@@ -19,19 +19,25 @@ import (
 
 // Quote is what booking needs of a quote.
 type Quote struct {
-	ID            string      `json:"id"`
-	Status        string      `json:"status"`
-	TreatmentID   string      `json:"treatment_id"`
-	TreatmentName string      `json:"treatment_name"`
-	ClinicID      string      `json:"clinic_id"`
-	ClinicName    string      `json:"clinic_name"`
-	DoseCells     int64       `json:"dose_cells"`
-	Patient       Patient     `json:"patient"`
-	Total         money.Money `json:"total"`
-	Deposit       money.Money `json:"deposit"`
-	Balance       money.Money `json:"balance"`
-	ValidUntil    time.Time   `json:"valid_until"`
-	BookingID     string      `json:"booking_id"`
+	ID              string  `json:"id"`
+	Version         int     `json:"version"`
+	Status          string  `json:"status"`
+	SupersededBy    string  `json:"superseded_by"`
+	TreatmentID     string  `json:"treatment_id"`
+	TreatmentName   string  `json:"treatment_name"`
+	ClinicID        string  `json:"clinic_id"`
+	ClinicName      string  `json:"clinic_name"`
+	DoseCells       int64   `json:"dose_cells"`
+	RequiresHarvest bool    `json:"requires_harvest"`
+	Patient         Patient `json:"patient"`
+	Eligibility     struct {
+		Status string `json:"status"`
+	} `json:"eligibility"`
+	Total      money.Money  `json:"total"`
+	Deposit    *money.Money `json:"deposit"`
+	Balance    *money.Money `json:"balance"`
+	ValidUntil time.Time    `json:"valid_until"`
+	BookingID  string       `json:"booking_id"`
 }
 
 // Patient as the other services spell it.

@@ -1,6 +1,6 @@
 // Package domain holds the catalog's rules: what a clinic, a provision plan
-// and a treatment are, when a treatment may be booked, and what it costs.
-// No I/O here.
+// and a treatment are, when a treatment may be booked, what it costs, and
+// which patients it is for. No I/O here.
 package domain
 
 import (
@@ -13,37 +13,65 @@ import (
 	"github.com/saisei-health/platform/pkg/money"
 )
 
-// Cities where the platform's clinics are.
-var Cities = []string{"tokyo", "osaka", "kyoto"}
+// Enumerations of the catalog.
+var (
+	Cities       = []string{"tokyo", "osaka", "kyoto"}
+	Conditions   = []string{"stroke", "spinal_cord_injury", "parkinsons", "knee_osteoarthritis"}
+	CellSources  = []string{"adipose", "bone_marrow", "umbilical_cord", "dental_pulp", "muse", "nk_cells", "exosome", "ips"}
+	CellTypes    = []string{"msc", "nk_cells", "exosomes", "ips_dopaminergic_progenitors", "ips_neural_progenitors"}
+	Routes       = []string{"iv", "intrathecal", "intranasal", "intra_articular", "direct_injection"}
+	RiskClasses  = []string{"I", "II", "III"}
+	PlanStatuses = []string{"active", "suspended", "withdrawn"}
+	ClinicKinds  = []string{"clinic", "university_hospital"}
+	TrialStatus  = []string{"recruiting", "active_not_recruiting", "completed", "suspended"}
+	// LineCodes a deposit policy can cover.
+	LineCodes = []string{"consultation", "harvest", "cell_culture", "quality_testing", "administration"}
+)
 
-// Conditions the catalog covers.
-var Conditions = []string{"stroke", "spinal_cord_injury", "parkinsons", "knee_osteoarthritis"}
-
-// CellSources a treatment may use.
-var CellSources = []string{"adipose", "bone_marrow", "umbilical_cord", "dental_pulp", "muse", "nk_cells", "exosome"}
-
-// Routes of administration.
-var Routes = []string{"iv", "intrathecal", "intranasal", "intra_articular", "direct_injection"}
-
-// RiskClasses under the Act on the Safety of Regenerative Medicine.
-var RiskClasses = []string{"I", "II", "III"}
-
-// PlanStatuses of a provision plan.
-var PlanStatuses = []string{"active", "suspended", "withdrawn"}
+// ExtraUnits says how each optional extra is counted.
+var ExtraUnits = map[string]string{
+	"rehabilitation":   "package",
+	"cell_banking":     "year",
+	"interpreter":      "day",
+	"visa_guarantee":   "once",
+	"airport_transfer": "trip",
+	"hotel":            "night",
+}
 
 var slug = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,46}[a-z0-9]$`)
 
 // ValidID reports whether s can be an id: it becomes a NATS subject token.
 func ValidID(s string) bool { return slug.MatchString(s) }
 
+// DepositPolicy says which quote lines a clinic takes as the deposit: what it
+// spends before administration. FullWithoutCulture lets a clinic take the
+// whole price up front for protocols with no culture stage.
+type DepositPolicy struct {
+	Covers             []string
+	FullWithoutCulture bool
+}
+
+// DefaultDepositPolicy covers everything spent before administration.
+var DefaultDepositPolicy = DepositPolicy{Covers: []string{"consultation", "harvest", "cell_culture", "quality_testing"}}
+
+// Extra is an optional service a clinic sells with a treatment.
+type Extra struct {
+	Code    string
+	Price   money.Money // per unit
+	Unit    string
+	Taxable bool
+}
+
 // Clinic is a licensed medical institution.
 type Clinic struct {
 	ID               string
-	Name             string
-	NameJA           string
+	Names            Text
+	Kind             string
 	City             string
 	MHLWRegistration string
 	Languages        []string
+	DepositPolicy    DepositPolicy
+	Extras           []Extra
 }
 
 // Plan is a regenerative medicine provision plan notified to the MHLW. It
@@ -66,9 +94,10 @@ var planNumber = regexp.MustCompile(`^P[ABC][0-9]{7}$`)
 // classLetter maps a plan number's letter to its risk class.
 var classLetter = map[byte]string{'A': "I", 'B': "II", 'C': "III"}
 
-// Lawful reports whether the plan lets the clinic offer the therapy on day.
+// Lawful reports whether the plan lets the clinic offer the therapy on day
+// (a Japanese calendar date).
 func (p Plan) Lawful(day time.Time) bool {
-	return p.Status == "active" && !day.Before(p.ValidFrom) && day.Before(p.ValidUntil.AddDate(0, 0, 1))
+	return p.Status == "active" && !day.Before(p.ValidFrom) && !day.After(p.ValidUntil)
 }
 
 // PriceList holds the dose-independent fees in JPY.
@@ -85,24 +114,68 @@ type DoseOption struct {
 	Culture money.Money
 }
 
-// Treatment is a bookable protocol at one clinic under one plan.
-type Treatment struct {
-	ID             string
-	ClinicID       string
-	PlanNumber     string
-	Name           string
-	Condition      string
-	Description    string
-	CellSource     string
-	Autologous     bool
-	Routes         []string
-	Sessions       int
-	CultureDaysMin int
-	CultureDaysMax int
-	Prices         PriceList
-	DoseOptions    []DoseOption
-	Revision       int64
+// InjuryWindow bounds the time since a spinal cord injury a protocol treats
+// (Stemirac's conditional approval: 31 days to 6 months).
+type InjuryWindow struct {
+	MinDays   int
+	MaxMonths int
 }
+
+// EligibilityRules are a treatment's screening criteria.
+type EligibilityRules struct {
+	RequiresConfirmedDiagnosis bool
+	MinCancerFreeYears         int
+	// OrganDisease is "review" (a clinician decides) or "exclude".
+	OrganDisease        string
+	ExcludesSeveredCord bool
+	InjuryWindow        *InjuryWindow
+}
+
+// Trial marks a clinical trial: listed for information, never sold.
+type Trial struct {
+	Institution  string
+	Status       string
+	Phase        string
+	RegistryID   string
+	Participants int
+}
+
+// Treatment is a protocol at one clinic under one plan.
+type Treatment struct {
+	ID              string
+	ClinicID        string
+	PlanNumber      string
+	Names           Text
+	Descriptions    Text
+	Conditions      []string
+	CellType        string
+	CellSource      string
+	Autologous      bool
+	Routes          []string
+	Sessions        int
+	CultureDaysMin  int
+	CultureDaysMax  int
+	Visits          int
+	TypicalStayDays int
+	FollowUpMonths  []int
+	Included        []string
+	Prices          PriceList
+	DoseOptions     []DoseOption
+	Eligibility     EligibilityRules
+	Trial           *Trial
+	Revision        int64
+}
+
+// Condition is the primary condition.
+func (t Treatment) Condition() string {
+	if len(t.Conditions) == 0 {
+		return ""
+	}
+	return t.Conditions[0]
+}
+
+// HasCultureStage reports whether cells are cultured for this patient.
+func (t Treatment) HasCultureStage() bool { return t.CultureDaysMax > 0 }
 
 // ErrUnknownDose is returned for a dose the treatment does not offer.
 var ErrUnknownDose = errors.New("dose not offered")
@@ -117,8 +190,8 @@ func (t Treatment) Dose(cells int64) (DoseOption, error) {
 	return DoseOption{}, fmt.Errorf("%w: %d cells", ErrUnknownDose, cells)
 }
 
-// Total is the whole protocol's price at a dose: consultation, harvest,
-// culture, quality testing and every administration session.
+// Total is the whole protocol's price at a dose, before tax: consultation,
+// harvest, culture, quality testing and every administration session.
 func (t Treatment) Total(d DoseOption) (money.Money, error) {
 	admin, err := t.Prices.AdministrationPerSession.Mul(int64(t.Sessions))
 	if err != nil {
@@ -134,20 +207,68 @@ type Listing struct {
 	Plan      Plan
 }
 
-// Bookable reports whether the treatment may be booked on day: only while
-// its plan is lawful, and never for class I (trials only).
+// Bookable reports whether the treatment may be booked on day: never a
+// trial or a class I therapy, and only while its plan is lawful.
 func (l Listing) Bookable(day time.Time) bool {
-	return l.Plan.RiskClass != "I" && l.Plan.Lawful(day)
+	return l.Treatment.Trial == nil && l.Plan.RiskClass != "I" && l.Plan.Lawful(day)
+}
+
+// FieldError is a validation failure of one field.
+type FieldError struct{ Field, Message string }
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func check(errs *[]error, ok bool, field, msg string) {
+	if !ok {
+		*errs = append(*errs, FieldError{field, msg})
+	}
+}
+
+func checkText(errs *[]error, t Text, field string) {
+	check(errs, t["en"] != "", field+".en", "is required (English is the fallback)")
+	for lang := range t {
+		check(errs, slices.Contains(Languages, lang), field, fmt.Sprintf("%q is not a catalog language (en, ko, ja, zh)", lang))
+	}
 }
 
 // Validate checks a clinic's fields.
 func (c Clinic) Validate() error {
 	var errs []error
 	check(&errs, ValidID(c.ID), "id", "must be a lower-case slug (a-z, 0-9, -)")
-	check(&errs, c.Name != "", "name", "is required")
+	checkText(&errs, c.Names, "names")
+	check(&errs, slices.Contains(ClinicKinds, c.Kind), "kind", "must be clinic or university_hospital")
 	check(&errs, slices.Contains(Cities, c.City), "city", "must be one of tokyo, osaka, kyoto")
 	check(&errs, c.MHLWRegistration != "", "mhlw_registration", "is required")
+	for _, l := range c.Languages {
+		check(&errs, slices.Contains(Languages, l), "languages", fmt.Sprintf("%q is not one of en, ko, ja, zh", l))
+	}
+	for _, code := range c.DepositPolicy.Covers {
+		check(&errs, slices.Contains(LineCodes, code), "deposit_policy.covers", fmt.Sprintf("%q is not a quote line code", code))
+	}
+	check(&errs, len(c.DepositPolicy.Covers) > 0, "deposit_policy.covers", "must cover at least one line")
+	check(&errs, !slices.Contains(c.DepositPolicy.Covers, "administration") || len(c.DepositPolicy.Covers) < len(LineCodes),
+		"deposit_policy.covers", "cannot cover every line: the balance must fund administration")
+	seen := map[string]bool{}
+	for i, e := range c.Extras {
+		field := fmt.Sprintf("extras[%d]", i)
+		unit, known := ExtraUnits[e.Code]
+		check(&errs, known, field+".code", "is not a known extra")
+		check(&errs, !seen[e.Code], field+".code", "is listed twice")
+		check(&errs, !known || e.Unit == unit, field+".unit", fmt.Sprintf("must be %q for %s", unit, e.Code))
+		check(&errs, e.Price.Currency == money.JPY && e.Price.IsPositive(), field+".price", "must be a positive JPY amount")
+		seen[e.Code] = true
+	}
 	return errors.Join(errs...)
+}
+
+// Extra returns the clinic's price for an extra.
+func (c Clinic) Extra(code string) (Extra, bool) {
+	for _, e := range c.Extras {
+		if e.Code == code {
+			return e, true
+		}
+	}
+	return Extra{}, false
 }
 
 // Validate checks a plan's fields.
@@ -158,8 +279,10 @@ func (p Plan) Validate() error {
 	if planNumber.MatchString(p.Number) {
 		check(&errs, classLetter[p.Number[1]] == p.RiskClass, "risk_class", "does not match the plan number's class letter")
 	}
+	check(&errs, p.Therapy != "", "therapy", "is required")
+	check(&errs, p.Committee != "", "committee", "is required")
 	check(&errs, slices.Contains(PlanStatuses, p.Status), "status", "must be active, suspended or withdrawn")
-	check(&errs, !p.ValidUntil.Before(p.ValidFrom), "valid_until", "must not be before valid_from")
+	check(&errs, !p.ValidFrom.IsZero() && !p.ValidUntil.Before(p.ValidFrom), "valid_until", "must not be before valid_from")
 	check(&errs, p.CPCName != "", "cpc.name", "is required")
 	return errors.Join(errs...)
 }
@@ -168,8 +291,13 @@ func (p Plan) Validate() error {
 func (t Treatment) Validate() error {
 	var errs []error
 	check(&errs, ValidID(t.ID), "id", "must be a lower-case slug (a-z, 0-9, -)")
-	check(&errs, t.Name != "", "name", "is required")
-	check(&errs, slices.Contains(Conditions, t.Condition), "condition", "is not a known condition")
+	checkText(&errs, t.Names, "names")
+	checkText(&errs, t.Descriptions, "descriptions")
+	check(&errs, len(t.Conditions) > 0, "conditions", "needs at least one condition")
+	for _, c := range t.Conditions {
+		check(&errs, slices.Contains(Conditions, c), "conditions", fmt.Sprintf("%q is not a known condition", c))
+	}
+	check(&errs, slices.Contains(CellTypes, t.CellType), "cell_type", "is not a known cell type")
 	check(&errs, slices.Contains(CellSources, t.CellSource), "cell_source", "is not a known cell source")
 	check(&errs, len(t.Routes) > 0, "routes", "needs at least one route")
 	for _, r := range t.Routes {
@@ -177,6 +305,27 @@ func (t Treatment) Validate() error {
 	}
 	check(&errs, t.Sessions >= 1 && t.Sessions <= 12, "sessions", "must be 1 to 12")
 	check(&errs, t.CultureDaysMin >= 0 && t.CultureDaysMax >= t.CultureDaysMin, "culture_days", "min must be ≥ 0 and ≤ max")
+	check(&errs, t.Visits == 1 || t.Visits == 2, "visits", "must be 1 or 2")
+	check(&errs, t.Visits == 2 || !(t.Autologous && t.HasCultureStage()), "visits",
+		"an autologous cultured protocol takes two visits: harvest, then administration")
+	check(&errs, t.TypicalStayDays >= 1 && t.TypicalStayDays <= 120, "typical_stay_days", "must be 1 to 120")
+	for _, m := range t.FollowUpMonths {
+		check(&errs, m >= 1 && m <= 60, "follow_up_months", "months must be 1 to 60")
+	}
+	r := t.Eligibility
+	check(&errs, r.MinCancerFreeYears >= 0 && r.MinCancerFreeYears <= 10, "eligibility.min_cancer_free_years", "must be 0 to 10")
+	check(&errs, r.OrganDisease == "review" || r.OrganDisease == "exclude", "eligibility.organ_disease", `must be "review" or "exclude"`)
+	isSCI := slices.Contains(t.Conditions, "spinal_cord_injury")
+	check(&errs, r.InjuryWindow == nil || isSCI, "eligibility.injury_window", "applies to spinal cord injury only")
+	if w := r.InjuryWindow; w != nil {
+		check(&errs, w.MinDays >= 0 && w.MaxMonths >= 1 && w.MinDays < w.MaxMonths*31, "eligibility.injury_window", "needs 0 ≤ min_days < max_months")
+	}
+	if t.Trial != nil {
+		check(&errs, t.Trial.Institution != "", "trial.institution", "is required")
+		check(&errs, slices.Contains(TrialStatus, t.Trial.Status), "trial.status", "is not a known trial status")
+		check(&errs, len(t.DoseOptions) == 0, "dose_options", "a trial is not sold: no doses")
+		return errors.Join(errs...)
+	}
 	for name, m := range map[string]money.Money{
 		"prices.consultation": t.Prices.Consultation, "prices.harvest": t.Prices.Harvest,
 		"prices.quality_testing": t.Prices.QualityTesting, "prices.administration_per_session": t.Prices.AdministrationPerSession,
@@ -192,15 +341,4 @@ func (t Treatment) Validate() error {
 		seen[d.Cells] = true
 	}
 	return errors.Join(errs...)
-}
-
-// FieldError is a validation failure of one field.
-type FieldError struct{ Field, Message string }
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
-
-func check(errs *[]error, ok bool, field, msg string) {
-	if !ok {
-		*errs = append(*errs, FieldError{field, msg})
-	}
 }

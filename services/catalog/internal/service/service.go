@@ -1,38 +1,35 @@
-// Package service holds the catalog's use cases behind the Service interface.
+// Package service holds the catalog's use cases: search for the frontends,
+// one treatment for booking's live bookability check, the import of the
+// seed, and the administration of clinics, plans and treatments. Every
+// write commits with the events announcing it.
 package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/saisei-health/platform/pkg/fx"
+	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/tokyo"
 	"github.com/saisei-health/platform/services/catalog/internal/contract"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
+	"github.com/saisei-health/platform/services/catalog/internal/search"
 	"github.com/saisei-health/platform/services/catalog/internal/store"
 )
 
 // Errors the transport maps to HTTP answers.
 var (
-	ErrNotFound = errors.New("treatment not found")
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
 )
-
-// InvalidFilter names a query parameter with a value the catalog does not know.
-type InvalidFilter struct{ Field, Message string }
-
-func (e InvalidFilter) Error() string { return e.Field + ": " + e.Message }
-
-// Filter selects treatments.
-type Filter struct {
-	Condition string
-	City      string
-}
 
 // Catalog is a whole catalog to import: the seed, or an operator's upload.
 type Catalog struct {
@@ -41,75 +38,145 @@ type Catalog struct {
 	Treatments []domain.Treatment
 }
 
-// Service is what the catalog offers.
-type Service interface {
-	ListTreatments(ctx context.Context, f Filter) ([]domain.Listing, time.Time, error)
-	GetTreatment(ctx context.Context, id string) (domain.Listing, time.Time, error)
-	Import(ctx context.Context, c Catalog) error
+// Filter is a search as the frontends state it, prices in any currency.
+type Filter struct {
+	search.Query
+	MinPrice, MaxPrice *money.Money
 }
 
-type service struct {
+// Catalogs implements the catalog's use cases.
+type Catalogs struct {
 	store *store.Store
+	rates fx.Table
 	now   func() time.Time
+	log   *slog.Logger
+	index atomic.Pointer[search.Index]
+	fp    atomic.Value // fingerprint the index was built from
 }
 
-// New returns the catalog service.
-func New(s *store.Store, now func() time.Time) Service { return &service{store: s, now: now} }
-
-// ListTreatments returns matching treatments and the Japanese date their
-// bookability was judged on.
-func (s *service) ListTreatments(ctx context.Context, f Filter) ([]domain.Listing, time.Time, error) {
-	if f.Condition != "" && !slices.Contains(domain.Conditions, f.Condition) {
-		return nil, time.Time{}, InvalidFilter{"condition", fmt.Sprintf("must be one of %v", domain.Conditions)}
-	}
-	if f.City != "" && !slices.Contains(domain.Cities, f.City) {
-		return nil, time.Time{}, InvalidFilter{"city", fmt.Sprintf("must be one of %v", domain.Cities)}
-	}
-	ls, err := s.store.Listings(ctx, store.Filter{Condition: f.Condition, City: f.City})
-	return ls, tokyo.Date(s.now()), err
+// New returns the catalog service; call Refresh before serving searches.
+func New(s *store.Store, rates fx.Table, now func() time.Time, log *slog.Logger) *Catalogs {
+	c := &Catalogs{store: s, rates: rates, now: now, log: log}
+	c.index.Store(search.Build(nil, now()))
+	return c
 }
 
-func (s *service) GetTreatment(ctx context.Context, id string) (domain.Listing, time.Time, error) {
+// Today is the Japanese date bookability is judged on.
+func (s *Catalogs) Today() time.Time { return tokyo.Date(s.now()) }
+
+// Rates are the exchange rates prices are shown in.
+func (s *Catalogs) Rates() fx.Table { return s.rates }
+
+// Search runs a search on the in-memory index.
+func (s *Catalogs) Search(ctx context.Context, f Filter) (search.Page, error) {
+	q := f.Query
+	var err error
+	if q.MinJPY, q.MaxJPY, err = s.rates.YenRange(f.MinPrice, f.MaxPrice); err != nil {
+		return search.Page{}, err
+	}
+	q.Day = s.Today()
+	return s.index.Load().Search(q)
+}
+
+// GetTreatment reads one treatment from Postgres, not the index: booking
+// asks whether it is bookable right now, and a plan suspended a moment ago
+// must already count.
+func (s *Catalogs) GetTreatment(ctx context.Context, id string) (domain.Listing, error) {
 	l, err := s.store.Listing(ctx, s.store.Pool(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return l, time.Time{}, fmt.Errorf("%w: no treatment with id %q", ErrNotFound, id)
+		return l, fmt.Errorf("%w: no treatment with id %q", ErrNotFound, id)
 	}
-	return l, tokyo.Date(s.now()), err
+	return l, err
+}
+
+// Refresh rebuilds the search index when the catalog changed since the last
+// build.
+func (s *Catalogs) Refresh(ctx context.Context) error {
+	fp, err := s.store.Fingerprint(ctx)
+	if err != nil {
+		return err
+	}
+	if last, _ := s.fp.Load().(string); last == fp {
+		return nil
+	}
+	ls, err := s.store.Listings(ctx)
+	if err != nil {
+		return err
+	}
+	s.index.Store(search.Build(ls, s.now()))
+	s.fp.Store(fp)
+	return nil
+}
+
+// KeepFresh rebuilds the index whenever Postgres announces a change (from
+// any replica), polling as a fallback, until ctx is done.
+func (s *Catalogs) KeepFresh(ctx context.Context) {
+	wake := pgdb.NewWakeup(s.store.Pool(), "catalog_changed", 30*time.Second, s.log)
+	go wake.Run(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake.C():
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "search index refresh failed", "err", err)
+			}
+		}
+	}
 }
 
 // Import validates and saves a catalog and announces every treatment whose
 // content changed, all in one transaction: the catalog and its events never
 // disagree. Importing the same catalog again changes and announces nothing.
-func (s *service) Import(ctx context.Context, c Catalog) error {
+func (s *Catalogs) Import(ctx context.Context, c Catalog) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	return pgdb.InTx(ctx, s.store.Pool(), func(tx pgx.Tx) error {
+	err := pgdb.InTx(ctx, s.store.Pool(), func(tx pgx.Tx) error {
 		for _, cl := range c.Clinics {
-			if err := s.store.SaveClinic(ctx, tx, cl); err != nil {
+			if _, err := s.store.SaveClinic(ctx, tx, cl); err != nil {
 				return fmt.Errorf("clinic %s: %w", cl.ID, err)
 			}
 		}
 		for _, p := range c.Plans {
-			if err := s.store.SavePlan(ctx, tx, p); err != nil {
+			if err := s.savePlan(ctx, tx, p); err != nil {
 				return fmt.Errorf("plan %s: %w", p.Number, err)
 			}
 		}
 		for _, t := range c.Treatments {
-			if err := s.store.SaveTreatment(ctx, tx, t); err != nil {
+			if _, err := s.store.SaveTreatment(ctx, tx, t); err != nil {
 				return fmt.Errorf("treatment %s: %w", t.ID, err)
 			}
 		}
 		return s.announce(ctx, tx)
 	})
+	if err != nil {
+		return err
+	}
+	return s.Refresh(ctx)
 }
 
-func (s *service) announce(ctx context.Context, tx pgx.Tx) error {
+// savePlan saves p and, when it changed, announces it.
+func (s *Catalogs) savePlan(ctx context.Context, tx pgx.Tx, p domain.Plan) error {
+	changed, err := s.store.SavePlan(ctx, tx, p)
+	if err != nil || !changed {
+		return err
+	}
+	treatments, err := s.store.TreatmentsOfPlan(ctx, tx, p.Number)
+	if err != nil {
+		return err
+	}
+	return outbox.Enqueue(ctx, tx, contract.PlanChanged(p, treatments, outbox.NewID()))
+}
+
+// announce writes a TreatmentChanged for every treatment whose revision has
+// not been announced, in the caller's transaction.
+func (s *Catalogs) announce(ctx context.Context, tx pgx.Tx) error {
 	pending, err := s.store.Unannounced(ctx, tx)
 	if err != nil {
 		return err
 	}
-	day := tokyo.Date(s.now())
+	day := s.Today()
 	for _, l := range pending {
 		if err := outbox.Enqueue(ctx, tx, contract.TreatmentChanged(l, day)); err != nil {
 			return err
@@ -130,7 +197,7 @@ func (c Catalog) validate() error {
 		}
 		clinics[cl.ID] = true
 	}
-	plans := map[string]string{}
+	plans := map[string]domain.Plan{}
 	for _, p := range c.Plans {
 		if err := p.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("plan %s: %w", p.Number, err))
@@ -138,13 +205,13 @@ func (c Catalog) validate() error {
 		if !clinics[p.ClinicID] {
 			errs = append(errs, fmt.Errorf("plan %s: unknown clinic %q", p.Number, p.ClinicID))
 		}
-		plans[p.Number] = p.ClinicID
+		plans[p.Number] = p
 	}
 	for _, t := range c.Treatments {
 		if err := t.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("treatment %s: %w", t.ID, err))
 		}
-		if owner, ok := plans[t.PlanNumber]; !ok || owner != t.ClinicID {
+		if p, ok := plans[t.PlanNumber]; !ok || p.ClinicID != t.ClinicID {
 			errs = append(errs, fmt.Errorf("treatment %s: plan %q is not a plan of clinic %q", t.ID, t.PlanNumber, t.ClinicID))
 		}
 	}

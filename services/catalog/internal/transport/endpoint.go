@@ -3,145 +3,183 @@ package transport
 
 import (
 	"context"
-	"time"
+	"fmt"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/catalog/internal/document"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 	"github.com/saisei-health/platform/services/catalog/internal/service"
 )
 
 // Endpoints are the catalog's operations.
 type Endpoints struct {
-	ListTreatments endpoint.Endpoint
-	GetTreatment   endpoint.Endpoint
+	SearchTreatments endpoint.Endpoint
+	GetTreatment     endpoint.Endpoint
+	ListConditions   endpoint.Endpoint
+	PriceComparison  endpoint.Endpoint
+	CreateClinic     endpoint.Endpoint
+	PatchClinic      endpoint.Endpoint
+	CreatePlan       endpoint.Endpoint
+	PatchPlan        endpoint.Endpoint
+	CreateTreatment  endpoint.Endpoint
+	PatchTreatment   endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
-func MakeEndpoints(s service.Service) Endpoints {
+func MakeEndpoints(s *service.Catalogs) Endpoints {
 	return Endpoints{
-		ListTreatments: makeListTreatmentsEndpoint(s),
-		GetTreatment:   makeGetTreatmentEndpoint(s),
+		SearchTreatments: makeSearchEndpoint(s),
+		GetTreatment:     makeGetTreatmentEndpoint(s),
+		ListConditions:   makeListConditionsEndpoint(),
+		PriceComparison:  makePriceComparisonEndpoint(s),
+		CreateClinic: func(ctx context.Context, r any) (any, error) {
+			c, err := s.CreateClinic(ctx, r.(adminRequest).body)
+			return created{document.FromClinic(c)}, err
+		},
+		PatchClinic: func(ctx context.Context, r any) (any, error) {
+			c, err := s.PatchClinic(ctx, r.(adminRequest).key, r.(adminRequest).body)
+			return document.FromClinic(c), err
+		},
+		CreatePlan: func(ctx context.Context, r any) (any, error) {
+			p, err := s.CreatePlan(ctx, r.(adminRequest).body)
+			return created{document.FromPlan(p)}, err
+		},
+		PatchPlan: func(ctx context.Context, r any) (any, error) {
+			p, err := s.PatchPlan(ctx, r.(adminRequest).key, r.(adminRequest).body)
+			return document.FromPlan(p), err
+		},
+		CreateTreatment: func(ctx context.Context, r any) (any, error) {
+			l, err := s.CreateTreatment(ctx, r.(adminRequest).body)
+			return created{viewOf(l, s.Today(), "en", s.Rates(), "")}, err
+		},
+		PatchTreatment: func(ctx context.Context, r any) (any, error) {
+			l, err := s.PatchTreatment(ctx, r.(adminRequest).key, r.(adminRequest).body)
+			return viewOf(l, s.Today(), "en", s.Rates(), ""), err
+		},
 	}
 }
 
-type listTreatmentsRequest struct{ filter service.Filter }
-
-type listTreatmentsResponse struct {
-	Items []TreatmentView `json:"items"`
+type searchRequest struct {
+	filter  service.Filter
+	lang    string
+	display money.Currency
 }
 
-func makeListTreatmentsEndpoint(s service.Service) endpoint.Endpoint {
+type searchResponse struct {
+	Items      []TreatmentView `json:"items"`
+	NextCursor *string         `json:"next_cursor"`
+}
+
+func makeSearchEndpoint(s *service.Catalogs) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		req := request.(listTreatmentsRequest)
-		ls, day, err := s.ListTreatments(ctx, req.filter)
+		req := request.(searchRequest)
+		page, err := s.Search(ctx, req.filter)
 		if err != nil {
 			return nil, err
 		}
-		resp := listTreatmentsResponse{Items: make([]TreatmentView, 0, len(ls))}
-		for _, l := range ls {
-			resp.Items = append(resp.Items, viewOf(l, day))
+		resp := searchResponse{Items: make([]TreatmentView, 0, len(page.Items))}
+		day := s.Today()
+		for _, l := range page.Items {
+			resp.Items = append(resp.Items, viewOf(l, day, req.lang, s.Rates(), req.display))
+		}
+		if page.Next != "" {
+			resp.NextCursor = &page.Next
 		}
 		return resp, nil
 	}
 }
 
-type getTreatmentRequest struct{ id string }
+type getTreatmentRequest struct {
+	id      string
+	lang    string
+	display money.Currency
+}
 
-func makeGetTreatmentEndpoint(s service.Service) endpoint.Endpoint {
+func makeGetTreatmentEndpoint(s *service.Catalogs) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		l, day, err := s.GetTreatment(ctx, request.(getTreatmentRequest).id)
+		req := request.(getTreatmentRequest)
+		l, err := s.GetTreatment(ctx, req.id)
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(l, day), nil
+		return viewOf(l, s.Today(), req.lang, s.Rates(), req.display), nil
 	}
 }
 
-// TreatmentView is a treatment as frontends see it.
-type TreatmentView struct {
-	ID          string     `json:"id"`
-	Name        string     `json:"name"`
-	Condition   string     `json:"condition"`
-	Description string     `json:"description"`
-	Clinic      ClinicView `json:"clinic"`
-	PlanNumber  string     `json:"plan_number"`
-	RiskClass   string     `json:"risk_class"`
-	Plan        PlanView   `json:"plan"`
-	Bookable    bool       `json:"bookable"`
-	CellSource  string     `json:"cell_source"`
-	Autologous  bool       `json:"autologous"`
-	Routes      []string   `json:"routes"`
-	Sessions    int        `json:"sessions"`
-	CultureDays DaysRange  `json:"culture_days"`
-	Prices      PricesView `json:"prices"`
-	DoseOptions []DoseView `json:"dose_options"`
-	Revision    int64      `json:"revision"`
+type conditionsResponse struct {
+	Items []ConditionView `json:"items"`
 }
 
-type ClinicView struct {
-	ID        string   `json:"id"`
-	Name      string   `json:"name"`
-	NameJA    string   `json:"name_ja,omitempty"`
-	City      string   `json:"city"`
-	Languages []string `json:"languages"`
-}
-
-type PlanView struct {
-	Number     string  `json:"number"`
-	RiskClass  string  `json:"risk_class"`
-	Status     string  `json:"status"`
-	Therapy    string  `json:"therapy"`
-	Committee  string  `json:"committee"`
-	ValidFrom  string  `json:"valid_from"`
-	ValidUntil string  `json:"valid_until"`
-	CPC        CPCView `json:"cpc"`
-}
-
-type CPCView struct {
-	Name    string `json:"name"`
-	InHouse bool   `json:"in_house"`
-}
-
-type DaysRange struct {
-	Min int `json:"min"`
-	Max int `json:"max"`
-}
-
-type PricesView struct {
-	Consultation             money.Money `json:"consultation"`
-	Harvest                  money.Money `json:"harvest"`
-	QualityTesting           money.Money `json:"quality_testing"`
-	AdministrationPerSession money.Money `json:"administration_per_session"`
-}
-
-// DoseView is one dose; price is the whole protocol at that dose.
-type DoseView struct {
-	Cells   int64       `json:"cells"`
-	Culture money.Money `json:"culture"`
-	Price   money.Money `json:"price"`
-}
-
-func viewOf(l domain.Listing, day time.Time) TreatmentView {
-	t := l.Treatment
-	v := TreatmentView{
-		ID: t.ID, Name: t.Name, Condition: t.Condition, Description: t.Description,
-		Clinic:     ClinicView{ID: l.Clinic.ID, Name: l.Clinic.Name, NameJA: l.Clinic.NameJA, City: l.Clinic.City, Languages: l.Clinic.Languages},
-		PlanNumber: l.Plan.Number, RiskClass: l.Plan.RiskClass,
-		Plan: PlanView{Number: l.Plan.Number, RiskClass: l.Plan.RiskClass, Status: l.Plan.Status, Therapy: l.Plan.Therapy,
-			Committee: l.Plan.Committee, ValidFrom: l.Plan.ValidFrom.Format(time.DateOnly), ValidUntil: l.Plan.ValidUntil.Format(time.DateOnly),
-			CPC: CPCView{Name: l.Plan.CPCName, InHouse: l.Plan.CPCInHouse}},
-		Bookable:   l.Bookable(day),
-		CellSource: t.CellSource, Autologous: t.Autologous, Routes: t.Routes, Sessions: t.Sessions,
-		CultureDays: DaysRange{Min: t.CultureDaysMin, Max: t.CultureDaysMax},
-		Prices: PricesView{Consultation: t.Prices.Consultation, Harvest: t.Prices.Harvest,
-			QualityTesting: t.Prices.QualityTesting, AdministrationPerSession: t.Prices.AdministrationPerSession},
-		Revision: t.Revision,
+func makeListConditionsEndpoint() endpoint.Endpoint {
+	return func(_ context.Context, request any) (any, error) {
+		return conditionsResponse{Items: conditionViews(domain.Conditions, request.(string))}, nil
 	}
-	for _, d := range t.DoseOptions {
-		total, _ := t.Total(d)
-		v.DoseOptions = append(v.DoseOptions, DoseView{Cells: d.Cells, Culture: d.Culture, Price: total})
-	}
-	return v
 }
+
+type comparisonRequest struct {
+	condition string
+	lang      string
+	currency  money.Currency
+}
+
+// CountryView is one country's price range, in the asked currency.
+type CountryView struct {
+	Country    string      `json:"country"`
+	Min        money.Money `json:"min"`
+	Max        money.Money `json:"max"`
+	OpenEnded  bool        `json:"open_ended"`
+	Regulation string      `json:"regulation"`
+}
+
+type comparisonResponse struct {
+	Condition ConditionView  `json:"condition"`
+	Currency  money.Currency `json:"currency"`
+	Source    string         `json:"source"`
+	Countries []CountryView  `json:"countries"`
+}
+
+func makePriceComparisonEndpoint(s *service.Catalogs) endpoint.Endpoint {
+	return func(_ context.Context, request any) (any, error) {
+		req := request.(comparisonRequest)
+		names, ok := domain.ConditionNames[req.condition]
+		if !ok {
+			return nil, fmt.Errorf("%w: no condition %q", service.ErrNotFound, req.condition)
+		}
+		resp := comparisonResponse{Condition: ConditionView{Code: req.condition, Name: names.In(req.lang)}, Currency: req.currency,
+			Source: "published estimates in USD (shared/domain.md), converted at the platform's rate", Countries: []CountryView{}}
+		convert := func(m money.Money) (money.Money, error) {
+			if req.currency == money.USD {
+				return m, nil
+			}
+			yen, err := s.Rates().ToJPY(m)
+			if err != nil {
+				return m, err
+			}
+			return s.Rates().FromJPY(yen, req.currency)
+		}
+		for _, c := range domain.PriceComparisons[req.condition] {
+			lo, err := convert(c.Min)
+			if err != nil {
+				return nil, err
+			}
+			hi, err := convert(c.Max)
+			if err != nil {
+				return nil, err
+			}
+			resp.Countries = append(resp.Countries, CountryView{Country: c.Country, Min: lo, Max: hi, OpenEnded: c.OpenEnded, Regulation: c.Regulation})
+		}
+		return resp, nil
+	}
+}
+
+type adminRequest struct {
+	key  string
+	body []byte
+}
+
+type created struct{ v any }
+
+func (c created) MarshalJSON() ([]byte, error) { return jsonMarshal(c.v) }
+func (created) StatusCode() int                { return 201 }

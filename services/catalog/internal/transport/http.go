@@ -2,46 +2,214 @@ package transport
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/services/catalog/internal/domain"
+	"github.com/saisei-health/platform/services/catalog/internal/search"
 	"github.com/saisei-health/platform/services/catalog/internal/service"
 )
 
-// MakeHandler serves the catalog's HTTP API.
-func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// MakeHandler serves the catalog's HTTP API. The /v1/admin routes need
+// "Authorization: Bearer <adminToken>"; with no token configured they are
+// closed (until the platform's roles replace the token).
+func MakeHandler(e Endpoints, log *slog.Logger, adminToken string) http.Handler {
 	opts := httpkit.ServerOptions(log, problemOf)
 	r := httpkit.NewRouter()
-	r.Handle("GET /v1/treatments", kithttp.NewServer(e.ListTreatments, decodeListTreatments, httpkit.EncodeResponse, opts...))
-	r.Handle("GET /v1/treatments/{id}", kithttp.NewServer(e.GetTreatment, decodeGetTreatment, httpkit.EncodeResponse, opts...))
+	serve := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
+		r.Handle(pattern, kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...))
+	}
+	serve("GET /v1/treatments", e.SearchTreatments, decodeSearch)
+	serve("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment)
+	serve("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil })
+	serve("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison)
+
+	admin := func(pattern string, ep func(context.Context, any) (any, error), key string) {
+		serve(pattern, ep, requireAdmin(adminToken, decodeAdmin(key)))
+	}
+	admin("POST /v1/admin/clinics", e.CreateClinic, "")
+	admin("PATCH /v1/admin/clinics/{id}", e.PatchClinic, "id")
+	admin("POST /v1/admin/plans", e.CreatePlan, "")
+	admin("PATCH /v1/admin/plans/{number}", e.PatchPlan, "number")
+	admin("POST /v1/admin/treatments", e.CreateTreatment, "")
+	admin("PATCH /v1/admin/treatments/{id}", e.PatchTreatment, "id")
 	return r
 }
 
-func decodeListTreatments(_ context.Context, r *http.Request) (any, error) {
+func lang(r *http.Request) string {
+	return domain.PickLanguage(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))
+}
+
+var searchParams = []string{"condition", "city", "cell_source", "route", "autologous", "language", "min_price", "max_price",
+	"price_currency", "bookable", "q", "limit", "cursor", "lang"}
+
+func decodeSearch(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
+	var v httpkit.Validator
 	for key := range q {
-		if key != "condition" && key != "city" {
-			return nil, httpkit.Invalid(httpkit.FieldError{Field: key, Message: "is not a filter of this endpoint (condition, city)"})
-		}
+		v.Check(slices.Contains(searchParams, key), key, "is not a filter of this endpoint ("+strings.Join(searchParams, ", ")+")")
 	}
-	return listTreatmentsRequest{filter: service.Filter{Condition: q.Get("condition"), City: q.Get("city")}}, nil
+	enum := func(key string, allowed []string) string {
+		val := q.Get(key)
+		v.Check(val == "" || slices.Contains(allowed, val), key, "must be one of "+strings.Join(allowed, ", "))
+		return val
+	}
+	boolean := func(key string) *bool {
+		switch q.Get(key) {
+		case "":
+			return nil
+		case "true":
+			t := true
+			return &t
+		case "false":
+			f := false
+			return &f
+		}
+		v.Check(false, key, "must be true or false")
+		return nil
+	}
+	f := service.Filter{Query: search.Query{
+		Condition: enum("condition", domain.Conditions), City: enum("city", domain.Cities),
+		CellSource: enum("cell_source", domain.CellSources), Route: enum("route", domain.Routes),
+		Language: enum("language", domain.Languages), Autologous: boolean("autologous"), Bookable: boolean("bookable"),
+		Text: q.Get("q"), After: q.Get("cursor"),
+	}}
+	v.Check(len(f.Text) <= 200, "q", "must be at most 200 characters")
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		v.Check(err == nil && n >= 1 && n <= search.MaxLimit, "limit", fmt.Sprintf("must be 1 to %d", search.MaxLimit))
+		f.Limit = n
+	}
+	currency := money.JPY
+	if s := q.Get("price_currency"); s != "" {
+		c, err := money.ParseCurrency(s)
+		v.Check(err == nil, "price_currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD")
+		currency = c
+	}
+	price := func(key string) *money.Money {
+		s := q.Get(key)
+		if s == "" {
+			return nil
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		v.Check(err == nil && n >= 0, key, "must be a non-negative integer amount in minor units of price_currency")
+		m := money.New(n, currency)
+		return &m
+	}
+	f.MinPrice, f.MaxPrice = price("min_price"), price("max_price")
+	if f.MinPrice != nil && f.MaxPrice != nil {
+		v.Check(f.MinPrice.Amount <= f.MaxPrice.Amount, "max_price", "must not be below min_price")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	display := money.Currency("")
+	if q.Get("price_currency") != "" {
+		display = currency
+	}
+	return searchRequest{filter: f, lang: lang(r), display: display}, nil
 }
 
 func decodeGetTreatment(_ context.Context, r *http.Request) (any, error) {
-	return getTreatmentRequest{id: r.PathValue("id")}, nil
+	req := getTreatmentRequest{id: r.PathValue("id"), lang: lang(r)}
+	if s := r.URL.Query().Get("price_currency"); s != "" {
+		c, err := money.ParseCurrency(s)
+		if err != nil {
+			return nil, httpkit.Invalid(httpkit.FieldError{Field: "price_currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
+		}
+		req.display = c
+	}
+	return req, nil
+}
+
+func decodeComparison(_ context.Context, r *http.Request) (any, error) {
+	req := comparisonRequest{condition: r.PathValue("code"), lang: lang(r), currency: money.USD}
+	if s := r.URL.Query().Get("currency"); s != "" {
+		c, err := money.ParseCurrency(s)
+		if err != nil {
+			return nil, httpkit.Invalid(httpkit.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
+		}
+		req.currency = c
+	}
+	return req, nil
+}
+
+func decodeAdmin(key string) kithttp.DecodeRequestFunc {
+	return func(_ context.Context, r *http.Request) (any, error) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, httpkit.MaxBody+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(body) > httpkit.MaxBody {
+			return nil, httpkit.NewProblem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request body too large", "")
+		}
+		req := adminRequest{body: body}
+		if key != "" {
+			req.key = r.PathValue(key)
+		}
+		return req, nil
+	}
+}
+
+func requireAdmin(token string, next kithttp.DecodeRequestFunc) kithttp.DecodeRequestFunc {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		if token == "" {
+			return nil, httpkit.NewProblem(http.StatusForbidden, "admin-disabled", "Administration is not enabled", "set CATALOG_ADMIN_TOKEN")
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return nil, httpkit.NewProblem(http.StatusUnauthorized, "unauthorized", "Administrator credentials required", "send Authorization: Bearer <token>")
+		}
+		return next(ctx, r)
+	}
 }
 
 func problemOf(err error) *httpkit.Problem {
-	var inv service.InvalidFilter
+	if p := httpkit.FromJSONError(err); p != nil {
+		return p
+	}
+	var fields []httpkit.FieldError
+	for _, e := range flatten(err) {
+		var fe domain.FieldError
+		if errors.As(e, &fe) {
+			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
+		}
+	}
 	switch {
-	case errors.As(err, &inv):
-		return httpkit.Invalid(httpkit.FieldError{Field: inv.Field, Message: inv.Message})
+	case len(fields) > 0:
+		return httpkit.Invalid(fields...)
+	case errors.Is(err, search.ErrBadCursor):
+		return httpkit.Invalid(httpkit.FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
 	case errors.Is(err, service.ErrNotFound):
-		return httpkit.NewProblem(http.StatusNotFound, "not-found", "Treatment not found", err.Error())
+		return httpkit.NewProblem(http.StatusNotFound, "not-found", "Not found", err.Error())
+	case errors.Is(err, service.ErrExists):
+		return httpkit.Conflict("already-exists", "Already exists", err.Error())
 	}
 	return nil
+}
+
+// flatten unpacks errors.Join trees so every field error is reported.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

@@ -51,6 +51,9 @@ func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
 		if err != nil {
 			return err
 		}
+		if plan.Balance.IsZero() {
+			return bus.Permanent(fmt.Errorf("booking %s was paid in full with the deposit", b.GetId()))
+		}
 		if plan.BalanceCancelledAt != nil {
 			return bus.Permanent(fmt.Errorf("booking %s: balance was cancelled (cells failed QC)", b.GetId()))
 		}

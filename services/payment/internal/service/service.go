@@ -120,8 +120,8 @@ func (r DepositRequest) validate() error {
 		return FieldError{"clinic_id", "is required"}
 	case r.Deposit.Currency != money.JPY || !r.Deposit.IsPositive():
 		return FieldError{"deposit", "must be a positive JPY amount"}
-	case r.Balance.Currency != money.JPY || !r.Balance.IsPositive():
-		return FieldError{"balance", "must be a positive JPY amount"}
+	case r.Balance.Currency != money.JPY || r.Balance.IsNegative():
+		return FieldError{"balance", "must be a JPY amount, zero when paid in full with the deposit"}
 	case r.PatientEmail == "":
 		return FieldError{"patient.email", "is required"}
 	}

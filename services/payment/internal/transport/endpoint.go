@@ -155,8 +155,11 @@ func financeView(f service.Finance) (FinanceView, error) {
 	v := FinanceView{BookingID: f.Plan.BookingID, ClinicID: f.Plan.ClinicID, Currency: c}
 	stage := func(st domain.Stage) (StageFinance, error) {
 		sf := StageFinance{Expected: f.Plan.Due(st), Received: money.Zero(c), Status: "not_started"}
-		if st == domain.Balance && f.Plan.BalanceCancelledAt != nil {
+		switch {
+		case st == domain.Balance && f.Plan.BalanceCancelledAt != nil:
 			sf.Status = "cancelled"
+		case st == domain.Balance && f.Plan.Balance.IsZero():
+			sf.Status = "not_required" // paid in full with the deposit
 		}
 		for _, p := range f.Payments {
 			if p.Stage == st {

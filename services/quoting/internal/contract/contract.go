@@ -20,7 +20,7 @@ import (
 // Treatment converts a catalog snapshot into the read model.
 func Treatment(e *catalogv1.TreatmentChanged) (domain.Treatment, error) {
 	pb := e.GetTreatment()
-	if pb == nil || pb.GetId() == "" || pb.GetPlan() == nil || pb.GetPrices() == nil {
+	if pb == nil || pb.GetId() == "" || pb.GetPlan() == nil || pb.GetPrices() == nil || pb.GetClinic() == nil {
 		return domain.Treatment{}, fmt.Errorf("treatment snapshot is incomplete")
 	}
 	from, err1 := time.Parse(time.DateOnly, pb.GetPlan().GetValidFrom())
@@ -28,15 +28,22 @@ func Treatment(e *catalogv1.TreatmentChanged) (domain.Treatment, error) {
 	if err1 != nil || err2 != nil {
 		return domain.Treatment{}, fmt.Errorf("treatment %s: plan dates are not YYYY-MM-DD", pb.GetId())
 	}
-	p := pb.GetPrices()
+	p, c, r := pb.GetPrices(), pb.GetClinic(), pb.GetEligibility()
 	t := domain.Treatment{
-		ID: pb.GetId(), Name: pb.GetName(), Condition: pb.GetCondition(),
-		ClinicID: pb.GetClinic().GetId(), ClinicName: pb.GetClinic().GetName(),
+		ID: pb.GetId(), Name: pb.GetName(), Names: pb.GetNames(), Conditions: pb.GetConditions(),
+		ClinicID: c.GetId(), ClinicName: c.GetName(),
 		PlanNumber: pb.GetPlan().GetNumber(), RiskClass: pb.GetPlan().GetRiskClass(), PlanStatus: pb.GetPlan().GetStatus(),
-		PlanValidFrom: from, PlanValidUntil: until,
-		CellSource: pb.GetCellSource(), Autologous: pb.GetAutologous(), Routes: pb.GetRoutes(), Sessions: int(pb.GetSessions()),
-		CultureDaysMin: int(pb.GetCultureDaysMin()), CultureDaysMax: int(pb.GetCultureDaysMax()),
-		Revision: e.GetRevision(),
+		PlanValidFrom: from, PlanValidUntil: until, Trial: pb.GetTrial() != nil,
+		CellType: pb.GetCellType(), CellSource: pb.GetCellSource(), Autologous: pb.GetAutologous(), Routes: pb.GetRoutes(),
+		Sessions: int(pb.GetSessions()), CultureDaysMin: int(pb.GetCultureDaysMin()), CultureDaysMax: int(pb.GetCultureDaysMax()),
+		Visits: int(pb.GetVisits()),
+		Eligibility: domain.Rules{RequiresConfirmedDiagnosis: r.GetRequiresConfirmedDiagnosis(), MinCancerFreeYears: int(r.GetMinCancerFreeYears()),
+			OrganDisease: r.GetOrganDisease(), ExcludesSeveredCord: r.GetExcludesSeveredCord()},
+		DepositPolicy: domain.DepositPolicy{Covers: c.GetDepositPolicy().GetCovers(), FullWithoutCulture: c.GetDepositPolicy().GetFullWithoutCulture()},
+		Revision:      e.GetRevision(),
+	}
+	if w := r.GetInjuryWindow(); w != nil {
+		t.Eligibility.InjuryWindow = &domain.InjuryWindow{MinDays: int(w.GetMinDays()), MaxMonths: int(w.GetMaxMonths())}
 	}
 	var errs [4]error
 	t.Consultation, errs[0] = Yen(p.GetConsultation())
@@ -55,28 +62,36 @@ func Treatment(e *catalogv1.TreatmentChanged) (domain.Treatment, error) {
 		}
 		t.Doses = append(t.Doses, domain.Dose{Cells: d.GetCells(), Culture: culture})
 	}
+	for _, x := range c.GetExtras() {
+		price, err := Yen(x.GetPrice())
+		if err != nil {
+			return t, fmt.Errorf("treatment %s: extra %s: %w", t.ID, x.GetCode(), err)
+		}
+		t.Extras = append(t.Extras, domain.Extra{Code: x.GetCode(), Price: price, Unit: x.GetUnit(), Taxable: x.GetTaxable()})
+	}
 	return t, nil
 }
 
 // Yen reads a wire amount that must be JPY.
 func Yen(m *commonv1.Money) (money.Money, error) {
-	if m.GetCurrency() != string(money.JPY) {
+	v, err := wire.FromMoney(m)
+	if err != nil || v.Currency != money.JPY {
 		return money.Money{}, fmt.Errorf("price in %q, want JPY", m.GetCurrency())
 	}
-	return money.Yen(m.GetAmount()), nil
+	return v, nil
 }
 
-// QuoteIssued announces a new quote.
+// QuoteIssued announces a new quote or revision.
 func QuoteIssued(q domain.Quote) bus.Event {
-	return bus.Event{
-		ID:      "quote:" + q.ID + ":issued",
-		Subject: "quoting.v1." + q.ClinicID + ".quote.issued",
-		Message: &quotingv1.QuoteIssued{
-			QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID,
-			Total: wire.Money(q.Total), Deposit: wire.Money(q.Deposit), Balance: wire.Money(q.Balance),
-			DisplayTotal: wire.Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
-		},
+	ev := &quotingv1.QuoteIssued{
+		QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID, Total: wire.Money(q.Total), Tax: wire.Money(q.Tax),
+		DisplayTotal: wire.Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
+		Version: int32(q.Version), Supersedes: q.Supersedes, Eligibility: q.Eligibility.Status,
 	}
+	if q.Status != domain.StatusIneligible {
+		ev.Deposit, ev.Balance = wire.Money(q.Deposit), wire.Money(q.Balance)
+	}
+	return bus.Event{ID: "quote:" + q.ID + ":issued", Subject: "quoting.v1." + q.ClinicID + ".quote.issued", Message: ev}
 }
 
 // QuoteAccepted announces that a booking took the quote.
@@ -85,5 +100,15 @@ func QuoteAccepted(q domain.Quote) bus.Event {
 		ID:      "quote:" + q.ID + ":accepted",
 		Subject: "quoting.v1." + q.ClinicID + ".quote.accepted",
 		Message: &quotingv1.QuoteAccepted{QuoteId: q.ID, BookingId: q.BookingID, ClinicId: q.ClinicID},
+	}
+}
+
+// QuoteWithdrawn announces that a quote can no longer be booked.
+func QuoteWithdrawn(q domain.Quote, t domain.Treatment) bus.Event {
+	return bus.Event{
+		ID:      "quote:" + q.ID + ":withdrawn",
+		Subject: "quoting.v1." + q.ClinicID + ".quote.withdrawn",
+		Message: &quotingv1.QuoteWithdrawn{QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID,
+			PlanNumber: t.PlanNumber, PlanStatus: t.PlanStatus},
 	}
 }

@@ -9,15 +9,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/tokyo"
 )
 
-// Quote statuses.
+// Quote statuses. An issued quote past its validity reads as expired.
 const (
-	StatusIssued   = "issued"
-	StatusAccepted = "accepted"
-	StatusExpired  = "expired"
+	StatusIssued     = "issued"
+	StatusAccepted   = "accepted"
+	StatusExpired    = "expired"
+	StatusSuperseded = "superseded"
+	StatusWithdrawn  = "withdrawn"
+	StatusIneligible = "ineligible"
 )
 
 // Line codes of an itemized quote.
@@ -27,10 +31,16 @@ const (
 	LineCellCulture    = "cell_culture"
 	LineQualityTesting = "quality_testing"
 	LineAdministration = "administration"
+	LineConsumptionTax = "consumption_tax"
 )
 
-// ValidityDays is how long a quote stays valid by default: through the end
-// of the fourteenth Japanese calendar day after it was issued.
+// ConsumptionTaxPercent is Japan's standard consumption tax rate. Self-pay
+// (non-insured) medical care is taxable; the tax is computed once per quote
+// on the total of the taxable lines and rounded down, as on an invoice.
+const ConsumptionTaxPercent = 10
+
+// ValidityDays is how long a quote stays valid: through the end of the
+// fourteenth Japanese calendar day after it was issued.
 const ValidityDays = 14
 
 // Languages patients can read their quote and emails in.
@@ -40,7 +50,12 @@ var Languages = []string{"en", "ko", "ja", "zh"}
 var (
 	ErrNotBookable     = errors.New("treatment is not bookable")
 	ErrQuoteExpired    = errors.New("quote has expired")
+	ErrQuoteSuperseded = errors.New("quote was superseded by a revision")
+	ErrQuoteWithdrawn  = errors.New("quote was withdrawn")
+	ErrQuoteIneligible = errors.New("patient is not eligible")
+	ErrNeedsReview     = errors.New("quote awaits a clinician's review")
 	ErrAlreadyAccepted = errors.New("quote was accepted by another booking")
+	ErrNotRevisable    = errors.New("quote cannot be revised")
 )
 
 // FieldError is a request field the quote cannot be built from.
@@ -59,8 +74,8 @@ type Patient struct {
 var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 
 // Validate checks the patient's contact details.
-func (p Patient) Validate() error {
-	var errs []error
+func (p Patient) Validate() []FieldError {
+	var errs []FieldError
 	if strings.TrimSpace(p.Name) == "" {
 		errs = append(errs, FieldError{"patient.name", "is required"})
 	}
@@ -73,45 +88,45 @@ func (p Patient) Validate() error {
 	if !slices.Contains(Languages, p.Language) {
 		errs = append(errs, FieldError{"patient.language", "must be one of en, ko, ja, zh"})
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Line is one item of a quote, in JPY.
 type Line struct {
 	Code        string      `json:"code"`
 	Description string      `json:"description"`
+	Quantity    int         `json:"quantity"`
+	UnitPrice   money.Money `json:"unit_price"`
 	Amount      money.Money `json:"amount"`
+	Taxable     bool        `json:"taxable"`
+	// InDeposit marks the lines the deposit pays for.
+	InDeposit bool `json:"in_deposit"`
 }
 
-// DepositPolicy says which lines are paid up front as the deposit: what the
-// clinic spends before the cells are administered (consultation, harvest,
-// culture, testing). The rest is the balance, charged once the cells pass QC.
+// DepositPolicy says which lines a clinic takes as the deposit: what it
+// spends before the cells are administered. FullWithoutCulture takes the
+// whole price up front for protocols with no culture stage.
 type DepositPolicy struct {
-	Covers []string
+	Covers             []string `json:"covers"`
+	FullWithoutCulture bool     `json:"full_without_culture"`
 }
 
 // DefaultDepositPolicy covers everything spent before administration.
 var DefaultDepositPolicy = DepositPolicy{Covers: []string{LineConsultation, LineHarvest, LineCellCulture, LineQualityTesting}}
 
-// Split divides lines into deposit and balance. Neither may be zero: a zero
-// deposit would let culture start unpaid, a zero balance would charge
-// administration before the cells exist.
-func (p DepositPolicy) Split(lines []Line) (deposit, balance money.Money, err error) {
-	deposit, balance = money.Zero(money.JPY), money.Zero(money.JPY)
-	for _, l := range lines {
-		if slices.Contains(p.Covers, l.Code) {
-			deposit, err = deposit.Add(l.Amount)
-		} else {
-			balance, err = balance.Add(l.Amount)
-		}
-		if err != nil {
-			return deposit, balance, err
-		}
-	}
-	if !deposit.IsPositive() || !balance.IsPositive() {
-		return deposit, balance, fmt.Errorf("deposit policy leaves deposit %s and balance %s; both must be positive", deposit, balance)
-	}
-	return deposit, balance, nil
+// ExtraRequest is an optional extra the patient asks for.
+type ExtraRequest struct {
+	Code     string
+	Quantity int
+}
+
+// FX is the exchange rate locked into a quote: one Base costs Price Quote.
+type FX struct {
+	Currency money.Currency
+	Base     money.Currency
+	Quote    money.Currency
+	Price    string
+	AsOf     time.Time
 }
 
 // Quote is an itemized price for one treatment at one dose.
@@ -119,14 +134,23 @@ type Quote struct {
 	ID                string
 	Version           int
 	Status            string
+	Supersedes        string
+	SupersededBy      string
 	TreatmentID       string
 	TreatmentName     string
 	TreatmentRevision int64
 	ClinicID          string
 	ClinicName        string
 	DoseCells         int64
+	Visits            int
+	RequiresHarvest   bool
 	Patient           Patient
+	Extras            []ExtraRequest
+	Screening         *Screening
+	Eligibility       Eligibility
 	Lines             []Line
+	Subtotal          money.Money
+	Tax               money.Money
 	Total             money.Money
 	Deposit           money.Money
 	Balance           money.Money
@@ -135,6 +159,7 @@ type Quote struct {
 	IssuedAt          time.Time
 	ValidUntil        time.Time
 	BookingID         string
+	Note              string
 }
 
 // Request is what a patient asks a quote for.
@@ -142,65 +167,175 @@ type Request struct {
 	DoseCells int64
 	Currency  money.Currency
 	Patient   Patient
+	Extras    []ExtraRequest
+	Screening *Screening
 }
 
-// Issue builds a quote for t. now is the issuing instant; the quote is valid
-// through the end of the Japanese day ValidityDays later.
-func Issue(id string, t Treatment, req Request, rates Rates, policy DepositPolicy, now time.Time) (Quote, error) {
-	if err := req.Patient.Validate(); err != nil {
+// Issue builds version 1 of a quote for t at now.
+func Issue(id string, t Treatment, req Request, rates fx.Table, now time.Time) (Quote, error) {
+	today := tokyo.Date(now)
+	var errs []error
+	for _, fe := range req.Patient.Validate() {
+		errs = append(errs, fe)
+	}
+	if req.Screening != nil {
+		for _, fe := range req.Screening.Validate(t, today) {
+			errs = append(errs, fe)
+		}
+	}
+	if len(errs) > 0 {
+		return Quote{}, errors.Join(errs...)
+	}
+	if !t.Bookable(today) {
+		return Quote{}, notBookable(t)
+	}
+	q := Quote{ID: id, Version: 1, Patient: req.Patient, Screening: req.Screening}
+	if err := q.price(t, req.DoseCells, req.Currency, req.Extras, rates, now); err != nil {
 		return Quote{}, err
+	}
+	q.Eligibility = Screen(t, req.Screening, today)
+	if q.Eligibility.Status == Ineligible {
+		q.Status = StatusIneligible
+	}
+	return q, nil
+}
+
+func notBookable(t Treatment) error {
+	if t.Trial {
+		return fmt.Errorf("%w: %s is a clinical trial, listed for information and never sold", ErrNotBookable, t.ID)
+	}
+	return fmt.Errorf("%w: %s is offered under plan %s (%s, class %s, valid %s to %s)", ErrNotBookable, t.ID, t.PlanNumber,
+		t.PlanStatus, t.RiskClass, t.PlanValidFrom.Format(time.DateOnly), t.PlanValidUntil.Format(time.DateOnly))
+}
+
+// Revision is a clinic's change to a quote after reviewing the records.
+type Revision struct {
+	DoseCells *int64
+	Extras    *[]ExtraRequest
+	// Eligibility, when set, is the clinician's decision; it replaces the
+	// questionnaire's outcome.
+	Eligibility *Eligibility
+	Note        string
+}
+
+// Revise creates the next version of q. The new version is priced again
+// from the current catalog at today's rate; q becomes superseded and the
+// patient must book the new one.
+func (q *Quote) Revise(newID string, t Treatment, r Revision, rates fx.Table, now time.Time) (Quote, error) {
+	switch status := q.EffectiveStatus(now); status {
+	case StatusIssued, StatusIneligible:
+	default:
+		return Quote{}, fmt.Errorf("%w: quote %s is %s", ErrNotRevisable, q.ID, status)
 	}
 	if !t.Bookable(tokyo.Date(now)) {
-		return Quote{}, fmt.Errorf("%w: %s is offered under plan %s (%s, valid %s to %s)", ErrNotBookable, t.ID,
-			t.PlanNumber, t.PlanStatus, t.PlanValidFrom.Format(time.DateOnly), t.PlanValidUntil.Format(time.DateOnly))
+		return Quote{}, notBookable(t)
 	}
-	dose, ok := t.Dose(req.DoseCells)
-	if !ok {
-		return Quote{}, FieldError{"dose_cells", fmt.Sprintf("must be one of %v", t.DoseCells())}
+	next := Quote{ID: newID, Version: q.Version + 1, Supersedes: q.ID, Patient: q.Patient, Screening: q.Screening, Note: r.Note}
+	dose, extras := q.DoseCells, q.Extras
+	if r.DoseCells != nil {
+		dose = *r.DoseCells
 	}
-	rate, err := rates.For(req.Currency)
-	if err != nil {
-		return Quote{}, FieldError{"currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
+	if r.Extras != nil {
+		extras = *r.Extras
 	}
-	lines, err := itemize(t, dose)
-	if err != nil {
+	if err := next.price(t, dose, q.FX.Currency, extras, rates, now); err != nil {
 		return Quote{}, err
 	}
-	total, err := money.Sum(money.JPY, amounts(lines)...)
-	if err != nil {
-		return Quote{}, err
+	next.Eligibility = Screen(t, q.Screening, tokyo.Date(now))
+	if r.Eligibility != nil {
+		next.Eligibility = *r.Eligibility
 	}
-	deposit, balance, err := policy.Split(lines)
-	if err != nil {
-		return Quote{}, err
+	if next.Eligibility.Status == Ineligible {
+		next.Status = StatusIneligible
 	}
-	display, err := rate.Convert(total)
-	if err != nil {
-		return Quote{}, err
-	}
-	return Quote{
-		ID: id, Version: 1, Status: StatusIssued,
-		TreatmentID: t.ID, TreatmentName: t.Name, TreatmentRevision: t.Revision, ClinicID: t.ClinicID, ClinicName: t.ClinicName,
-		DoseCells: dose.Cells, Patient: req.Patient, Lines: lines,
-		Total: total, Deposit: deposit, Balance: balance,
-		FX:           FX{Currency: req.Currency, Base: rate.Base, Quote: rate.Quote, Price: rate.Price(), AsOf: rates.AsOf},
-		DisplayTotal: display,
-		IssuedAt:     now.UTC(),
-		ValidUntil:   tokyo.EndOfDay(tokyo.Date(now).AddDate(0, 0, ValidityDays)),
-	}, nil
+	q.Status, q.SupersededBy = StatusSuperseded, newID
+	return next, nil
 }
 
-func amounts(lines []Line) []money.Money {
-	out := make([]money.Money, len(lines))
-	for i, l := range lines {
-		out[i] = l.Amount
+// price fills the lines, totals, deposit, display amount and validity.
+func (q *Quote) price(t Treatment, doseCells int64, currency money.Currency, extras []ExtraRequest, rates fx.Table, now time.Time) error {
+	dose, ok := t.Dose(doseCells)
+	if !ok {
+		return FieldError{"dose_cells", fmt.Sprintf("must be one of %v", t.DoseCells())}
 	}
-	return out
+	rate, err := rates.For(currency)
+	if err != nil {
+		return FieldError{"currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
+	}
+	lines, err := itemize(t, dose, extras)
+	if err != nil {
+		return err
+	}
+	policy := t.DepositPolicy
+	if len(policy.Covers) == 0 {
+		policy = DefaultDepositPolicy
+	}
+	full := policy.FullWithoutCulture && !t.HasCultureStage()
+	var subtotal, taxable, depositBase, depositTaxable money.Money = money.Zero(money.JPY), money.Zero(money.JPY), money.Zero(money.JPY), money.Zero(money.JPY)
+	for i := range lines {
+		l := &lines[i]
+		l.InDeposit = full || slices.Contains(policy.Covers, l.Code)
+		add := func(acc *money.Money, m money.Money) {
+			if err == nil {
+				*acc, err = acc.Add(m)
+			}
+		}
+		add(&subtotal, l.Amount)
+		if l.Taxable {
+			add(&taxable, l.Amount)
+		}
+		if l.InDeposit {
+			add(&depositBase, l.Amount)
+			if l.Taxable {
+				add(&depositTaxable, l.Amount)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	tax := money.Yen(taxable.Amount * ConsumptionTaxPercent / 100)
+	depositTax := money.Yen(depositTaxable.Amount * ConsumptionTaxPercent / 100)
+	total, err := subtotal.Add(tax)
+	if err != nil {
+		return err
+	}
+	deposit, err := depositBase.Add(depositTax)
+	if err != nil {
+		return err
+	}
+	balance, err := total.Sub(deposit)
+	if err != nil {
+		return err
+	}
+	if !deposit.IsPositive() || (balance.IsZero() && !full) || balance.IsNegative() {
+		return fmt.Errorf("deposit policy of clinic %s leaves deposit %s and balance %s", t.ClinicID, deposit, balance)
+	}
+	lines = append(lines, Line{Code: LineConsumptionTax, Quantity: 1, UnitPrice: tax, Amount: tax,
+		Description: fmt.Sprintf("Consumption tax %d%% on taxable items of %s", ConsumptionTaxPercent, taxable.Format())})
+	display, err := rate.Convert(total)
+	if currency == money.JPY {
+		display, err = total, nil
+	}
+	if err != nil {
+		return err
+	}
+	q.TreatmentID, q.TreatmentName, q.TreatmentRevision = t.ID, t.Name, t.Revision
+	q.ClinicID, q.ClinicName, q.DoseCells = t.ClinicID, t.ClinicName, dose.Cells
+	q.Visits, q.RequiresHarvest = t.Visits, t.Harvest.IsPositive()
+	q.Extras, q.Lines = extras, lines
+	q.Subtotal, q.Tax, q.Total, q.Deposit, q.Balance = subtotal, tax, total, deposit, balance
+	q.FX = FX{Currency: currency, Base: rate.Base, Quote: rate.Quote, Price: rate.Price(), AsOf: rates.AsOf}
+	q.DisplayTotal = display
+	q.Status = StatusIssued
+	q.IssuedAt = now.UTC()
+	q.ValidUntil = tokyo.EndOfDay(tokyo.Date(now).AddDate(0, 0, ValidityDays))
+	return nil
 }
 
 var sourceNames = map[string]string{
 	"adipose": "adipose-derived MSCs", "bone_marrow": "bone-marrow MSCs", "umbilical_cord": "umbilical-cord MSCs",
-	"dental_pulp": "dental-pulp stem cells", "muse": "Muse cells", "nk_cells": "NK cells", "exosome": "exosomes",
+	"dental_pulp": "dental-pulp stem cells", "muse": "Muse cells", "nk_cells": "NK cells", "exosome": "exosome particles",
 }
 
 var harvestNames = map[string]string{
@@ -210,29 +345,97 @@ var harvestNames = map[string]string{
 	"nk_cells":    "Blood draw for NK cell culture",
 }
 
-func itemize(t Treatment, dose Dose) ([]Line, error) {
-	lines := []Line{{LineConsultation, "Medical review of records and consultation, with interpreter", t.Consultation}}
+var routeNames = map[string]string{
+	"iv": "intravenous infusion", "intrathecal": "intrathecal injection", "intranasal": "intranasal administration",
+	"intra_articular": "intra-articular injection", "direct_injection": "direct injection",
+}
+
+var extraNames = map[string]string{
+	"rehabilitation":   "Rehabilitation package",
+	"cell_banking":     "Cell banking of surplus cells",
+	"interpreter":      "Medical interpreter",
+	"visa_guarantee":   "Guarantor service for the Visa for Medical Stay",
+	"airport_transfer": "Airport medical transfer (accessible vehicle with attendant)",
+	"hotel":            "Accessible hotel room near the clinic",
+}
+
+// ExtraUnits are the units each extra is counted in, and the most a quote
+// may ask for.
+var ExtraUnits = map[string]struct {
+	Unit string
+	Max  int
+}{
+	"rehabilitation": {"package", 1}, "cell_banking": {"year", 10}, "interpreter": {"day", 60},
+	"visa_guarantee": {"once", 1}, "airport_transfer": {"trip", 4}, "hotel": {"night", 90},
+}
+
+func itemize(t Treatment, dose Dose, extras []ExtraRequest) ([]Line, error) {
+	one := func(code, desc string, amount money.Money) Line {
+		return Line{Code: code, Description: desc, Quantity: 1, UnitPrice: amount, Amount: amount, Taxable: true}
+	}
+	lines := []Line{one(LineConsultation, "Medical review of records and consultation, with interpreter", t.Consultation)}
 	if t.Harvest.IsPositive() {
 		name := harvestNames[t.CellSource]
 		if name == "" {
 			name = "Tissue harvest"
 		}
-		lines = append(lines, Line{LineHarvest, name, t.Harvest})
+		lines = append(lines, one(LineHarvest, name, t.Harvest))
 	}
 	culture := "Cell culture in a GCTP cell processing center"
-	if !t.Autologous {
-		culture = "Preparation of banked donor cells"
+	if !t.HasCultureStage() {
+		culture = "Preparation of the cell product"
+	} else if !t.Autologous {
+		culture = "Expansion of banked donor cells"
 	}
 	lines = append(lines,
-		Line{LineCellCulture, fmt.Sprintf("%s: %s %s", culture, cellCount(dose.Cells), sourceNames[t.CellSource]), dose.Culture},
-		Line{LineQualityTesting, "Quality testing and certificate of analysis (sterility, endotoxin, cell count, viability)", t.QualityTesting},
+		one(LineCellCulture, fmt.Sprintf("%s: %s %s", culture, cellCount(dose.Cells), sourceNames[t.CellSource]), dose.Culture),
+		one(LineQualityTesting, "Quality testing and certificate of analysis (sterility, endotoxin, cell count, viability)", t.QualityTesting),
 	)
 	admin, err := t.AdministrationPerSession.Mul(int64(t.Sessions))
 	if err != nil {
 		return nil, err
 	}
-	lines = append(lines, Line{LineAdministration,
-		fmt.Sprintf("Administration (%s), %d session(s) of %s", strings.Join(t.Routes, ", "), t.Sessions, t.AdministrationPerSession.Format()), admin})
+	routes := make([]string, len(t.Routes))
+	for i, r := range t.Routes {
+		routes[i] = routeNames[r]
+	}
+	lines = append(lines, Line{Code: LineAdministration, Quantity: t.Sessions, UnitPrice: t.AdministrationPerSession, Amount: admin, Taxable: true,
+		Description: fmt.Sprintf("Administration by %s, %d session(s)", strings.Join(routes, " and "), t.Sessions)})
+
+	var errs []error
+	seen := map[string]bool{}
+	for i, x := range extras {
+		field := fmt.Sprintf("extras[%d]", i)
+		spec, known := ExtraUnits[x.Code]
+		offer, offered := t.Extra(x.Code)
+		switch {
+		case !known:
+			errs = append(errs, FieldError{field + ".code", "must be one of rehabilitation, cell_banking, interpreter, visa_guarantee, airport_transfer, hotel"})
+			continue
+		case !offered:
+			errs = append(errs, FieldError{field + ".code", fmt.Sprintf("%s is not offered by %s", x.Code, t.ClinicName)})
+			continue
+		case seen[x.Code]:
+			errs = append(errs, FieldError{field + ".code", "is listed twice"})
+			continue
+		case x.Quantity < 1 || x.Quantity > spec.Max:
+			errs = append(errs, FieldError{field + "." + spec.Unit + "s", fmt.Sprintf("must be 1 to %d", spec.Max)})
+			continue
+		}
+		seen[x.Code] = true
+		amount, err := offer.Price.Mul(int64(x.Quantity))
+		if err != nil {
+			return nil, err
+		}
+		desc := extraNames[x.Code]
+		if spec.Max > 1 {
+			desc = fmt.Sprintf("%s, %d %s(s)", desc, x.Quantity, spec.Unit)
+		}
+		lines = append(lines, Line{Code: x.Code, Description: desc, Quantity: x.Quantity, UnitPrice: offer.Price, Amount: amount, Taxable: offer.Taxable})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return lines, nil
 }
 
@@ -250,24 +453,54 @@ func cellCount(n int64) string {
 // EffectiveStatus is the status as of now: an issued quote past its
 // validity is expired even before anything records it.
 func (q Quote) EffectiveStatus(now time.Time) string {
-	if q.Status == StatusIssued && now.After(q.ValidUntil) {
+	if (q.Status == StatusIssued || q.Status == StatusIneligible) && now.After(q.ValidUntil) {
 		return StatusExpired
 	}
 	return q.Status
 }
 
-// Accept marks the quote taken by bookingID. Accepting again for the same
-// booking is a no-op (changed is false).
-func (q *Quote) Accept(bookingID string, now time.Time) (changed bool, err error) {
+// Bookable says why the quote cannot be booked now, or nil.
+func (q Quote) Bookable(now time.Time) error {
 	switch q.EffectiveStatus(now) {
+	case StatusIssued:
 	case StatusAccepted:
+		return ErrAlreadyAccepted
+	case StatusExpired:
+		return fmt.Errorf("%w: it was valid until %s", ErrQuoteExpired, q.ValidUntil.Format(time.RFC3339))
+	case StatusSuperseded:
+		return fmt.Errorf("%w: book version %d, quote %s", ErrQuoteSuperseded, q.Version+1, q.SupersededBy)
+	case StatusWithdrawn:
+		return fmt.Errorf("%w: the treatment's plan is no longer active", ErrQuoteWithdrawn)
+	case StatusIneligible:
+		return ErrQuoteIneligible
+	}
+	if q.Eligibility.Status == NeedsReview {
+		return ErrNeedsReview
+	}
+	return nil
+}
+
+// Accept marks the quote taken by bookingID at bookedAt. Accepting again
+// for the same booking is a no-op (changed is false).
+func (q *Quote) Accept(bookingID string, bookedAt time.Time) (changed bool, err error) {
+	if q.Status == StatusAccepted {
 		if q.BookingID == bookingID {
 			return false, nil
 		}
 		return false, ErrAlreadyAccepted
-	case StatusExpired:
-		return false, ErrQuoteExpired
+	}
+	if err := q.Bookable(bookedAt); err != nil {
+		return false, err
 	}
 	q.Status, q.BookingID = StatusAccepted, bookingID
 	return true, nil
+}
+
+// Withdraw marks an open quote withdrawn because its plan stopped.
+func (q *Quote) Withdraw() bool {
+	if q.Status != StatusIssued && q.Status != StatusIneligible {
+		return false
+	}
+	q.Status = StatusWithdrawn
+	return true
 }

@@ -15,9 +15,11 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
+	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/tokyo"
 	"github.com/saisei-health/platform/services/quoting/internal/contract"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/store"
@@ -32,30 +34,40 @@ type IssueRequest struct {
 	DoseCells   int64
 	Currency    string
 	Patient     domain.Patient
+	Extras      []domain.ExtraRequest
+	Screening   *domain.Screening
 }
 
 // Service is what quoting offers over HTTP.
 type Service interface {
 	IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error)
 	GetQuote(ctx context.Context, id string) (domain.Quote, error)
+	ReviseQuote(ctx context.Context, id string, r domain.Revision) (domain.Quote, error)
 }
 
 // Quoting implements Service and the event handlers.
 type Quoting struct {
-	pool   *pgxpool.Pool
-	store  *store.Store
-	rates  domain.Rates
-	policy domain.DepositPolicy
-	now    func() time.Time
+	pool  *pgxpool.Pool
+	store *store.Store
+	rates fx.Table
+	now   func() time.Time
 }
 
 // New returns the quoting service.
-func New(pool *pgxpool.Pool, s *store.Store, rates domain.Rates, now func() time.Time) *Quoting {
-	return &Quoting{pool: pool, store: s, rates: rates, policy: domain.DefaultDepositPolicy, now: now}
+func New(pool *pgxpool.Pool, s *store.Store, rates fx.Table, now func() time.Time) *Quoting {
+	return &Quoting{pool: pool, store: s, rates: rates, now: now}
 }
 
-// IssueQuote prices the treatment from the catalog read model and stores
-// the quote with its QuoteIssued event.
+func (s *Quoting) treatment(ctx context.Context, db pgdb.Querier, id string) (domain.Treatment, error) {
+	t, err := s.store.Treatment(ctx, db, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return t, domain.FieldError{Field: "treatment_id", Message: fmt.Sprintf("no treatment %q in the catalog", id)}
+	}
+	return t, err
+}
+
+// IssueQuote prices the treatment from the catalog read model, screens the
+// patient, and stores the quote with its QuoteIssued event.
 func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error) {
 	if req.TreatmentID == "" {
 		return domain.Quote{}, domain.FieldError{Field: "treatment_id", Message: "is required"}
@@ -64,15 +76,13 @@ func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quot
 	if err != nil {
 		return domain.Quote{}, domain.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
 	}
-	t, err := s.store.Treatment(ctx, s.pool, req.TreatmentID)
-	if errors.Is(err, store.ErrNotFound) {
-		return domain.Quote{}, domain.FieldError{Field: "treatment_id", Message: fmt.Sprintf("no treatment %q in the catalog", req.TreatmentID)}
-	}
+	t, err := s.treatment(ctx, s.pool, req.TreatmentID)
 	if err != nil {
 		return domain.Quote{}, err
 	}
 	q, err := domain.Issue(uuid.Must(uuid.NewV7()).String(), t,
-		domain.Request{DoseCells: req.DoseCells, Currency: currency, Patient: req.Patient}, s.rates, s.policy, s.now())
+		domain.Request{DoseCells: req.DoseCells, Currency: currency, Patient: req.Patient, Extras: req.Extras, Screening: req.Screening},
+		s.rates, s.now())
 	if err != nil {
 		return domain.Quote{}, err
 	}
@@ -98,7 +108,41 @@ func (s *Quoting) GetQuote(ctx context.Context, id string) (domain.Quote, error)
 	return q, err
 }
 
-// ApplyTreatmentChanged updates the catalog read model.
+// ReviseQuote is a clinic's revision after reviewing the records: a new
+// version, priced again, that the patient must accept instead.
+func (s *Quoting) ReviseQuote(ctx context.Context, id string, r domain.Revision) (domain.Quote, error) {
+	if uuid.Validate(id) != nil {
+		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
+	}
+	var next domain.Quote
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q, err := s.store.Quote(ctx, tx, id, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
+		} else if err != nil {
+			return err
+		}
+		t, err := s.treatment(ctx, tx, q.TreatmentID)
+		if err != nil {
+			return err
+		}
+		if next, err = q.Revise(uuid.Must(uuid.NewV7()).String(), t, r, s.rates, s.now()); err != nil {
+			return err
+		}
+		if err := s.store.InsertQuote(ctx, tx, next); err != nil {
+			return err
+		}
+		if err := s.store.SaveStatus(ctx, tx, q); err != nil {
+			return err
+		}
+		return outbox.Enqueue(ctx, tx, contract.QuoteIssued(next))
+	})
+	return next, err
+}
+
+// ApplyTreatmentChanged updates the catalog read model. When the snapshot
+// says the plan no longer allows the therapy, the treatment's open quotes
+// are withdrawn: nobody can book them any more.
 func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, m bus.Message) error {
 	var e catalogv1.TreatmentChanged
 	if err := m.Decode(&e); err != nil {
@@ -108,12 +152,31 @@ func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, m bus.Me
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	return s.store.SaveTreatment(ctx, tx, t)
+	changed, err := s.store.SaveTreatment(ctx, tx, t)
+	if err != nil || !changed || t.Bookable(tokyo.Date(s.now())) {
+		return err
+	}
+	open, err := s.store.OpenQuotesOf(ctx, tx, t.ID)
+	if err != nil {
+		return err
+	}
+	for _, q := range open {
+		if !q.Withdraw() {
+			continue
+		}
+		if err := s.store.SaveStatus(ctx, tx, q); err != nil {
+			return err
+		}
+		if err := outbox.Enqueue(ctx, tx, contract.QuoteWithdrawn(q, t)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ApplyBookingCreated marks the booked quote accepted. Booking checked the
-// quote when it took it; if the quote has expired since (a booking event
-// delayed past validity), the booking still stands: it was made in time.
+// quote when it took it; the acceptance is judged as of the booking's time,
+// so a booking event delayed past the quote's validity still stands.
 func (s *Quoting) ApplyBookingCreated(ctx context.Context, tx pgx.Tx, m bus.Message) error {
 	var e bookingv1.BookingCreated
 	if err := m.Decode(&e); err != nil {
@@ -127,15 +190,15 @@ func (s *Quoting) ApplyBookingCreated(ctx context.Context, tx pgx.Tx, m bus.Mess
 	if err != nil {
 		return err
 	}
-	bookedAt := b.GetCreatedAt().AsTime()
-	changed, err := q.Accept(b.GetId(), bookedAt)
+	changed, err := q.Accept(b.GetId(), b.GetCreatedAt().AsTime())
 	if err != nil {
+		// A booking raced a withdrawal or revision: a person reconciles it.
 		return bus.Permanent(fmt.Errorf("booking %s: %w", b.GetId(), err))
 	}
 	if !changed {
 		return nil
 	}
-	if err := s.store.SaveAcceptance(ctx, tx, q); err != nil {
+	if err := s.store.SaveStatus(ctx, tx, q); err != nil {
 		return err
 	}
 	return outbox.Enqueue(ctx, tx, contract.QuoteAccepted(q))

@@ -3,8 +3,8 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,110 +22,198 @@ type Store struct{}
 // New returns a Store.
 func New() *Store { return &Store{} }
 
+type rulesJSON struct {
+	RequiresConfirmedDiagnosis bool                 `json:"requires_confirmed_diagnosis"`
+	MinCancerFreeYears         int                  `json:"min_cancer_free_years"`
+	OrganDisease               string               `json:"organ_disease"`
+	ExcludesSeveredCord        bool                 `json:"excludes_severed_cord"`
+	InjuryWindow               *domain.InjuryWindow `json:"injury_window"`
+}
+
 // SaveTreatment upserts a catalog snapshot unless an equal or newer revision
-// is already held: snapshots may arrive twice or out of order.
-func (s *Store) SaveTreatment(ctx context.Context, db pgdb.Querier, t domain.Treatment) error {
-	doses, err := json.Marshal(t.Doses)
-	if err != nil {
-		return err
-	}
-	_, err = db.Exec(ctx, `
-		INSERT INTO treatments (id, name, condition, clinic_id, clinic_name, plan_number, risk_class, plan_status,
-			plan_valid_from, plan_valid_until, cell_source, autologous, routes, sessions, culture_days_min,
-			culture_days_max, consultation_jpy, harvest_jpy, quality_testing_jpy, administration_per_session_jpy,
-			doses, revision)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
-		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, condition = EXCLUDED.condition,
+// is already held: snapshots may arrive twice or out of order. It reports
+// whether the row changed.
+func (s *Store) SaveTreatment(ctx context.Context, db pgdb.Querier, t domain.Treatment) (bool, error) {
+	rules := rulesJSON(t.Eligibility)
+	tag, err := db.Exec(ctx, `
+		INSERT INTO treatments (id, name, names, conditions, clinic_id, clinic_name, plan_number, risk_class, plan_status,
+			plan_valid_from, plan_valid_until, trial, cell_type, cell_source, autologous, routes, sessions,
+			culture_days_min, culture_days_max, visits, consultation_jpy, harvest_jpy, quality_testing_jpy,
+			administration_per_session_jpy, doses, eligibility, deposit_policy, extras, revision)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)
+		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, names = EXCLUDED.names, conditions = EXCLUDED.conditions,
 			clinic_id = EXCLUDED.clinic_id, clinic_name = EXCLUDED.clinic_name, plan_number = EXCLUDED.plan_number,
 			risk_class = EXCLUDED.risk_class, plan_status = EXCLUDED.plan_status,
 			plan_valid_from = EXCLUDED.plan_valid_from, plan_valid_until = EXCLUDED.plan_valid_until,
-			cell_source = EXCLUDED.cell_source, autologous = EXCLUDED.autologous, routes = EXCLUDED.routes,
-			sessions = EXCLUDED.sessions, culture_days_min = EXCLUDED.culture_days_min,
-			culture_days_max = EXCLUDED.culture_days_max, consultation_jpy = EXCLUDED.consultation_jpy,
-			harvest_jpy = EXCLUDED.harvest_jpy, quality_testing_jpy = EXCLUDED.quality_testing_jpy,
-			administration_per_session_jpy = EXCLUDED.administration_per_session_jpy,
-			doses = EXCLUDED.doses, revision = EXCLUDED.revision
+			trial = EXCLUDED.trial, cell_type = EXCLUDED.cell_type, cell_source = EXCLUDED.cell_source,
+			autologous = EXCLUDED.autologous, routes = EXCLUDED.routes, sessions = EXCLUDED.sessions,
+			culture_days_min = EXCLUDED.culture_days_min, culture_days_max = EXCLUDED.culture_days_max,
+			visits = EXCLUDED.visits, consultation_jpy = EXCLUDED.consultation_jpy, harvest_jpy = EXCLUDED.harvest_jpy,
+			quality_testing_jpy = EXCLUDED.quality_testing_jpy,
+			administration_per_session_jpy = EXCLUDED.administration_per_session_jpy, doses = EXCLUDED.doses,
+			eligibility = EXCLUDED.eligibility, deposit_policy = EXCLUDED.deposit_policy, extras = EXCLUDED.extras,
+			revision = EXCLUDED.revision
 		WHERE treatments.revision < EXCLUDED.revision`,
-		t.ID, t.Name, t.Condition, t.ClinicID, t.ClinicName, t.PlanNumber, t.RiskClass, t.PlanStatus,
-		t.PlanValidFrom, t.PlanValidUntil, t.CellSource, t.Autologous, t.Routes, t.Sessions, t.CultureDaysMin,
-		t.CultureDaysMax, t.Consultation.Amount, t.Harvest.Amount, t.QualityTesting.Amount,
-		t.AdministrationPerSession.Amount, doses, t.Revision)
-	return err
+		t.ID, t.Name, t.Names, t.Conditions, t.ClinicID, t.ClinicName, t.PlanNumber, t.RiskClass, t.PlanStatus,
+		t.PlanValidFrom, t.PlanValidUntil, t.Trial, t.CellType, t.CellSource, t.Autologous, t.Routes, t.Sessions,
+		t.CultureDaysMin, t.CultureDaysMax, t.Visits, t.Consultation.Amount, t.Harvest.Amount, t.QualityTesting.Amount,
+		t.AdministrationPerSession.Amount, t.Doses, rules, t.DepositPolicy, t.Extras, t.Revision)
+	return tag.RowsAffected() == 1, err
 }
 
 // Treatment reads the read model.
 func (s *Store) Treatment(ctx context.Context, db pgdb.Querier, id string) (domain.Treatment, error) {
 	var t domain.Treatment
 	var consult, harvest, qc, admin int64
-	var doses []byte
+	var rules rulesJSON
 	err := db.QueryRow(ctx, `
-		SELECT id, name, condition, clinic_id, clinic_name, plan_number, risk_class, plan_status, plan_valid_from,
-			plan_valid_until, cell_source, autologous, routes, sessions, culture_days_min, culture_days_max,
-			consultation_jpy, harvest_jpy, quality_testing_jpy, administration_per_session_jpy, doses, revision
+		SELECT id, name, names, conditions, clinic_id, clinic_name, plan_number, risk_class, plan_status, plan_valid_from,
+			plan_valid_until, trial, cell_type, cell_source, autologous, routes, sessions, culture_days_min,
+			culture_days_max, visits, consultation_jpy, harvest_jpy, quality_testing_jpy, administration_per_session_jpy,
+			doses, eligibility, deposit_policy, extras, revision
 		FROM treatments WHERE id = $1`, id).Scan(
-		&t.ID, &t.Name, &t.Condition, &t.ClinicID, &t.ClinicName, &t.PlanNumber, &t.RiskClass, &t.PlanStatus,
-		&t.PlanValidFrom, &t.PlanValidUntil, &t.CellSource, &t.Autologous, &t.Routes, &t.Sessions,
-		&t.CultureDaysMin, &t.CultureDaysMax, &consult, &harvest, &qc, &admin, &doses, &t.Revision)
+		&t.ID, &t.Name, &t.Names, &t.Conditions, &t.ClinicID, &t.ClinicName, &t.PlanNumber, &t.RiskClass, &t.PlanStatus,
+		&t.PlanValidFrom, &t.PlanValidUntil, &t.Trial, &t.CellType, &t.CellSource, &t.Autologous, &t.Routes, &t.Sessions,
+		&t.CultureDaysMin, &t.CultureDaysMax, &t.Visits, &consult, &harvest, &qc, &admin,
+		&t.Doses, &rules, &t.DepositPolicy, &t.Extras, &t.Revision)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrNotFound
 	}
-	if err != nil {
-		return t, err
-	}
 	t.Consultation, t.Harvest, t.QualityTesting, t.AdministrationPerSession = money.Yen(consult), money.Yen(harvest), money.Yen(qc), money.Yen(admin)
-	return t, json.Unmarshal(doses, &t.Doses)
+	t.Eligibility = domain.Rules(rules)
+	return t, err
+}
+
+// ScreeningJSON is the stored (and wire) form of a questionnaire.
+type ScreeningJSON struct {
+	DiagnosisConfirmed *bool   `json:"diagnosis_confirmed"`
+	CancerFreeYears    *int    `json:"cancer_free_years"`
+	SevereOrganDisease *bool   `json:"severe_organ_disease"`
+	InjuryDate         *string `json:"injury_date"`
+	CordSevered        *bool   `json:"cord_severed"`
+	CanTravel          *bool   `json:"can_travel"`
+}
+
+// FromScreening converts a questionnaire to its JSON form.
+func FromScreening(s *domain.Screening) *ScreeningJSON {
+	if s == nil {
+		return nil
+	}
+	out := &ScreeningJSON{DiagnosisConfirmed: s.DiagnosisConfirmed, CancerFreeYears: s.CancerFreeYears,
+		SevereOrganDisease: s.SevereOrganDisease, CordSevered: s.CordSevered, CanTravel: s.CanTravel}
+	if s.InjuryDate != nil {
+		d := s.InjuryDate.Format(time.DateOnly)
+		out.InjuryDate = &d
+	}
+	return out
+}
+
+// ToScreening converts the JSON form; a malformed date is a field error.
+func (j *ScreeningJSON) ToScreening() (*domain.Screening, error) {
+	if j == nil {
+		return nil, nil
+	}
+	s := &domain.Screening{DiagnosisConfirmed: j.DiagnosisConfirmed, CancerFreeYears: j.CancerFreeYears,
+		SevereOrganDisease: j.SevereOrganDisease, CordSevered: j.CordSevered, CanTravel: j.CanTravel}
+	if j.InjuryDate != nil {
+		d, err := time.Parse(time.DateOnly, *j.InjuryDate)
+		if err != nil {
+			return nil, domain.FieldError{Field: "screening.injury_date", Message: "must be a date YYYY-MM-DD"}
+		}
+		s.InjuryDate = &d
+	}
+	return s, nil
+}
+
+type extraJSON struct {
+	Code     string `json:"code"`
+	Quantity int    `json:"quantity"`
 }
 
 // InsertQuote stores a new quote.
 func (s *Store) InsertQuote(ctx context.Context, db pgdb.Querier, q domain.Quote) error {
-	lines, err := json.Marshal(q.Lines)
-	if err != nil {
-		return err
+	extras := make([]extraJSON, 0, len(q.Extras))
+	for _, x := range q.Extras {
+		extras = append(extras, extraJSON{x.Code, x.Quantity})
 	}
-	_, err = db.Exec(ctx, `
-		INSERT INTO quotes (id, version, status, treatment_id, treatment_name, treatment_revision, clinic_id,
-			clinic_name, dose_cells, patient_name, patient_email, patient_country, patient_language, lines,
-			total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of,
-			display_total, issued_at, valid_until)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)`,
-		q.ID, q.Version, q.Status, q.TreatmentID, q.TreatmentName, q.TreatmentRevision, q.ClinicID,
-		q.ClinicName, q.DoseCells, q.Patient.Name, q.Patient.Email, q.Patient.Country, q.Patient.Language, lines,
+	var supersedes *string
+	if q.Supersedes != "" {
+		supersedes = &q.Supersedes
+	}
+	_, err := db.Exec(ctx, `
+		INSERT INTO quotes (id, version, status, supersedes, treatment_id, treatment_name, treatment_revision, clinic_id,
+			clinic_name, dose_cells, visits, requires_harvest, patient_name, patient_email, patient_country,
+			patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy, total_jpy, deposit_jpy,
+			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34)`,
+		q.ID, q.Version, q.Status, supersedes, q.TreatmentID, q.TreatmentName, q.TreatmentRevision, q.ClinicID,
+		q.ClinicName, q.DoseCells, q.Visits, q.RequiresHarvest, q.Patient.Name, q.Patient.Email, q.Patient.Country,
+		q.Patient.Language, extras, FromScreening(q.Screening), q.Eligibility, q.Lines, q.Subtotal.Amount, q.Tax.Amount,
 		q.Total.Amount, q.Deposit.Amount, q.Balance.Amount, q.FX.Currency, q.FX.Base, q.FX.Quote, q.FX.Price, q.FX.AsOf,
-		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil)
+		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note)
 	return err
 }
 
-// Quote reads a quote; forUpdate locks it for the rest of the transaction.
-func (s *Store) Quote(ctx context.Context, db pgdb.Querier, id string, forUpdate bool) (domain.Quote, error) {
-	sql := `
-		SELECT id, version, status, treatment_id, treatment_name, treatment_revision, clinic_id, clinic_name,
-			dose_cells, patient_name, patient_email, patient_country, patient_language, lines, total_jpy,
-			deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total,
-			issued_at, valid_until, COALESCE(booking_id::text, '')
-		FROM quotes WHERE id = $1`
-	if forUpdate {
-		sql += " FOR UPDATE"
-	}
+const quoteColumns = `id, version, status, COALESCE(supersedes::text, ''), COALESCE(superseded_by::text, ''), treatment_id,
+	treatment_name, treatment_revision, clinic_id, clinic_name, dose_cells, visits, requires_harvest, patient_name,
+	patient_email, patient_country, patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy,
+	total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at,
+	valid_until, COALESCE(booking_id::text, ''), note`
+
+func scanQuote(row pgx.Row) (domain.Quote, error) {
 	var q domain.Quote
-	var lines []byte
-	var total, deposit, balance, display int64
-	err := db.QueryRow(ctx, sql, id).Scan(&q.ID, &q.Version, &q.Status, &q.TreatmentID, &q.TreatmentName,
-		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Patient.Name, &q.Patient.Email,
-		&q.Patient.Country, &q.Patient.Language, &lines, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base,
-		&q.FX.Quote, &q.FX.Price, &q.FX.AsOf, &display, &q.IssuedAt, &q.ValidUntil, &q.BookingID)
+	var extras []extraJSON
+	var screening *ScreeningJSON
+	var subtotal, tax, total, deposit, balance, display int64
+	err := row.Scan(&q.ID, &q.Version, &q.Status, &q.Supersedes, &q.SupersededBy, &q.TreatmentID, &q.TreatmentName,
+		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Visits, &q.RequiresHarvest, &q.Patient.Name,
+		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &screening, &q.Eligibility, &q.Lines,
+		&subtotal, &tax, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base, &q.FX.Quote, &q.FX.Price, &q.FX.AsOf,
+		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.Note)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return q, ErrNotFound
 	}
 	if err != nil {
 		return q, err
 	}
-	q.Total, q.Deposit, q.Balance = money.Yen(total), money.Yen(deposit), money.Yen(balance)
+	for _, x := range extras {
+		q.Extras = append(q.Extras, domain.ExtraRequest{Code: x.Code, Quantity: x.Quantity})
+	}
+	if q.Screening, err = screening.ToScreening(); err != nil {
+		return q, err
+	}
+	q.Subtotal, q.Tax, q.Total, q.Deposit, q.Balance = money.Yen(subtotal), money.Yen(tax), money.Yen(total), money.Yen(deposit), money.Yen(balance)
 	q.DisplayTotal = money.New(display, q.FX.Currency)
-	return q, json.Unmarshal(lines, &q.Lines)
+	return q, nil
 }
 
-// SaveAcceptance records that a booking took the quote.
-func (s *Store) SaveAcceptance(ctx context.Context, db pgdb.Querier, q domain.Quote) error {
-	_, err := db.Exec(ctx, `UPDATE quotes SET status = $2, booking_id = $3 WHERE id = $1`, q.ID, q.Status, q.BookingID)
+// Quote reads a quote; forUpdate locks it for the rest of the transaction.
+func (s *Store) Quote(ctx context.Context, db pgdb.Querier, id string, forUpdate bool) (domain.Quote, error) {
+	sql := `SELECT ` + quoteColumns + ` FROM quotes WHERE id = $1`
+	if forUpdate {
+		sql += " FOR UPDATE"
+	}
+	return scanQuote(db.QueryRow(ctx, sql, id))
+}
+
+// OpenQuotesOf locks the quotes of a treatment that could still be booked.
+func (s *Store) OpenQuotesOf(ctx context.Context, db pgdb.Querier, treatmentID string) ([]domain.Quote, error) {
+	rows, err := db.Query(ctx, `SELECT `+quoteColumns+` FROM quotes WHERE treatment_id = $1 AND status IN ('issued', 'ineligible') FOR UPDATE`, treatmentID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Quote, error) { return scanQuote(r) })
+}
+
+// SaveStatus records a quote's lifecycle change.
+func (s *Store) SaveStatus(ctx context.Context, db pgdb.Querier, q domain.Quote) error {
+	var booking, superseded *string
+	if q.BookingID != "" {
+		booking = &q.BookingID
+	}
+	if q.SupersededBy != "" {
+		superseded = &q.SupersededBy
+	}
+	_, err := db.Exec(ctx, `UPDATE quotes SET status = $2, booking_id = $3, superseded_by = $4 WHERE id = $1`, q.ID, q.Status, booking, superseded)
 	return err
 }

@@ -4,6 +4,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -12,17 +13,19 @@ import (
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
+	"github.com/saisei-health/platform/services/quoting/internal/store"
 )
 
 // Endpoints are quoting's operations.
 type Endpoints struct {
-	IssueQuote endpoint.Endpoint
-	GetQuote   endpoint.Endpoint
+	IssueQuote  endpoint.Endpoint
+	GetQuote    endpoint.Endpoint
+	ReviseQuote endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
 func MakeEndpoints(s service.Service) Endpoints {
-	return Endpoints{IssueQuote: makeIssueQuoteEndpoint(s), GetQuote: makeGetQuoteEndpoint(s)}
+	return Endpoints{IssueQuote: makeIssueQuoteEndpoint(s), GetQuote: makeGetQuoteEndpoint(s), ReviseQuote: makeReviseQuoteEndpoint(s)}
 }
 
 // PatientJSON is the patient block of a quote request and response.
@@ -33,18 +36,64 @@ type PatientJSON struct {
 	Language string `json:"language"`
 }
 
+// ExtraJSON is an extra as requested: the quantity is named by its unit.
+type ExtraJSON struct {
+	Code   string `json:"code"`
+	Nights *int   `json:"nights,omitempty"`
+	Days   *int   `json:"days,omitempty"`
+	Trips  *int   `json:"trips,omitempty"`
+	Years  *int   `json:"years,omitempty"`
+}
+
+// toRequests reads extras, insisting that multi-unit extras say how many
+// and that no extra carries another's unit.
+func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []domain.FieldError) {
+	var out []domain.ExtraRequest
+	var errs []domain.FieldError
+	for i, x := range extras {
+		units := map[string]*int{"night": x.Nights, "day": x.Days, "trip": x.Trips, "year": x.Years}
+		spec, known := domain.ExtraUnits[x.Code]
+		qty := 1
+		for unit, n := range units {
+			field := fmt.Sprintf("extras[%d].%ss", i, unit)
+			switch {
+			case n == nil:
+			case !known || spec.Unit != unit:
+				errs = append(errs, domain.FieldError{Field: field, Message: "does not apply to " + x.Code})
+			default:
+				qty = *n
+			}
+		}
+		if known && spec.Max > 1 && units[spec.Unit] == nil {
+			errs = append(errs, domain.FieldError{Field: fmt.Sprintf("extras[%d].%ss", i, spec.Unit), Message: "is required"})
+		}
+		out = append(out, domain.ExtraRequest{Code: x.Code, Quantity: qty})
+	}
+	return out, errs
+}
+
 type issueQuoteRequest struct {
-	TreatmentID string      `json:"treatment_id"`
-	DoseCells   int64       `json:"dose_cells"`
-	Currency    string      `json:"currency"`
-	Patient     PatientJSON `json:"patient"`
+	TreatmentID string               `json:"treatment_id"`
+	DoseCells   int64                `json:"dose_cells"`
+	Currency    string               `json:"currency"`
+	Patient     PatientJSON          `json:"patient"`
+	Extras      []ExtraJSON          `json:"extras"`
+	Screening   *store.ScreeningJSON `json:"screening"`
 }
 
 func makeIssueQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(issueQuoteRequest)
+		extras, errs := toRequests(req.Extras)
+		screening, err := req.Screening.ToScreening()
+		if err != nil {
+			errs = append(errs, err.(domain.FieldError))
+		}
+		if len(errs) > 0 {
+			return nil, fieldErrors(errs)
+		}
 		q, err := s.IssueQuote(ctx, service.IssueRequest{
-			TreatmentID: req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency,
+			TreatmentID: req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency, Extras: extras, Screening: screening,
 			Patient: domain.Patient{Name: req.Patient.Name, Email: req.Patient.Email, Country: req.Patient.Country, Language: req.Patient.Language},
 		})
 		if err != nil {
@@ -66,29 +115,87 @@ func makeGetQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	}
 }
 
-// QuoteView is a quote as frontends (and the booking service) see it.
-type QuoteView struct {
-	ID            string        `json:"id"`
-	Version       int           `json:"version"`
-	Status        string        `json:"status"`
-	TreatmentID   string        `json:"treatment_id"`
-	TreatmentName string        `json:"treatment_name"`
-	ClinicID      string        `json:"clinic_id"`
-	ClinicName    string        `json:"clinic_name"`
-	DoseCells     int64         `json:"dose_cells"`
-	Patient       PatientJSON   `json:"patient"`
-	Lines         []domain.Line `json:"lines"`
-	Total         money.Money   `json:"total"`
-	Deposit       money.Money   `json:"deposit"`
-	Balance       money.Money   `json:"balance"`
-	DisplayTotal  money.Money   `json:"display_total"`
-	FX            FXView        `json:"fx"`
-	IssuedAt      time.Time     `json:"issued_at"`
-	ValidUntil    time.Time     `json:"valid_until"`
-	BookingID     string        `json:"booking_id,omitempty"`
+type eligibilityJSON struct {
+	Status  string          `json:"status"`
+	Reasons []domain.Reason `json:"reasons"`
 }
 
-// FXView states the locked rate: 1 Base = Price Quote.
+type reviseQuoteRequest struct {
+	id          string
+	DoseCells   *int64           `json:"dose_cells"`
+	Extras      *[]ExtraJSON     `json:"extras"`
+	Eligibility *eligibilityJSON `json:"eligibility"`
+	Note        string           `json:"note"`
+}
+
+func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(reviseQuoteRequest)
+		r := domain.Revision{DoseCells: req.DoseCells, Note: req.Note}
+		var errs []domain.FieldError
+		if req.Extras != nil {
+			extras, xerrs := toRequests(*req.Extras)
+			errs = append(errs, xerrs...)
+			r.Extras = &extras
+		}
+		if e := req.Eligibility; e != nil {
+			if e.Status != domain.Eligible && e.Status != domain.NeedsReview && e.Status != domain.Ineligible {
+				errs = append(errs, domain.FieldError{Field: "eligibility.status", Message: "must be eligible, needs_review or ineligible"})
+			}
+			reasons := e.Reasons
+			if reasons == nil {
+				reasons = []domain.Reason{}
+			}
+			r.Eligibility = &domain.Eligibility{Status: e.Status, Reasons: reasons}
+		}
+		if len(req.Note) > 2000 {
+			errs = append(errs, domain.FieldError{Field: "note", Message: "must be at most 2000 characters"})
+		}
+		if len(errs) > 0 {
+			return nil, fieldErrors(errs)
+		}
+		q, err := s.ReviseQuote(ctx, req.id, r)
+		if err != nil {
+			return nil, err
+		}
+		return created{viewOf(q)}, nil
+	}
+}
+
+// QuoteView is a quote as frontends (and the booking service) see it.
+type QuoteView struct {
+	ID              string               `json:"id"`
+	Version         int                  `json:"version"`
+	Status          string               `json:"status"`
+	Supersedes      string               `json:"supersedes,omitempty"`
+	SupersededBy    string               `json:"superseded_by,omitempty"`
+	TreatmentID     string               `json:"treatment_id"`
+	TreatmentName   string               `json:"treatment_name"`
+	ClinicID        string               `json:"clinic_id"`
+	ClinicName      string               `json:"clinic_name"`
+	DoseCells       int64                `json:"dose_cells"`
+	Visits          int                  `json:"visits"`
+	RequiresHarvest bool                 `json:"requires_harvest"`
+	Patient         PatientJSON          `json:"patient"`
+	Screening       *store.ScreeningJSON `json:"screening"`
+	Eligibility     domain.Eligibility   `json:"eligibility"`
+	Lines           []domain.Line        `json:"lines"`
+	Subtotal        money.Money          `json:"subtotal"`
+	Tax             money.Money          `json:"tax"`
+	TaxRatePercent  int                  `json:"tax_rate_percent"`
+	Total           money.Money          `json:"total"`
+	// Deposit and Balance are null when the quote cannot be booked.
+	Deposit      *money.Money `json:"deposit"`
+	Balance      *money.Money `json:"balance"`
+	DisplayTotal money.Money  `json:"display_total"`
+	FX           FXView       `json:"fx"`
+	IssuedAt     time.Time    `json:"issued_at"`
+	ValidUntil   time.Time    `json:"valid_until"`
+	BookingID    string       `json:"booking_id,omitempty"`
+	Note         string       `json:"note,omitempty"`
+}
+
+// FXView states the locked rate: 1 Base = Rate Quote.
 type FXView struct {
 	Currency money.Currency `json:"currency"`
 	Rate     string         `json:"rate"`
@@ -102,12 +209,20 @@ type created struct{ QuoteView }
 func (created) StatusCode() int { return http.StatusCreated }
 
 func viewOf(q domain.Quote) QuoteView {
-	return QuoteView{
-		ID: q.ID, Version: q.Version, Status: q.Status, TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName,
-		ClinicID: q.ClinicID, ClinicName: q.ClinicName, DoseCells: q.DoseCells,
-		Patient: PatientJSON{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
-		Lines:   q.Lines, Total: q.Total, Deposit: q.Deposit, Balance: q.Balance, DisplayTotal: q.DisplayTotal,
-		FX:       FXView{Currency: q.FX.Currency, Rate: q.FX.Price, Base: q.FX.Base, Quote: q.FX.Quote, AsOf: q.FX.AsOf},
-		IssuedAt: q.IssuedAt, ValidUntil: q.ValidUntil, BookingID: q.BookingID,
+	v := QuoteView{
+		ID: q.ID, Version: q.Version, Status: q.Status, Supersedes: q.Supersedes, SupersededBy: q.SupersededBy,
+		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
+		DoseCells: q.DoseCells, Visits: q.Visits, RequiresHarvest: q.RequiresHarvest,
+		Patient:   PatientJSON{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
+		Screening: store.FromScreening(q.Screening), Eligibility: q.Eligibility,
+		Lines: q.Lines, Subtotal: q.Subtotal, Tax: q.Tax, TaxRatePercent: domain.ConsumptionTaxPercent, Total: q.Total,
+		DisplayTotal: q.DisplayTotal,
+		FX:           FXView{Currency: q.FX.Currency, Rate: q.FX.Price, Base: q.FX.Base, Quote: q.FX.Quote, AsOf: q.FX.AsOf},
+		IssuedAt:     q.IssuedAt, ValidUntil: q.ValidUntil, BookingID: q.BookingID, Note: q.Note,
 	}
+	if q.Status != domain.StatusIneligible {
+		d, b := q.Deposit, q.Balance
+		v.Deposit, v.Balance = &d, &b
+	}
+	return v
 }
