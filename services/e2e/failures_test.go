@@ -18,7 +18,7 @@ func (p *platform) bookConfirmed(t *testing.T, name string) (bookingID string, d
 	var quote response
 	eventually(t, "a quote", func() bool {
 		quote = p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "JPY",
-			"patient": map[string]any{"name": name, "email": strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com", "country": "US", "language": "en"},
+			"patient":   map[string]any{"name": name, "email": strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com", "country": "US", "language": "en"},
 			"screening": fit}, nil)
 		return quote.Status == 201
 	})
