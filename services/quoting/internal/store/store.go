@@ -35,6 +35,20 @@ type rulesJSON struct {
 // whether the row changed.
 func (s *Store) SaveTreatment(ctx context.Context, db pgdb.Querier, t domain.Treatment) (bool, error) {
 	rules := rulesJSON(t.Eligibility)
+	// Trials have no doses and university hospitals no extras: store empty
+	// lists, not JSON null.
+	if t.Doses == nil {
+		t.Doses = []domain.Dose{}
+	}
+	if t.Extras == nil {
+		t.Extras = []domain.Extra{}
+	}
+	if t.Names == nil {
+		t.Names = map[string]string{}
+	}
+	if t.DepositPolicy.Covers == nil {
+		t.DepositPolicy.Covers = []string{}
+	}
 	tag, err := db.Exec(ctx, `
 		INSERT INTO treatments (id, name, names, conditions, clinic_id, clinic_name, plan_number, risk_class, plan_status,
 			plan_valid_from, plan_valid_until, trial, cell_type, cell_source, autologous, routes, sessions,
