@@ -22,13 +22,15 @@ sign_and_send() {
   echo
 }
 
-say "Find adipose MSC for stroke in Tokyo"
-curl -sS "$API/v1/treatments/ginza-adipose-msc-stroke-iv" | head -c 300; echo
+say "Find stroke treatments in Tokyo, in Korean, priced in US dollars"
+curl -sS "$API/v1/treatments?condition=stroke&city=tokyo&lang=ko&price_currency=USD&limit=2" | head -c 400; echo
 
-say "Quote 100 million cells, shown in US dollars"
+say "Quote 100 million cells with 5 hotel nights, shown in US dollars, with the screening questionnaire"
 QUOTE=$(curl -sS -X POST "$API/v1/quotes" -H 'Content-Type: application/json' -d '{
   "treatment_id": "ginza-adipose-msc-stroke-iv", "dose_cells": 100000000, "currency": "USD",
-  "patient": {"name": "Kim Min-jun", "email": "minjun.kim@example.kr", "country": "KR", "language": "ko"}}')
+  "patient": {"name": "Kim Min-jun", "email": "minjun.kim@example.kr", "country": "KR", "language": "ko"},
+  "extras": [{"code": "hotel", "nights": 5}],
+  "screening": {"diagnosis_confirmed": true, "cancer_free_years": null, "severe_organ_disease": false, "can_travel": true}}')
 echo "$QUOTE"
 QUOTE_ID=$(echo "$QUOTE" | field id)
 
@@ -39,6 +41,7 @@ echo "$BOOKING"
 BOOKING_ID=$(echo "$BOOKING" | field id)
 DEPOSIT_PI=$(echo "$BOOKING" | field payment_intent_id)
 DEPOSIT=$(echo "$BOOKING" | grep -o '"deposit":{"payment_id":"[^"]*","amount":{"amount":[0-9]*' | grep -o '[0-9]*$')
+[ -n "$BOOKING_ID" ] && [ -n "$DEPOSIT" ] || { echo "booking failed"; exit 1; }
 
 say "Stripe: the deposit of ¥$DEPOSIT succeeded (card saved for the balance)"
 sign_and_send "{\"id\":\"evt_demo_dep_$BOOKING_ID\",\"object\":\"event\",\"api_version\":\"2023-10-16\",\"created\":$(date +%s),\"type\":\"payment_intent.succeeded\",\"data\":{\"object\":{\"id\":\"$DEPOSIT_PI\",\"object\":\"payment_intent\",\"amount\":$DEPOSIT,\"amount_received\":$DEPOSIT,\"currency\":\"jpy\",\"status\":\"succeeded\",\"payment_method\":\"pm_demo_visa\"}}}"

@@ -154,12 +154,14 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	common := []string{"NATS_URL=" + natsURL, "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
 		"PAYMENT_URL=" + urls["payment"]}
-	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "PATH", "HOME"} {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME"} {
 		if v, ok := os.LookupEnv(k); ok {
 			common = append(common, k+"="+v)
 		}
 	}
+	adminToken := envOr("CATALOG_ADMIN_TOKEN", "dev-admin-token")
 	env := map[string][]string{
+		"catalog":      {"CATALOG_ADMIN_TOKEN=" + adminToken},
 		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
 		"notification": {"SMTP_ADDR=" + smtp},
 	}
@@ -176,7 +178,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		procs.stop()
 		return err
 	}
-	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp)
+	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, adminToken)
 
 	select {
 	case <-ctx.Done():
@@ -238,7 +240,7 @@ func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
 
 var bannerOnce sync.Once
 
-func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp string) {
+func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, adminToken string) {
 	bannerOnce.Do(func() {
 		fmt.Printf(`
   Saisei is running. Ctrl-C stops it; data stays in .data/.
@@ -248,8 +250,9 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
   SMTP                   %s
   NATS JetStream         %s
   Stripe API             %s   (webhook secret %s)
+  Catalog admin API      Authorization: Bearer %s
   Postgres (booking)     %s
 
-`, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, dsns["booking"])
+`, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, adminToken, dsns["booking"])
 	})
 }
