@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,9 +58,12 @@ func get(t *testing.T, url string, into any) int {
 	return resp.StatusCode
 }
 
+const adminToken = "test-admin-token"
+
 func startCatalog(t *testing.T, dsn, natsURL string) string {
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "catalog", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}, Seed: true}
+	cfg := server.Config{Config: servicehost.Config{Name: "catalog", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+		Seed: true, AdminToken: adminToken}
 	deps := devtest.Deps(t, "catalog", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 	return base
@@ -169,6 +173,30 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	info, _ := stream.Info(ctx)
+	defer func() {
+		// A change made through one replica reaches the other's search index
+		// (Postgres NOTIFY), not just its own.
+		req, _ := http.NewRequest(http.MethodPatch, base+"/v1/admin/plans/"+one.PlanNumber, strings.NewReader(`{"status": "withdrawn"}`))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("withdraw plan: %v %v", resp, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var page struct{ Items []treatment }
+			get(t, second+"/v1/treatments?bookable=false&limit=100", &page)
+			for _, tr := range page.Items {
+				if tr.ID == one.ID {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the second replica still lists %s as bookable", one.ID)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	if info.State.Msgs != uint64(len(all.Items)+plans) || info.State.LastSeq != uint64(len(all.Items)+plans) {
 		t.Fatalf("after a second start the stream holds %d messages (last seq %d), want %d", info.State.Msgs, info.State.LastSeq, len(all.Items)+plans)
 	}
