@@ -124,3 +124,16 @@ func ErrorEncoder(log *slog.Logger, mapErr func(error) *Problem) func(context.Co
 		WriteProblem(w, p)
 	}
 }
+
+// Flatten unpacks errors.Join trees, so a validation that found several bad
+// fields reports every one of them.
+func Flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

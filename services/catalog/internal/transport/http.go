@@ -183,7 +183,7 @@ func problemOf(err error) *httpkit.Problem {
 		return p
 	}
 	var fields []httpkit.FieldError
-	for _, e := range flatten(err) {
+	for _, e := range httpkit.Flatten(err) {
 		var fe domain.FieldError
 		if errors.As(e, &fe) {
 			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
@@ -200,16 +200,4 @@ func problemOf(err error) *httpkit.Problem {
 		return httpkit.Conflict("already-exists", "Already exists", err.Error())
 	}
 	return nil
-}
-
-// flatten unpacks errors.Join trees so every field error is reported.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

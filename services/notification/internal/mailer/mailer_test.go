@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -18,17 +20,24 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 
-func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
+// newQueue gives a test notification's schema in a fresh database.
+func newQueue(t *testing.T) (*pgxpool.Pool, *store.Store) {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification"), "notification", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	if err := pgdb.Migrate(ctx, pool, "notification", migrations.Set()); err != nil {
 		t.Fatal(err)
 	}
-	st := store.New()
+	return pool, store.New()
+}
+
+func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
+	ctx := context.Background()
+	pool, st := newQueue(t)
 	email := domain.Email{ID: "01a2-b:booking_confirmed", Template: domain.TemplateBookingConfirmed, Language: "en",
 		To: "minjun.kim@example.kr", Subject: "Your booking is confirmed", Body: "Deposit received: ¥1,900,000"}
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab1"
@@ -77,15 +86,7 @@ func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
 
 func TestAnEmailIsGivenUpAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification"), "notification", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, "notification", migrations.Set()); err != nil {
-		t.Fatal(err)
-	}
-	st := store.New()
+	pool, st := newQueue(t)
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
 	_ = st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "x:balance_charged", Template: "balance_charged", Language: "en",
 		To: "a@example.com", Subject: "s", Body: "b"}, nil)

@@ -56,7 +56,7 @@ func problemOf(err error) *httpkit.Problem {
 			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
 		}
 	}
-	for _, e := range flatten(err) {
+	for _, e := range httpkit.Flatten(err) {
 		var fe domain.FieldError
 		if errors.As(e, &fe) {
 			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
@@ -76,16 +76,4 @@ func problemOf(err error) *httpkit.Problem {
 		return httpkit.Conflict("quote-not-revisable", "Quote cannot be revised", err.Error())
 	}
 	return nil
-}
-
-// flatten unpacks errors.Join trees so every field error is reported.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
