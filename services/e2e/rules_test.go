@@ -55,7 +55,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		items := list(r.Body["items"])
 		must(t, len(items) == 2 && r.Body["next_cursor"] != nil, fmt.Sprintf("first page: %s", r.Raw))
 		first := obj(items[0])
-		must(t, first["language"] == "ko" && obj(list(first["conditions"])[0])["name"] == "파킨슨병", "Korean names")
+		must(t, first["language"] == "ko" && list(first["conditions"])[0] == "parkinsons" && obj(first["condition_names"])["parkinsons"] == "파킨슨병", "Korean names")
 		next := p.mustCall(t, 200, "GET", fmt.Sprint("/v1/treatments?condition=parkinsons&lang=ko&limit=2&cursor=", r.Body["next_cursor"]), nil, nil)
 		must(t, len(list(next.Body["items"])) > 0 && obj(list(next.Body["items"])[0])["id"] != first["id"], "second page continues")
 

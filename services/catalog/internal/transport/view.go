@@ -16,7 +16,8 @@ type TreatmentView struct {
 	Name             string               `json:"name"`
 	Description      string               `json:"description"`
 	Condition        string               `json:"condition"`
-	Conditions       []ConditionView      `json:"conditions"`
+	Conditions       []string             `json:"conditions"`
+	ConditionNames   map[string]string    `json:"condition_names"`
 	Clinic           ClinicView           `json:"clinic"`
 	PlanNumber       string               `json:"plan_number"`
 	RiskClass        string               `json:"risk_class"`
@@ -111,7 +112,7 @@ func viewOf(l domain.Listing, day time.Time, lang string, rates fx.Table, displa
 	t := l.Treatment
 	v := TreatmentView{
 		ID: t.ID, Language: lang, Name: t.Names.In(lang), Description: t.Descriptions.In(lang),
-		Condition: t.Condition(), Conditions: conditionViews(t.Conditions, lang),
+		Condition: t.Condition(), Conditions: t.Conditions, ConditionNames: map[string]string{},
 		Clinic: ClinicView{ID: l.Clinic.ID, Name: l.Clinic.Names.In(lang), Kind: l.Clinic.Kind, City: l.Clinic.City, Languages: l.Clinic.Languages,
 			DepositPolicy: document.FromClinic(l.Clinic).DepositPolicy, Extras: []ExtraView{}},
 		PlanNumber: l.Plan.Number, RiskClass: l.Plan.RiskClass,
@@ -126,6 +127,9 @@ func viewOf(l domain.Listing, day time.Time, lang string, rates fx.Table, displa
 			QualityTesting: t.Prices.QualityTesting, AdministrationPerSession: t.Prices.AdministrationPerSession},
 		DoseOptions: []DoseView{},
 		Revision:    t.Revision,
+	}
+	for _, c := range t.Conditions {
+		v.ConditionNames[c] = domain.ConditionNames[c].In(lang)
 	}
 	for _, e := range l.Clinic.Extras {
 		v.Clinic.Extras = append(v.Clinic.Extras, ExtraView{Code: e.Code, Price: e.Price, Unit: e.Unit, Taxable: e.Taxable})
