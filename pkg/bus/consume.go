@@ -118,7 +118,11 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 	err := c.handler(ctx, m)
 	switch {
 	case err == nil:
-		if err := raw.DoubleAck(ctx); err != nil {
+		// The effects are committed; wait a bounded time for the server to
+		// confirm the ack (if it never does, redelivery meets the inbox).
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := raw.DoubleAck(actx); err != nil {
 			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", m.ID, "err", err)
 		}
 	case IsPermanent(err):

@@ -8,7 +8,6 @@ package fx
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -117,21 +116,6 @@ func (t Table) For(c money.Currency) (money.Rate, error) {
 		return money.Rate{}, fmt.Errorf("%w: no rate for %s", money.ErrUnknownCurrency, c)
 	}
 	return r, nil
-}
-
-// Currencies lists the currencies the table can display, JPY first.
-func (t Table) Currencies() []money.Currency {
-	out := make([]money.Currency, 0, len(t.rates))
-	for c := range t.rates {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i] == money.JPY || out[j] == money.JPY {
-			return out[i] == money.JPY
-		}
-		return out[i] < out[j]
-	})
-	return out
 }
 
 // ToJPY expresses an amount in yen at the table's rate.

@@ -41,9 +41,6 @@ func (p *Problem) Error() string {
 	return fmt.Sprintf("%d %s", p.Status, p.Title)
 }
 
-// Slug is the part of Type after ProblemBase, e.g. "validation".
-func (p *Problem) Slug() string { return strings.TrimPrefix(p.Type, ProblemBase) }
-
 // NewProblem builds a problem of the given slug.
 func NewProblem(status int, slug, title, detail string) *Problem {
 	return &Problem{Type: ProblemBase + slug, Title: title, Status: status, Detail: detail}
@@ -63,11 +60,6 @@ func Malformed(field, message string) *Problem {
 		p.Errors = []FieldError{{Field: field, Message: message}}
 	}
 	return p
-}
-
-// NotFound is a 404 for an unknown id.
-func NotFound(what, id string) *Problem {
-	return NewProblem(http.StatusNotFound, "not-found", what+" not found", fmt.Sprintf("no %s with id %q", what, id))
 }
 
 // Conflict is a 409 with a cause-specific slug.

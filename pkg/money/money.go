@@ -52,11 +52,6 @@ var (
 	ErrOverflow         = errors.New("amount overflows int64")
 )
 
-// Currencies lists the supported codes in a stable order.
-func Currencies() []Currency {
-	return []Currency{JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD}
-}
-
 // ParseCurrency accepts a code in any letter case and returns it canonical.
 func ParseCurrency(s string) (Currency, error) {
 	c := Currency(strings.ToUpper(strings.TrimSpace(s)))
@@ -133,9 +128,6 @@ func Sum(c Currency, ms ...Money) (Money, error) {
 	}
 	return total, nil
 }
-
-// Equal reports whether both amount and currency are equal.
-func (m Money) Equal(o Money) bool { return m == o }
 
 // Decimal renders the amount in major units without grouping: "1234.50", "1900000".
 func (m Money) Decimal() string {

@@ -292,5 +292,3 @@ func findRequest(reqs []devstack.StripeRequest, method, pathPrefix, idempotencyK
 	}
 	return devstack.StripeRequest{}, false
 }
-
-func jsonNumber(s string) json.Number { return json.Number(s) }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -122,7 +123,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 			"dose_cells": 200_000_000, "note": "MRI reviewed; higher dose advised",
 			"eligibility": map[string]any{"status": "eligible", "reasons": []any{map[string]any{"code": "clinician_review", "outcome": "eligible", "message": "Records reviewed"}}},
 		}, nil)
-		must(t, v2.Body["version"] == json1("2") && v2.Body["supersedes"] == v1.Body["id"] && obj(v2.Body["eligibility"])["status"] == "eligible", fmt.Sprintf("v2 %s", v2.Raw))
+		must(t, v2.Body["version"] == json.Number("2") && v2.Body["supersedes"] == v1.Body["id"] && obj(v2.Body["eligibility"])["status"] == "eligible", fmt.Sprintf("v2 %s", v2.Raw))
 		t1, _ := money(v1.Body["total"])
 		t2, _ := money(v2.Body["total"])
 		must(t, t2 > t1, "the higher dose costs more")
@@ -255,5 +256,3 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		must(t, strings.Contains(string(unknown.Raw), `"field":"colour"`), string(unknown.Raw))
 	})
 }
-
-func json1(s string) any { return jsonNumber(s) }

@@ -51,10 +51,17 @@ func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []domain.FieldError)
 	var out []domain.ExtraRequest
 	var errs []domain.FieldError
 	for i, x := range extras {
-		units := map[string]*int{"night": x.Nights, "day": x.Days, "trip": x.Trips, "year": x.Years}
+		units := []struct {
+			unit string
+			n    *int
+		}{{"night", x.Nights}, {"day", x.Days}, {"trip", x.Trips}, {"year", x.Years}}
 		spec, known := domain.ExtraUnits[x.Code]
-		qty := 1
-		for unit, n := range units {
+		qty, given := 1, false
+		for _, u := range units {
+			unit, n := u.unit, u.n
+			if n != nil && unit == spec.Unit {
+				given = true
+			}
 			field := fmt.Sprintf("extras[%d].%ss", i, unit)
 			switch {
 			case n == nil:
@@ -64,7 +71,7 @@ func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []domain.FieldError)
 				qty = *n
 			}
 		}
-		if known && spec.Max > 1 && units[spec.Unit] == nil {
+		if known && spec.Max > 1 && !given {
 			errs = append(errs, domain.FieldError{Field: fmt.Sprintf("extras[%d].%ss", i, spec.Unit), Message: "is required"})
 		}
 		out = append(out, domain.ExtraRequest{Code: x.Code, Quantity: qty})
