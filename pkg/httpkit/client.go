@@ -45,7 +45,9 @@ func ReadProblem(resp *http.Response) *Problem {
 	if json.Unmarshal(body, &p) == nil && p.Status != 0 {
 		return &p
 	}
-	return NewProblem(resp.StatusCode, "upstream", http.StatusText(resp.StatusCode), string(body))
+	p = *ProblemUpstream.New(string(body))
+	p.Status, p.Title = resp.StatusCode, http.StatusText(resp.StatusCode)
+	return &p
 }
 
 // EncodeJSONRequest is a go-kit client encoder that sends request as JSON.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 type quoteRequest struct {
@@ -59,20 +62,18 @@ func TestDecodeJSONNamesTheOffendingField(t *testing.T) {
 }
 
 func TestErrorEncoderNeverLeaksInternalErrors(t *testing.T) {
-	enc := ErrorEncoder(slog.New(slog.NewTextHandler(io.Discard, nil)), func(err error) *Problem {
-		if err.Error() == "mapped" {
-			return Conflict("quote-expired", "Quote has expired", "valid until yesterday")
-		}
-		return nil
-	})
+	errExpired := errors.New("quote has expired")
+	expired := DefineProblem(http.StatusConflict, "quote-expired", "Quote has expired")
+	enc := ErrorEncoder(slog.New(slog.NewTextHandler(io.Discard, nil)), ProblemTable{{Err: errExpired, Type: expired}})
 	for _, c := range []struct {
 		err    error
 		status int
 		typ    string
 	}{
 		{errors.New("pq: password authentication failed for user booking"), 500, ProblemBase + "internal"},
-		{errors.New("mapped"), 409, ProblemBase + "quote-expired"},
-		{Invalid(FieldError{"currency", "unsupported"}), 422, ProblemBase + "validation"},
+		{fmt.Errorf("%w: valid until yesterday", errExpired), 409, ProblemBase + "quote-expired"},
+		{Invalid(validation.FieldError{Field: "currency", Message: "unsupported"}), 422, ProblemBase + "validation"},
+		{fmt.Errorf("issue: %w", validation.FieldError{Field: "dose_cells", Message: "must be one of [1]"}), 422, ProblemBase + "validation"},
 	} {
 		w := httptest.NewRecorder()
 		enc(context.Background(), c.err, w)
@@ -101,5 +102,41 @@ func TestRouterAnswersUnknownRoutesWithAProblem(t *testing.T) {
 	rt.ServeHTTP(w, httptest.NewRequest("DELETE", "/v1/things/7", nil))
 	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") == "" || w.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("DELETE = %d %v, want a 405 problem with Allow", w.Code, w.Header())
+	}
+}
+
+type created struct{ ID string }
+
+func (created) StatusCode() int { return http.StatusCreated }
+
+func (created) Headers() http.Header { return http.Header{"Idempotent-Replayed": {"true"}} }
+
+func TestEncodeResponseHonoursStatusCoderAndHeaderer(t *testing.T) {
+	w := httptest.NewRecorder()
+	if err := EncodeResponse(context.Background(), w, created{ID: "b1"}); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 201 || w.Header().Get("Idempotent-Replayed") != "true" || strings.TrimSpace(w.Body.String()) != `{"ID":"b1"}` {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
+
+func TestProblemTableNamesFieldsAndFirstRuleWins(t *testing.T) {
+	errKey := errors.New("Idempotency-Key header is required")
+	required := DefineProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required")
+	table := ProblemTable{{Err: errKey, Type: required}, {Err: errKey, Type: ProblemInternal}}
+	p := table.Problem(fmt.Errorf("%w: %w", errKey, validation.FieldError{Field: "Idempotency-Key", Message: "send one"}))
+	if p == nil || p.Status != 400 || p.Slug() != "idempotency-key-required" || len(p.Errors) != 1 || p.Errors[0].Field != "Idempotency-Key" {
+		t.Fatalf("problem = %+v", p)
+	}
+	if table.Problem(errors.New("other")) != nil {
+		t.Fatal("an unmatched error got a problem")
+	}
+	found := false
+	for _, pt := range ProblemTypes() {
+		found = found || pt == required
+	}
+	if !found {
+		t.Fatal("a defined problem type is not listed")
 	}
 }

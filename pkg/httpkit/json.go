@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	kithttp "github.com/go-kit/kit/transport/http"
 )
 
 // MaxBody bounds request bodies.
@@ -19,7 +21,7 @@ const MaxBody = 1 << 20
 func DecodeJSON(r *http.Request, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "send application/json")
+			return ProblemUnsupportedMediaType.New("send application/json")
 		}
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
@@ -96,14 +98,19 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// Status lets a go-kit response choose its HTTP status (e.g. 201).
-type Status interface{ StatusCode() int }
-
-// EncodeResponse is a go-kit response encoder: JSON, with the status the
-// response names (200 otherwise).
+// EncodeResponse is a go-kit response encoder: JSON, with the headers and
+// status the response asks for through go-kit's Headerer and StatusCoder
+// (200 otherwise), so no service needs an encoder of its own.
 func EncodeResponse(_ context.Context, w http.ResponseWriter, response any) error {
+	if h, ok := response.(kithttp.Headerer); ok {
+		for k, vs := range h.Headers() {
+			for _, v := range vs {
+				w.Header().Add(k, v)
+			}
+		}
+	}
 	status := http.StatusOK
-	if s, ok := response.(Status); ok {
+	if s, ok := response.(kithttp.StatusCoder); ok {
 		status = s.StatusCode()
 	}
 	return WriteJSON(w, status, response)

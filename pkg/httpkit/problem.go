@@ -11,27 +11,25 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
+
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 // ProblemBase prefixes every problem type; the rest of the URI is a stable
 // slug per cause that clients may switch on.
 const ProblemBase = "https://saisei.health/problems/"
 
-// FieldError names one invalid field of a request.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
 // Problem is an RFC 9457 problem detail and also an error.
 type Problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail,omitempty"`
-	Instance string       `json:"instance,omitempty"`
-	Errors   []FieldError `json:"errors,omitempty"`
+	Type     string                  `json:"type"`
+	Title    string                  `json:"title"`
+	Status   int                     `json:"status"`
+	Detail   string                  `json:"detail,omitempty"`
+	Instance string                  `json:"instance,omitempty"`
+	Errors   []validation.FieldError `json:"errors,omitempty"`
 }
 
 func (p *Problem) Error() string {
@@ -41,56 +39,116 @@ func (p *Problem) Error() string {
 	return fmt.Sprintf("%d %s", p.Status, p.Title)
 }
 
-// NewProblem builds a problem of the given slug.
-func NewProblem(status int, slug, title, detail string) *Problem {
-	return &Problem{Type: ProblemBase + slug, Title: title, Status: status, Detail: detail}
+// Slug is the stable last part of the problem's type URI.
+func (p *Problem) Slug() string { return strings.TrimPrefix(p.Type, ProblemBase) }
+
+// ProblemType is one cause a client can switch on: its slug, the status it
+// answers with and a title. Every type is declared once with DefineProblem,
+// so the list of everything the platform can answer (ProblemTypes) is
+// complete and a test holds the API documentation to it.
+type ProblemType struct {
+	Status int
+	Slug   string
+	Title  string
 }
 
+var (
+	registryMu sync.Mutex
+	registry   []ProblemType
+)
+
+// DefineProblem declares a problem type. Call it in a package-level var, so
+// the type is registered as soon as its package is linked in.
+func DefineProblem(status int, slug, title string) ProblemType {
+	t := ProblemType{Status: status, Slug: slug, Title: title}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if !slices.Contains(registry, t) {
+		registry = append(registry, t)
+	}
+	return t
+}
+
+// ProblemTypes lists every type declared by the packages linked into this
+// binary, by slug then status.
+func ProblemTypes() []ProblemType {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	out := slices.Clone(registry)
+	slices.SortFunc(out, func(a, b ProblemType) int {
+		if c := strings.Compare(a.Slug, b.Slug); c != 0 {
+			return c
+		}
+		return a.Status - b.Status
+	})
+	return out
+}
+
+// New is a problem of this type with a detail for this occurrence.
+func (t ProblemType) New(detail string) *Problem {
+	return &Problem{Type: ProblemBase + t.Slug, Title: t.Title, Status: t.Status, Detail: detail}
+}
+
+// The problem types httpkit itself answers with.
+var (
+	ProblemValidation           = DefineProblem(http.StatusUnprocessableEntity, "validation", "Request has invalid fields")
+	ProblemMalformed            = DefineProblem(http.StatusBadRequest, "malformed-request", "Request body is malformed")
+	ProblemUnsupportedMediaType = DefineProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type")
+	ProblemPayloadTooLarge      = DefineProblem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request body too large")
+	ProblemMethodNotAllowed     = DefineProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed")
+	ProblemNoRoute              = DefineProblem(http.StatusNotFound, "no-route", "No such endpoint")
+	ProblemInternal             = DefineProblem(http.StatusInternalServerError, "internal", "Internal error")
+	// ProblemUpstream stands for an upstream's error answer that was not
+	// problem+json; it keeps the upstream's status.
+	ProblemUpstream = DefineProblem(http.StatusBadGateway, "upstream", "Upstream error")
+)
+
 // Invalid is a 422 naming the fields whose values are not acceptable.
-func Invalid(errs ...FieldError) *Problem {
-	p := NewProblem(http.StatusUnprocessableEntity, "validation", "Request has invalid fields", describe(errs))
+func Invalid(errs ...validation.FieldError) *Problem {
+	p := ProblemValidation.New(validation.Errors(errs).Error())
 	p.Errors = errs
 	return p
 }
 
 // Malformed is a 400 for a body that is not the JSON the endpoint takes.
 func Malformed(field, message string) *Problem {
-	p := NewProblem(http.StatusBadRequest, "malformed-request", "Request body is malformed", field+": "+message)
+	p := ProblemMalformed.New(field + ": " + message)
 	if field != "" {
-		p.Errors = []FieldError{{Field: field, Message: message}}
+		p.Errors = []validation.FieldError{{Field: field, Message: message}}
 	}
 	return p
 }
 
-// Conflict is a 409 with a cause-specific slug.
-func Conflict(slug, title, detail string) *Problem {
-	return NewProblem(http.StatusConflict, slug, title, detail)
+// ProblemRule answers errors matching Err (errors.Is) with Type; a rule
+// with Convert instead builds the problem itself when it recognizes the
+// error (FromJSONError does for JSON a service decoded on its own).
+type ProblemRule struct {
+	Err     error
+	Type    ProblemType
+	Convert func(error) *Problem
 }
 
-func describe(errs []FieldError) string {
-	parts := make([]string, len(errs))
-	for i, e := range errs {
-		parts[i] = e.Field + ": " + e.Message
-	}
-	return strings.Join(parts, "; ")
-}
+// ProblemTable is how a service maps its errors to problem types: a table,
+// read top to bottom, the first matching rule wins. The error's message is
+// the detail, and any validation.FieldError it carries is listed in errors.
+type ProblemTable []ProblemRule
 
-// Validator collects field errors.
-type Validator struct{ errs []FieldError }
-
-// Check records message against field when ok is false.
-func (v *Validator) Check(ok bool, field, message string) {
-	if !ok {
-		v.errs = append(v.errs, FieldError{Field: field, Message: message})
+// Problem answers err by the table, or nil when no rule matches.
+func (t ProblemTable) Problem(err error) *Problem {
+	for _, r := range t {
+		if r.Convert != nil {
+			if p := r.Convert(err); p != nil {
+				return p
+			}
+			continue
+		}
+		if errors.Is(err, r.Err) {
+			p := r.Type.New(err.Error())
+			p.Errors = validation.Fields(err)
+			return p
+		}
 	}
-}
-
-// Err is nil when every check passed, otherwise a 422 Problem.
-func (v *Validator) Err() error {
-	if len(v.errs) == 0 {
-		return nil
-	}
-	return Invalid(v.errs...)
+	return nil
 }
 
 // WriteProblem writes p as application/problem+json.
@@ -100,32 +158,25 @@ func WriteProblem(w http.ResponseWriter, p *Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// ErrorEncoder returns a go-kit error encoder. Errors that are (or wrap) a
-// *Problem are written as they are; mapErr may translate a service's domain
-// errors into Problems; anything else is a logged 500 that leaks no detail.
-func ErrorEncoder(log *slog.Logger, mapErr func(error) *Problem) func(context.Context, error, http.ResponseWriter) {
+// ErrorEncoder returns a go-kit error encoder. An error that is (or wraps) a
+// *Problem is written as it is; then the service's table decides; an error
+// that names fields is a 422; anything else is a logged 500 that leaks no
+// detail.
+func ErrorEncoder(log *slog.Logger, table ProblemTable) func(context.Context, error, http.ResponseWriter) {
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
 		var p *Problem
-		if !errors.As(err, &p) && mapErr != nil {
-			p = mapErr(err)
+		if !errors.As(err, &p) {
+			p = table.Problem(err)
+		}
+		if p == nil {
+			if fields := validation.Fields(err); len(fields) > 0 {
+				p = Invalid(fields...)
+			}
 		}
 		if p == nil {
 			log.ErrorContext(ctx, "unhandled error", "err", err)
-			p = NewProblem(http.StatusInternalServerError, "internal", "Internal error", "")
+			p = ProblemInternal.New("")
 		}
 		WriteProblem(w, p)
 	}
-}
-
-// Flatten unpacks errors.Join trees, so a validation that found several bad
-// fields reports every one of them.
-func Flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, Flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -45,10 +45,10 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.mux.ServeHTTP(verdict, r)
 	if verdict.code == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", verdict.header.Get("Allow"))
-		WriteProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", r.Method+" "+r.URL.Path))
+		WriteProblem(w, ProblemMethodNotAllowed.New(r.Method+" "+r.URL.Path))
 		return
 	}
-	WriteProblem(w, NewProblem(http.StatusNotFound, "no-route", "No such endpoint", r.Method+" "+r.URL.Path))
+	WriteProblem(w, ProblemNoRoute.New(r.Method+" "+r.URL.Path))
 }
 
 // verdictWriter records what the mux would have answered.
@@ -63,9 +63,9 @@ func (v *verdictWriter) WriteHeader(code int)        { v.code = code }
 
 // ServerOptions are the go-kit options every endpoint uses: problem+json
 // errors and logged failures.
-func ServerOptions(log *slog.Logger, mapErr func(error) *Problem) []kithttp.ServerOption {
+func ServerOptions(log *slog.Logger, table ProblemTable) []kithttp.ServerOption {
 	return []kithttp.ServerOption{
-		kithttp.ServerErrorEncoder(ErrorEncoder(log, mapErr)),
+		kithttp.ServerErrorEncoder(ErrorEncoder(log, table)),
 	}
 }
 
@@ -109,7 +109,7 @@ func recoverer(h http.Handler, log *slog.Logger) http.Handler {
 					panic(p)
 				}
 				log.ErrorContext(r.Context(), "panic in handler", "panic", p)
-				WriteProblem(w, NewProblem(http.StatusInternalServerError, "internal", "Internal error", ""))
+				WriteProblem(w, ProblemInternal.New(""))
 			}
 		}()
 		h.ServeHTTP(w, r)

@@ -238,8 +238,11 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		eventually(t, "quoting to quote the new treatment", func() bool {
 			q := p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": "osaka-test-knee", "dose_cells": 50000000, "currency": "JPY",
 				"patient": patient, "screening": fit}, nil)
+			if q.Status != 201 {
+				return false // quoting has not seen the treatment yet
+			}
 			total, _ := money(q.Body["total"])
-			return q.Status == 201 && total == 1_430_000 // (50k + 200k + 700k + 50k + 300k) × 1.1
+			return total == 1_430_000 // (50k + 200k + 700k + 50k + 300k) × 1.1
 		})
 		// A price change reaches quoting too.
 		p.mustCall(t, 200, "PATCH", "/v1/admin/treatments/osaka-test-knee", map[string]any{"prices": map[string]any{
@@ -247,8 +250,11 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		eventually(t, "quoting to use the new price", func() bool {
 			q := p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": "osaka-test-knee", "dose_cells": 50000000, "currency": "JPY",
 				"patient": patient, "screening": fit}, nil)
+			if q.Status != 201 {
+				return false
+			}
 			total, _ := money(q.Body["total"])
-			return q.Status == 201 && total == 1_540_000
+			return total == 1_540_000
 		})
 		badPatch := p.mustCall(t, 422, "PATCH", "/v1/admin/treatments/osaka-test-knee", map[string]any{"routes": []any{"oral"}, "sessions": 0}, admin())
 		must(t, strings.Contains(string(badPatch.Raw), `"field":"routes"`) && strings.Contains(string(badPatch.Raw), `"field":"sessions"`), string(badPatch.Raw))

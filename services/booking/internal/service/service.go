@@ -21,6 +21,7 @@ import (
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/booking/internal/contract"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/store"
@@ -39,13 +40,10 @@ var (
 	ErrQuoteNotBookable     = errors.New("quote cannot be booked")
 	ErrTreatmentNotBookable = errors.New("treatment is not bookable")
 	ErrIdempotencyMismatch  = errors.New("idempotency key was used for a different request")
-	ErrUnavailable          = errors.New("a service booking depends on is unavailable")
+	// ErrIdempotencyKeyRequired comes with a FieldError naming the header.
+	ErrIdempotencyKeyRequired = errors.New("Idempotency-Key header is required")
+	ErrUnavailable            = errors.New("a service booking depends on is unavailable")
 )
-
-// FieldError names a request field or header that is wrong.
-type FieldError struct{ Field, Message string }
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // CreateRequest books a quote.
 type CreateRequest struct {
@@ -89,13 +87,14 @@ func New(pool *pgxpool.Pool, s *store.Store, up *upstream.Clients, tp trace.Trac
 func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Created, error) {
 	switch {
 	case req.IdempotencyKey == "":
-		return Created{}, FieldError{"Idempotency-Key", "header is required; send a unique key per booking attempt"}
+		return Created{}, fmt.Errorf("%w: %w", ErrIdempotencyKeyRequired,
+			validation.FieldError{Field: "Idempotency-Key", Message: "header is required; send a unique key per booking attempt"})
 	case len(req.IdempotencyKey) > 255:
-		return Created{}, FieldError{"Idempotency-Key", "must be at most 255 characters"}
+		return Created{}, validation.FieldError{Field: "Idempotency-Key", Message: "must be at most 255 characters"}
 	case req.QuoteID == "":
-		return Created{}, FieldError{"quote_id", "is required"}
+		return Created{}, validation.FieldError{Field: "quote_id", Message: "is required"}
 	case uuid.Validate(req.QuoteID) != nil:
-		return Created{}, FieldError{"quote_id", "is not a quote id"}
+		return Created{}, validation.FieldError{Field: "quote_id", Message: "is not a quote id"}
 	}
 	if existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.IdempotencyKey); err == nil {
 		return s.replay(ctx, existing, req)
@@ -107,7 +106,7 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	if err != nil {
 		var p *httpkit.Problem
 		if errors.As(err, &p) && p.Status == http.StatusNotFound {
-			return Created{}, FieldError{"quote_id", fmt.Sprintf("no quote %q", req.QuoteID)}
+			return Created{}, validation.FieldError{Field: "quote_id", Message: fmt.Sprintf("no quote %q", req.QuoteID)}
 		}
 		return Created{}, fmt.Errorf("%w: quoting: %v", ErrUnavailable, err)
 	}

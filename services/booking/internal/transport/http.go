@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +10,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/service"
 )
@@ -18,25 +18,14 @@ import (
 // MakeHandler serves booking's HTTP API: patients' bookings and the
 // clinics' reports.
 func MakeHandler(e Endpoints, log *slog.Logger, now func() time.Time) http.Handler {
-	opts := append(httpkit.ServerOptions(log, problemOf), kithttp.ServerBefore(kithttp.PopulateRequestContext))
+	opts := append(httpkit.ServerOptions(log, problems), kithttp.ServerBefore(kithttp.PopulateRequestContext))
 	r := httpkit.NewRouter()
-	r.Handle("POST /v1/bookings", kithttp.NewServer(e.CreateBooking, decodeCreateBooking, encodeWithHeaders, opts...))
+	r.Handle("POST /v1/bookings", kithttp.NewServer(e.CreateBooking, decodeCreateBooking, httpkit.EncodeResponse, opts...))
 	r.Handle("GET /v1/bookings/{id}", kithttp.NewServer(e.GetBooking, decodeBookingID, httpkit.EncodeResponse, opts...))
 	r.Handle("POST /v1/clinic/bookings/{id}/harvest", kithttp.NewServer(e.RecordHarvest, decodeTimedReport("harvested_at", now), httpkit.EncodeResponse, opts...))
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", kithttp.NewServer(e.RecordCellsReady, decodeCellsReady(now), httpkit.EncodeResponse, opts...))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", kithttp.NewServer(e.RecordAdministration, decodeTimedReport("administered_at", now), httpkit.EncodeResponse, opts...))
 	return r
-}
-
-func encodeWithHeaders(ctx context.Context, w http.ResponseWriter, response any) error {
-	if h, ok := response.(interface{ Headers() http.Header }); ok {
-		for k, vs := range h.Headers() {
-			for _, v := range vs {
-				w.Header().Add(k, v)
-			}
-		}
-	}
-	return httpkit.EncodeResponse(ctx, w, response)
 }
 
 func decodeCreateBooking(_ context.Context, r *http.Request) (any, error) {
@@ -70,7 +59,7 @@ func decodeTimedReport(field string, now func() time.Time) kithttp.DecodeRequest
 			}
 			if v != nil {
 				if v.After(now().Add(5 * time.Minute)) {
-					return nil, httpkit.Invalid(httpkit.FieldError{Field: field, Message: "must not be in the future"})
+					return nil, validation.FieldError{Field: field, Message: "must not be in the future"}
 				}
 				req.at = v.UTC()
 			}
@@ -93,7 +82,7 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 		if err := httpkit.DecodeJSON(r, &body); err != nil {
 			return nil, err
 		}
-		var v httpkit.Validator
+		var v validation.Validator
 		v.Check(body.CellCount != nil && *body.CellCount > 0, "cell_count", "must be a positive number of cells")
 		viability, err := domain.ParsePercent(body.ViabilityPct.String())
 		v.Check(err == nil, "viability_pct", "must be a percentage between 0 and 100 with at most two decimals")
@@ -113,41 +102,36 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 	}
 }
 
-func problemOf(err error) *httpkit.Problem {
-	var fe service.FieldError
-	var te domain.TransitionError
-	switch {
-	case errors.As(err, &fe):
-		if fe.Field == "Idempotency-Key" {
-			p := httpkit.NewProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required", fe.Message)
-			p.Errors = []httpkit.FieldError{{Field: fe.Field, Message: fe.Message}}
-			return p
-		}
-		return httpkit.Invalid(httpkit.FieldError{Field: fe.Field, Message: fe.Message})
-	case errors.As(err, &te):
-		return httpkit.Conflict("invalid-transition", "Booking is not in a state for this report", err.Error())
-	case errors.Is(err, service.ErrNotFound):
-		return httpkit.NewProblem(http.StatusNotFound, "not-found", "Booking not found", err.Error())
-	case errors.Is(err, service.ErrQuoteExpired):
-		return httpkit.Conflict("quote-expired", "Quote has expired", err.Error())
-	case errors.Is(err, service.ErrQuoteAlreadyBooked):
-		return httpkit.Conflict("quote-already-booked", "Quote is already booked", err.Error())
-	case errors.Is(err, service.ErrQuoteSuperseded):
-		return httpkit.Conflict("quote-superseded", "Quote was superseded by a revision", err.Error())
-	case errors.Is(err, service.ErrQuoteWithdrawn):
-		return httpkit.Conflict("quote-withdrawn", "Quote was withdrawn", err.Error())
-	case errors.Is(err, service.ErrQuoteNeedsReview):
-		return httpkit.Conflict("quote-needs-review", "Quote awaits a clinician's review", err.Error())
-	case errors.Is(err, service.ErrQuoteIneligible):
-		return httpkit.NewProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment", err.Error())
-	case errors.Is(err, service.ErrQuoteNotBookable):
-		return httpkit.Conflict("quote-not-bookable", "Quote cannot be booked", err.Error())
-	case errors.Is(err, service.ErrTreatmentNotBookable):
-		return httpkit.Conflict("treatment-not-bookable", "Treatment is not bookable", err.Error())
-	case errors.Is(err, service.ErrIdempotencyMismatch):
-		return httpkit.NewProblem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key was used for another request", err.Error())
-	case errors.Is(err, service.ErrUnavailable):
-		return httpkit.NewProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly", err.Error())
-	}
-	return nil
+// Booking's problem types, beyond httpkit's own.
+var (
+	problemKeyRequired     = httpkit.DefineProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required")
+	problemKeyReused       = httpkit.DefineProblem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key was used for another request")
+	problemNotFound        = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Booking not found")
+	problemTransition      = httpkit.DefineProblem(http.StatusConflict, "invalid-transition", "Booking is not in a state for this report")
+	problemQuoteExpired    = httpkit.DefineProblem(http.StatusConflict, "quote-expired", "Quote has expired")
+	problemQuoteBooked     = httpkit.DefineProblem(http.StatusConflict, "quote-already-booked", "Quote is already booked")
+	problemQuoteSuperseded = httpkit.DefineProblem(http.StatusConflict, "quote-superseded", "Quote was superseded by a revision")
+	problemQuoteWithdrawn  = httpkit.DefineProblem(http.StatusConflict, "quote-withdrawn", "Quote was withdrawn")
+	problemQuoteReview     = httpkit.DefineProblem(http.StatusConflict, "quote-needs-review", "Quote awaits a clinician's review")
+	problemQuoteIneligible = httpkit.DefineProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment")
+	problemQuoteNotBooked  = httpkit.DefineProblem(http.StatusConflict, "quote-not-bookable", "Quote cannot be booked")
+	problemTreatment       = httpkit.DefineProblem(http.StatusConflict, "treatment-not-bookable", "Treatment is not bookable")
+	problemUnavailable     = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
+)
+
+// problems maps booking's errors; field errors need no rule.
+var problems = httpkit.ProblemTable{
+	{Err: service.ErrIdempotencyKeyRequired, Type: problemKeyRequired},
+	{Err: service.ErrIdempotencyMismatch, Type: problemKeyReused},
+	{Err: service.ErrNotFound, Type: problemNotFound},
+	{Err: domain.ErrInvalidTransition, Type: problemTransition},
+	{Err: service.ErrQuoteExpired, Type: problemQuoteExpired},
+	{Err: service.ErrQuoteAlreadyBooked, Type: problemQuoteBooked},
+	{Err: service.ErrQuoteSuperseded, Type: problemQuoteSuperseded},
+	{Err: service.ErrQuoteWithdrawn, Type: problemQuoteWithdrawn},
+	{Err: service.ErrQuoteNeedsReview, Type: problemQuoteReview},
+	{Err: service.ErrQuoteIneligible, Type: problemQuoteIneligible},
+	{Err: service.ErrQuoteNotBookable, Type: problemQuoteNotBooked},
+	{Err: service.ErrTreatmentNotBookable, Type: problemTreatment},
+	{Err: service.ErrUnavailable, Type: problemUnavailable},
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 )
 
@@ -163,11 +164,11 @@ func FromClinic(c domain.Clinic) Clinic {
 func (p Plan) ToDomain() (domain.Plan, error) {
 	from, err := time.Parse(time.DateOnly, p.ValidFrom)
 	if err != nil {
-		return domain.Plan{}, domain.FieldError{Field: "valid_from", Message: "must be a date YYYY-MM-DD"}
+		return domain.Plan{}, validation.FieldError{Field: "valid_from", Message: "must be a date YYYY-MM-DD"}
 	}
 	until, err := time.Parse(time.DateOnly, p.ValidUntil)
 	if err != nil {
-		return domain.Plan{}, domain.FieldError{Field: "valid_until", Message: "must be a date YYYY-MM-DD"}
+		return domain.Plan{}, validation.FieldError{Field: "valid_until", Message: "must be a date YYYY-MM-DD"}
 	}
 	return domain.Plan{Number: p.Number, ClinicID: p.ClinicID, RiskClass: p.RiskClass, Therapy: p.Therapy, Committee: p.Committee,
 		CPCName: p.CPC.Name, CPCInHouse: p.CPC.InHouse, ValidFrom: from, ValidUntil: until, Status: p.Status}, nil

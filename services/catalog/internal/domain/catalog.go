@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 // Enumerations of the catalog.
@@ -213,14 +214,9 @@ func (l Listing) Bookable(day time.Time) bool {
 	return l.Treatment.Trial == nil && l.Plan.RiskClass != "I" && l.Plan.Lawful(day)
 }
 
-// FieldError is a validation failure of one field.
-type FieldError struct{ Field, Message string }
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
-
 func check(errs *[]error, ok bool, field, msg string) {
 	if !ok {
-		*errs = append(*errs, FieldError{field, msg})
+		*errs = append(*errs, validation.FieldError{Field: field, Message: msg})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 func day(s string) time.Time { t, _ := time.Parse("2006-01-02", s); return t }
@@ -81,7 +82,7 @@ func fieldsOf(err error) []string {
 		return nil
 	}
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-		var fe FieldError
+		var fe validation.FieldError
 		if errors.As(e, &fe) {
 			fields = append(fields, fe.Field)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/catalog/internal/document"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 	"github.com/saisei-health/platform/services/catalog/internal/store"
@@ -56,7 +57,7 @@ func (s *Catalogs) PatchClinic(ctx context.Context, id string, patch []byte) (do
 			return err
 		}
 		if d.ID != id {
-			return domain.FieldError{Field: "id", Message: "cannot be changed"}
+			return validation.FieldError{Field: "id", Message: "cannot be changed"}
 		}
 		c = d.ToDomain()
 		if err := c.Validate(); err != nil {
@@ -83,7 +84,7 @@ func (s *Catalogs) CreatePlan(ctx context.Context, body []byte) (domain.Plan, er
 			return fmt.Errorf("%w: plan %q", ErrExists, p.Number)
 		}
 		if _, err := s.store.Clinic(ctx, tx, p.ClinicID); err != nil {
-			return domain.FieldError{Field: "clinic_id", Message: fmt.Sprintf("no clinic %q", p.ClinicID)}
+			return validation.FieldError{Field: "clinic_id", Message: fmt.Sprintf("no clinic %q", p.ClinicID)}
 		}
 		if err := p.Validate(); err != nil {
 			return err
@@ -108,7 +109,7 @@ func (s *Catalogs) PatchPlan(ctx context.Context, number string, patch []byte) (
 			return err
 		}
 		if d.Number != number || d.ClinicID != current.ClinicID {
-			return domain.FieldError{Field: "number", Message: "a plan's number and clinic cannot be changed"}
+			return validation.FieldError{Field: "number", Message: "a plan's number and clinic cannot be changed"}
 		}
 		if p, err = d.ToDomain(); err != nil {
 			return err
@@ -156,7 +157,7 @@ func (s *Catalogs) PatchTreatment(ctx context.Context, id string, patch []byte) 
 			return err
 		}
 		if d.ID != id {
-			return domain.FieldError{Field: "id", Message: "cannot be changed"}
+			return validation.FieldError{Field: "id", Message: "cannot be changed"}
 		}
 		return s.saveTreatment(ctx, tx, d.ToDomain())
 	})
@@ -172,7 +173,7 @@ func (s *Catalogs) saveTreatment(ctx context.Context, tx pgx.Tx, t domain.Treatm
 	}
 	p, err := s.store.Plan(ctx, tx, t.PlanNumber)
 	if err != nil || p.ClinicID != t.ClinicID {
-		return domain.FieldError{Field: "plan_number", Message: fmt.Sprintf("plan %q is not a plan of clinic %q", t.PlanNumber, t.ClinicID)}
+		return validation.FieldError{Field: "plan_number", Message: fmt.Sprintf("plan %q is not a plan of clinic %q", t.PlanNumber, t.ClinicID)}
 	}
 	_, err = s.store.SaveTreatment(ctx, tx, t)
 	return err

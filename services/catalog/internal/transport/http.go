@@ -17,6 +17,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 	"github.com/saisei-health/platform/services/catalog/internal/search"
 	"github.com/saisei-health/platform/services/catalog/internal/service"
@@ -28,7 +29,7 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // "Authorization: Bearer <adminToken>"; with no token configured they are
 // closed (until the platform's roles replace the token).
 func MakeHandler(e Endpoints, log *slog.Logger, adminToken string) http.Handler {
-	opts := httpkit.ServerOptions(log, problemOf)
+	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	serve := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
 		r.Handle(pattern, kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...))
@@ -59,7 +60,7 @@ var searchParams = []string{"condition", "city", "cell_source", "route", "autolo
 
 func decodeSearch(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	var v httpkit.Validator
+	var v validation.Validator
 	for key := range q {
 		v.Check(slices.Contains(searchParams, key), key, "is not a filter of this endpoint ("+strings.Join(searchParams, ", ")+")")
 	}
@@ -129,7 +130,7 @@ func decodeGetTreatment(_ context.Context, r *http.Request) (any, error) {
 	if s := r.URL.Query().Get("price_currency"); s != "" {
 		c, err := money.ParseCurrency(s)
 		if err != nil {
-			return nil, httpkit.Invalid(httpkit.FieldError{Field: "price_currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
+			return nil, httpkit.Invalid(validation.FieldError{Field: "price_currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
 		}
 		req.display = c
 	}
@@ -141,7 +142,7 @@ func decodeComparison(_ context.Context, r *http.Request) (any, error) {
 	if s := r.URL.Query().Get("currency"); s != "" {
 		c, err := money.ParseCurrency(s)
 		if err != nil {
-			return nil, httpkit.Invalid(httpkit.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
+			return nil, httpkit.Invalid(validation.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"})
 		}
 		req.currency = c
 	}
@@ -155,7 +156,7 @@ func decodeAdmin(key string) kithttp.DecodeRequestFunc {
 			return nil, err
 		}
 		if len(body) > httpkit.MaxBody {
-			return nil, httpkit.NewProblem(http.StatusRequestEntityTooLarge, "payload-too-large", "Request body too large", "")
+			return nil, httpkit.ProblemPayloadTooLarge.New("")
 		}
 		req := adminRequest{body: body}
 		if key != "" {
@@ -168,36 +169,33 @@ func decodeAdmin(key string) kithttp.DecodeRequestFunc {
 func requireAdmin(token string, next kithttp.DecodeRequestFunc) kithttp.DecodeRequestFunc {
 	return func(ctx context.Context, r *http.Request) (any, error) {
 		if token == "" {
-			return nil, httpkit.NewProblem(http.StatusForbidden, "admin-disabled", "Administration is not enabled", "set CATALOG_ADMIN_TOKEN")
+			return nil, problemAdminOff.New("set CATALOG_ADMIN_TOKEN")
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return nil, httpkit.NewProblem(http.StatusUnauthorized, "unauthorized", "Administrator credentials required", "send Authorization: Bearer <token>")
+			return nil, problemUnauthorized.New("send Authorization: Bearer <token>")
 		}
 		return next(ctx, r)
 	}
 }
 
-func problemOf(err error) *httpkit.Problem {
-	if p := httpkit.FromJSONError(err); p != nil {
-		return p
-	}
-	var fields []httpkit.FieldError
-	for _, e := range httpkit.Flatten(err) {
-		var fe domain.FieldError
-		if errors.As(e, &fe) {
-			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
+// Catalog's problem types, beyond httpkit's own.
+var (
+	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Not found")
+	problemExists       = httpkit.DefineProblem(http.StatusConflict, "already-exists", "Already exists")
+	problemAdminOff     = httpkit.DefineProblem(http.StatusForbidden, "admin-disabled", "Administration is not enabled")
+	problemUnauthorized = httpkit.DefineProblem(http.StatusUnauthorized, "unauthorized", "Administrator credentials required")
+)
+
+// problems maps the catalog's errors; field errors need no rule.
+var problems = httpkit.ProblemTable{
+	{Convert: httpkit.FromJSONError}, // admin documents are decoded by the service
+	{Convert: func(err error) *httpkit.Problem {
+		if errors.Is(err, search.ErrBadCursor) {
+			return httpkit.Invalid(validation.FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
 		}
-	}
-	switch {
-	case len(fields) > 0:
-		return httpkit.Invalid(fields...)
-	case errors.Is(err, search.ErrBadCursor):
-		return httpkit.Invalid(httpkit.FieldError{Field: "cursor", Message: "is not a cursor from a previous page"})
-	case errors.Is(err, service.ErrNotFound):
-		return httpkit.NewProblem(http.StatusNotFound, "not-found", "Not found", err.Error())
-	case errors.Is(err, service.ErrExists):
-		return httpkit.Conflict("already-exists", "Already exists", err.Error())
-	}
-	return nil
+		return nil
+	}},
+	{Err: service.ErrNotFound, Type: problemNotFound},
+	{Err: service.ErrExists, Type: problemExists},
 }

@@ -66,6 +66,10 @@ func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client *http.Client
 	}
 }
 
+// ProblemUpstreamUnavailable answers when a service behind the gateway
+// cannot be reached.
+var ProblemUpstreamUnavailable = httpkit.DefineProblem(http.StatusServiceUnavailable, "upstream-unavailable", "Service temporarily unavailable")
+
 // upstreamError passes an upstream's problem through; a failure to reach it
 // becomes a 503.
 func upstreamError(err error) error {
@@ -73,7 +77,7 @@ func upstreamError(err error) error {
 	if errors.As(err, &p) {
 		return p
 	}
-	return httpkit.NewProblem(http.StatusServiceUnavailable, "upstream-unavailable", "Service temporarily unavailable", "try again shortly")
+	return ProblemUpstreamUnavailable.New("try again shortly")
 }
 
 // DecodeID reads {id} from the path.

@@ -15,6 +15,9 @@ import (
 	"github.com/saisei-health/platform/pkg/httpkit"
 )
 
+// problemUnreachable answers when the owning service does not answer.
+var problemUnreachable = httpkit.DefineProblem(http.StatusBadGateway, "upstream-unavailable", "Service temporarily unavailable")
+
 // To returns a handler forwarding to target's origin, keeping path and query.
 func To(target *url.URL, tp trace.TracerProvider, log *slog.Logger) http.Handler {
 	return &httputil.ReverseProxy{
@@ -26,8 +29,7 @@ func To(target *url.URL, tp trace.TracerProvider, log *slog.Logger) http.Handler
 		Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp)),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.ErrorContext(r.Context(), "upstream unreachable", "upstream", target.Host, "err", err)
-			httpkit.WriteProblem(w, httpkit.NewProblem(http.StatusBadGateway, "upstream-unavailable",
-				"Service temporarily unavailable", "try again shortly"))
+			httpkit.WriteProblem(w, problemUnreachable.New("try again shortly"))
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/notification/internal/store"
 )
 
@@ -50,7 +51,7 @@ func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger) http.Hand
 	decode := func(_ context.Context, r *http.Request) (any, error) {
 		id := r.URL.Query().Get("booking_id")
 		if uuid.Validate(id) != nil {
-			return nil, httpkit.Invalid(httpkit.FieldError{Field: "booking_id", Message: "must be a booking id"})
+			return nil, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 		}
 		return id, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/payment/internal/contract"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 	"github.com/saisei-health/platform/services/payment/internal/store"
@@ -29,11 +30,6 @@ var (
 	ErrPlanConflict = errors.New("booking already has a different payment plan")
 	ErrStripe       = errors.New("stripe is unavailable")
 )
-
-// FieldError names a request field that is wrong.
-type FieldError struct{ Field, Message string }
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // DepositRequest comes from booking when a patient books.
 type DepositRequest struct {
@@ -115,15 +111,15 @@ func (s *Payments) CreateDeposit(ctx context.Context, req DepositRequest) (domai
 func (r DepositRequest) validate() error {
 	switch {
 	case uuid.Validate(r.BookingID) != nil:
-		return FieldError{"booking_id", "must be a booking id"}
+		return validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 	case r.ClinicID == "":
-		return FieldError{"clinic_id", "is required"}
+		return validation.FieldError{Field: "clinic_id", Message: "is required"}
 	case r.Deposit.Currency != money.JPY || !r.Deposit.IsPositive():
-		return FieldError{"deposit", "must be a positive JPY amount"}
+		return validation.FieldError{Field: "deposit", Message: "must be a positive JPY amount"}
 	case r.Balance.Currency != money.JPY || r.Balance.IsNegative():
-		return FieldError{"balance", "must be a JPY amount, zero when paid in full with the deposit"}
+		return validation.FieldError{Field: "balance", Message: "must be a JPY amount, zero when paid in full with the deposit"}
 	case r.PatientEmail == "":
-		return FieldError{"patient.email", "is required"}
+		return validation.FieldError{Field: "patient.email", Message: "is required"}
 	}
 	return nil
 }
@@ -131,7 +127,7 @@ func (r DepositRequest) validate() error {
 // PaymentsOf lists a booking's payments.
 func (s *Payments) PaymentsOf(ctx context.Context, bookingID string) ([]domain.Payment, error) {
 	if uuid.Validate(bookingID) != nil {
-		return nil, FieldError{"booking_id", "must be a booking id"}
+		return nil, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 	}
 	return s.store.Payments(ctx, s.pool, bookingID)
 }

@@ -10,6 +10,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
 
@@ -18,7 +19,7 @@ const maxWebhookBody = 256 << 10
 
 // MakeHandler serves payment's HTTP API.
 func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
-	opts := httpkit.ServerOptions(log, problemOf)
+	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	r.Handle("POST /internal/v1/deposits", kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...))
 	r.Handle("GET /internal/v1/payments", kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...))
@@ -38,7 +39,7 @@ func decodeCreateDeposit(_ context.Context, r *http.Request) (any, error) {
 func decodeBookingQuery(_ context.Context, r *http.Request) (any, error) {
 	id := r.URL.Query().Get("booking_id")
 	if id == "" {
-		return nil, httpkit.Invalid(httpkit.FieldError{Field: "booking_id", Message: "query parameter is required"})
+		return nil, validation.FieldError{Field: "booking_id", Message: "query parameter is required"}
 	}
 	return listPaymentsRequest{bookingID: id}, nil
 }
@@ -59,30 +60,34 @@ func decodeStripeWebhook(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	if len(body) > maxWebhookBody {
-		return nil, httpkit.NewProblem(http.StatusRequestEntityTooLarge, "payload-too-large", "Webhook payload too large", "")
+		return nil, httpkit.ProblemPayloadTooLarge.New("a Stripe event is at most 256 KiB")
 	}
 	return stripeWebhookRequest{payload: body, signature: sig}, nil
 }
 
+// Payment's problem types, beyond httpkit's own.
+var (
+	problemSignature    = httpkit.DefineProblem(http.StatusBadRequest, "invalid-signature", "Stripe signature is not valid")
+	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "No payments for this booking")
+	problemPlanConflict = httpkit.DefineProblem(http.StatusConflict, "payment-plan-conflict", "Booking already has a different payment plan")
+	problemStripe       = httpkit.DefineProblem(http.StatusBadGateway, "payment-provider-unavailable", "Payment provider unavailable")
+)
+
 func signatureProblem(detail string) *httpkit.Problem {
-	p := httpkit.NewProblem(http.StatusBadRequest, "invalid-signature", "Stripe signature is not valid", detail)
-	p.Errors = []httpkit.FieldError{{Field: "Stripe-Signature", Message: detail}}
+	p := problemSignature.New(detail)
+	p.Errors = []validation.FieldError{{Field: "Stripe-Signature", Message: detail}}
 	return p
 }
 
-func problemOf(err error) *httpkit.Problem {
-	var fe service.FieldError
-	switch {
-	case errors.As(err, &fe):
-		return httpkit.Invalid(httpkit.FieldError{Field: fe.Field, Message: fe.Message})
-	case errors.Is(err, service.ErrBadSignature):
-		return signatureProblem(err.Error())
-	case errors.Is(err, service.ErrNotFound):
-		return httpkit.NewProblem(http.StatusNotFound, "not-found", "No payments for this booking", err.Error())
-	case errors.Is(err, service.ErrPlanConflict):
-		return httpkit.Conflict("payment-plan-conflict", "Booking already has a different payment plan", err.Error())
-	case errors.Is(err, service.ErrStripe):
-		return httpkit.NewProblem(http.StatusBadGateway, "payment-provider-unavailable", "Payment provider unavailable", err.Error())
-	}
-	return nil
+// problems maps payment's errors; field errors need no rule.
+var problems = httpkit.ProblemTable{
+	{Convert: func(err error) *httpkit.Problem {
+		if errors.Is(err, service.ErrBadSignature) {
+			return signatureProblem(err.Error())
+		}
+		return nil
+	}},
+	{Err: service.ErrNotFound, Type: problemNotFound},
+	{Err: service.ErrPlanConflict, Type: problemPlanConflict},
+	{Err: service.ErrStripe, Type: problemStripe},
 }

@@ -3,6 +3,8 @@ package domain
 import (
 	"fmt"
 	"time"
+
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 // Eligibility outcomes.
@@ -58,25 +60,25 @@ type Eligibility struct {
 
 // Validate checks the questionnaire is complete enough for t; answers that
 // are missing are named as fields.
-func (s Screening) Validate(t Treatment, today time.Time) []FieldError {
-	var errs []FieldError
+func (s Screening) Validate(t Treatment, today time.Time) []validation.FieldError {
+	var errs []validation.FieldError
 	need := func(ok bool, field string) {
 		if !ok {
-			errs = append(errs, FieldError{"screening." + field, "is required"})
+			errs = append(errs, validation.FieldError{Field: "screening." + field, Message: "is required"})
 		}
 	}
 	need(s.DiagnosisConfirmed != nil, "diagnosis_confirmed")
 	need(s.SevereOrganDisease != nil, "severe_organ_disease")
 	need(s.CanTravel != nil, "can_travel")
 	if s.CancerFreeYears != nil && (*s.CancerFreeYears < 0 || *s.CancerFreeYears > 120) {
-		errs = append(errs, FieldError{"screening.cancer_free_years", "must be 0 to 120, or null if never diagnosed with cancer"})
+		errs = append(errs, validation.FieldError{Field: "screening.cancer_free_years", Message: "must be 0 to 120, or null if never diagnosed with cancer"})
 	}
 	if t.IsFor("spinal_cord_injury") {
 		need(s.InjuryDate != nil, "injury_date")
 		need(s.CordSevered != nil, "cord_severed")
 	}
 	if s.InjuryDate != nil && s.InjuryDate.After(today) {
-		errs = append(errs, FieldError{"screening.injury_date", "must not be in the future"})
+		errs = append(errs, validation.FieldError{Field: "screening.injury_date", Message: "must not be in the future"})
 	}
 	return errs
 }

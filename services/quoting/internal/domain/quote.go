@@ -12,6 +12,7 @@ import (
 	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/tokyo"
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 // Quote statuses. An issued quote past its validity reads as expired.
@@ -58,11 +59,6 @@ var (
 	ErrNotRevisable    = errors.New("quote cannot be revised")
 )
 
-// FieldError is a request field the quote cannot be built from.
-type FieldError struct{ Field, Message string }
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
-
 // Patient the quote is for.
 type Patient struct {
 	Name     string
@@ -74,19 +70,19 @@ type Patient struct {
 var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 
 // Validate checks the patient's contact details.
-func (p Patient) Validate() []FieldError {
-	var errs []FieldError
+func (p Patient) Validate() []validation.FieldError {
+	var errs []validation.FieldError
 	if strings.TrimSpace(p.Name) == "" {
-		errs = append(errs, FieldError{"patient.name", "is required"})
+		errs = append(errs, validation.FieldError{Field: "patient.name", Message: "is required"})
 	}
 	if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email {
-		errs = append(errs, FieldError{"patient.email", "must be an email address like name@example.com"})
+		errs = append(errs, validation.FieldError{Field: "patient.email", Message: "must be an email address like name@example.com"})
 	}
 	if !countryCode.MatchString(p.Country) {
-		errs = append(errs, FieldError{"patient.country", "must be an ISO 3166-1 alpha-2 code such as KR or US"})
+		errs = append(errs, validation.FieldError{Field: "patient.country", Message: "must be an ISO 3166-1 alpha-2 code such as KR or US"})
 	}
 	if !slices.Contains(Languages, p.Language) {
-		errs = append(errs, FieldError{"patient.language", "must be one of en, ko, ja, zh"})
+		errs = append(errs, validation.FieldError{Field: "patient.language", Message: "must be one of en, ko, ja, zh"})
 	}
 	return errs
 }
@@ -256,11 +252,11 @@ func (q *Quote) Revise(newID string, t Treatment, r Revision, rates fx.Table, no
 func (q *Quote) price(t Treatment, doseCells int64, currency money.Currency, extras []ExtraRequest, rates fx.Table, now time.Time) error {
 	dose, ok := t.Dose(doseCells)
 	if !ok {
-		return FieldError{"dose_cells", fmt.Sprintf("must be one of %v", t.DoseCells())}
+		return validation.FieldError{Field: "dose_cells", Message: fmt.Sprintf("must be one of %v", t.DoseCells())}
 	}
 	rate, err := rates.For(currency)
 	if err != nil {
-		return FieldError{"currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
+		return validation.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
 	}
 	lines, err := itemize(t, dose, extras)
 	if err != nil {
@@ -410,16 +406,16 @@ func itemize(t Treatment, dose Dose, extras []ExtraRequest) ([]Line, error) {
 		offer, offered := t.Extra(x.Code)
 		switch {
 		case !known:
-			errs = append(errs, FieldError{field + ".code", "must be one of rehabilitation, cell_banking, interpreter, visa_guarantee, airport_transfer, hotel"})
+			errs = append(errs, validation.FieldError{Field: field + ".code", Message: "must be one of rehabilitation, cell_banking, interpreter, visa_guarantee, airport_transfer, hotel"})
 			continue
 		case !offered:
-			errs = append(errs, FieldError{field + ".code", fmt.Sprintf("%s is not offered by %s", x.Code, t.ClinicName)})
+			errs = append(errs, validation.FieldError{Field: field + ".code", Message: fmt.Sprintf("%s is not offered by %s", x.Code, t.ClinicName)})
 			continue
 		case seen[x.Code]:
-			errs = append(errs, FieldError{field + ".code", "is listed twice"})
+			errs = append(errs, validation.FieldError{Field: field + ".code", Message: "is listed twice"})
 			continue
 		case x.Quantity < 1 || x.Quantity > spec.Max:
-			errs = append(errs, FieldError{field + "." + spec.Unit + "s", fmt.Sprintf("must be 1 to %d", spec.Max)})
+			errs = append(errs, validation.FieldError{Field: field + "." + spec.Unit + "s", Message: fmt.Sprintf("must be 1 to %d", spec.Max)})
 			continue
 		}
 		seen[x.Code] = true

@@ -8,6 +8,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 )
 
 func date(s string) time.Time { t, _ := time.Parse(time.DateOnly, s); return t }
@@ -195,7 +196,7 @@ func fields(err error) []string {
 			}
 			return
 		}
-		var fe FieldError
+		var fe validation.FieldError
 		if errors.As(e, &fe) {
 			out = append(out, fe.Field)
 		}

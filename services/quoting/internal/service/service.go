@@ -20,6 +20,7 @@ import (
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/tokyo"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/contract"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/store"
@@ -61,7 +62,7 @@ func New(pool *pgxpool.Pool, s *store.Store, rates fx.Table, now func() time.Tim
 func (s *Quoting) treatment(ctx context.Context, db pgdb.Querier, id string) (domain.Treatment, error) {
 	t, err := s.store.Treatment(ctx, db, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return t, domain.FieldError{Field: "treatment_id", Message: fmt.Sprintf("no treatment %q in the catalog", id)}
+		return t, validation.FieldError{Field: "treatment_id", Message: fmt.Sprintf("no treatment %q in the catalog", id)}
 	}
 	return t, err
 }
@@ -70,11 +71,11 @@ func (s *Quoting) treatment(ctx context.Context, db pgdb.Querier, id string) (do
 // patient, and stores the quote with its QuoteIssued event.
 func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error) {
 	if req.TreatmentID == "" {
-		return domain.Quote{}, domain.FieldError{Field: "treatment_id", Message: "is required"}
+		return domain.Quote{}, validation.FieldError{Field: "treatment_id", Message: "is required"}
 	}
 	currency, err := money.ParseCurrency(req.Currency)
 	if err != nil {
-		return domain.Quote{}, domain.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
+		return domain.Quote{}, validation.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
 	}
 	t, err := s.treatment(ctx, s.pool, req.TreatmentID)
 	if err != nil {

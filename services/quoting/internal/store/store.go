@@ -10,6 +10,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 )
 
@@ -132,7 +133,7 @@ func (j *ScreeningJSON) ToScreening() (*domain.Screening, error) {
 	if j.InjuryDate != nil {
 		d, err := time.Parse(time.DateOnly, *j.InjuryDate)
 		if err != nil {
-			return nil, domain.FieldError{Field: "screening.injury_date", Message: "must be a date YYYY-MM-DD"}
+			return nil, validation.FieldError{Field: "screening.injury_date", Message: "must be a date YYYY-MM-DD"}
 		}
 		s.InjuryDate = &d
 	}

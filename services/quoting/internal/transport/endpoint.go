@@ -11,6 +11,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 	"github.com/saisei-health/platform/services/quoting/internal/store"
@@ -47,9 +48,9 @@ type ExtraJSON struct {
 
 // toRequests reads extras, insisting that multi-unit extras say how many
 // and that no extra carries another's unit.
-func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []domain.FieldError) {
+func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []validation.FieldError) {
 	var out []domain.ExtraRequest
-	var errs []domain.FieldError
+	var errs []validation.FieldError
 	for i, x := range extras {
 		units := []struct {
 			unit string
@@ -66,13 +67,13 @@ func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []domain.FieldError)
 			switch {
 			case n == nil:
 			case !known || spec.Unit != unit:
-				errs = append(errs, domain.FieldError{Field: field, Message: "does not apply to " + x.Code})
+				errs = append(errs, validation.FieldError{Field: field, Message: "does not apply to " + x.Code})
 			default:
 				qty = *n
 			}
 		}
 		if known && spec.Max > 1 && !given {
-			errs = append(errs, domain.FieldError{Field: fmt.Sprintf("extras[%d].%ss", i, spec.Unit), Message: "is required"})
+			errs = append(errs, validation.FieldError{Field: fmt.Sprintf("extras[%d].%ss", i, spec.Unit), Message: "is required"})
 		}
 		out = append(out, domain.ExtraRequest{Code: x.Code, Quantity: qty})
 	}
@@ -94,10 +95,10 @@ func makeIssueQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		extras, errs := toRequests(req.Extras)
 		screening, err := req.Screening.ToScreening()
 		if err != nil {
-			errs = append(errs, err.(domain.FieldError))
+			errs = append(errs, err.(validation.FieldError))
 		}
 		if len(errs) > 0 {
-			return nil, fieldErrors(errs)
+			return nil, validation.Errors(errs)
 		}
 		q, err := s.IssueQuote(ctx, service.IssueRequest{
 			TreatmentID: req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency, Extras: extras, Screening: screening,
@@ -139,7 +140,7 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(reviseQuoteRequest)
 		r := domain.Revision{DoseCells: req.DoseCells, Note: req.Note}
-		var errs []domain.FieldError
+		var errs []validation.FieldError
 		if req.Extras != nil {
 			extras, xerrs := toRequests(*req.Extras)
 			errs = append(errs, xerrs...)
@@ -147,7 +148,7 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		}
 		if e := req.Eligibility; e != nil {
 			if e.Status != domain.Eligible && e.Status != domain.NeedsReview && e.Status != domain.Ineligible {
-				errs = append(errs, domain.FieldError{Field: "eligibility.status", Message: "must be eligible, needs_review or ineligible"})
+				errs = append(errs, validation.FieldError{Field: "eligibility.status", Message: "must be eligible, needs_review or ineligible"})
 			}
 			reasons := e.Reasons
 			if reasons == nil {
@@ -156,10 +157,10 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 			r.Eligibility = &domain.Eligibility{Status: e.Status, Reasons: reasons}
 		}
 		if len(req.Note) > 2000 {
-			errs = append(errs, domain.FieldError{Field: "note", Message: "must be at most 2000 characters"})
+			errs = append(errs, validation.FieldError{Field: "note", Message: "must be at most 2000 characters"})
 		}
 		if len(errs) > 0 {
-			return nil, fieldErrors(errs)
+			return nil, validation.Errors(errs)
 		}
 		q, err := s.ReviseQuote(ctx, req.id, r)
 		if err != nil {

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -15,7 +14,7 @@ import (
 
 // MakeHandler serves quoting's HTTP API.
 func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
-	opts := httpkit.ServerOptions(log, problemOf)
+	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	r.Handle("POST /v1/quotes", kithttp.NewServer(e.IssueQuote, decodeIssueQuote, httpkit.EncodeResponse, opts...))
 	r.Handle("GET /v1/quotes/{id}", kithttp.NewServer(e.GetQuote, decodeGetQuote, httpkit.EncodeResponse, opts...))
@@ -44,36 +43,16 @@ func decodeReviseQuote(_ context.Context, r *http.Request) (any, error) {
 	return req, nil
 }
 
-type fieldErrors []domain.FieldError
+// Quoting's problem types, beyond httpkit's own.
+var (
+	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Quote not found")
+	problemNotBookable  = httpkit.DefineProblem(http.StatusUnprocessableEntity, "treatment-not-bookable", "Treatment is not bookable")
+	problemNotRevisable = httpkit.DefineProblem(http.StatusConflict, "quote-not-revisable", "Quote cannot be revised")
+)
 
-func (f fieldErrors) Error() string { return "invalid fields" }
-
-func problemOf(err error) *httpkit.Problem {
-	var fields []httpkit.FieldError
-	var list fieldErrors
-	if errors.As(err, &list) {
-		for _, fe := range list {
-			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
-		}
-	}
-	for _, e := range httpkit.Flatten(err) {
-		var fe domain.FieldError
-		if errors.As(e, &fe) {
-			fields = append(fields, httpkit.FieldError{Field: fe.Field, Message: fe.Message})
-		}
-	}
-	unprocessable := func(slug, title string) *httpkit.Problem {
-		return httpkit.NewProblem(http.StatusUnprocessableEntity, slug, title, err.Error())
-	}
-	switch {
-	case len(fields) > 0:
-		return httpkit.Invalid(fields...)
-	case errors.Is(err, service.ErrQuoteNotFound):
-		return httpkit.NewProblem(http.StatusNotFound, "not-found", "Quote not found", err.Error())
-	case errors.Is(err, domain.ErrNotBookable):
-		return unprocessable("treatment-not-bookable", "Treatment is not bookable")
-	case errors.Is(err, domain.ErrNotRevisable):
-		return httpkit.Conflict("quote-not-revisable", "Quote cannot be revised", err.Error())
-	}
-	return nil
+// problems maps quoting's errors; field errors need no rule.
+var problems = httpkit.ProblemTable{
+	{Err: service.ErrQuoteNotFound, Type: problemNotFound},
+	{Err: domain.ErrNotBookable, Type: problemNotBookable},
+	{Err: domain.ErrNotRevisable, Type: problemNotRevisable},
 }

@@ -1,0 +1,77 @@
+// Package validation is how every layer says which field of a request is
+// wrong. Domains return FieldErrors (it has no dependencies, so pure domain
+// packages can use it); the HTTP layer turns them into a 422 problem naming
+// each field, without any service mapping them itself.
+package validation
+
+import (
+	"errors"
+	"strings"
+)
+
+// FieldError names one invalid field (or header, or query parameter) and
+// says what is wrong with it.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Errors is several field errors reported together, so a client fixes every
+// field in one round trip.
+type Errors []FieldError
+
+func (e Errors) Error() string {
+	parts := make([]string, len(e))
+	for i, f := range e {
+		parts[i] = f.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Fields collects every FieldError in err: err itself, Errors, errors.Join
+// trees and wrapped errors. It returns nil when err names no field.
+func Fields(err error) []FieldError {
+	var out []FieldError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case FieldError:
+			out = append(out, e)
+		case Errors:
+			out = append(out, e...)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		default:
+			walk(errors.Unwrap(err))
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Validator collects field errors.
+type Validator struct{ errs Errors }
+
+// Check records message against field when ok is false.
+func (v *Validator) Check(ok bool, field, message string) {
+	if !ok {
+		v.errs = append(v.errs, FieldError{Field: field, Message: message})
+	}
+}
+
+// Add records errors already built.
+func (v *Validator) Add(errs ...FieldError) { v.errs = append(v.errs, errs...) }
+
+// Err is nil when every check passed, otherwise the Errors in the order
+// they were found.
+func (v *Validator) Err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
