@@ -35,6 +35,7 @@ type rig struct {
 	tp    *sdktrace.TracerProvider
 	spans *tracetest.InMemoryExporter
 	log   *slog.Logger
+	t     *testing.T
 }
 
 func newRig(t *testing.T) *rig {
@@ -65,7 +66,7 @@ func newRig(t *testing.T) *rig {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	relay := outbox.NewRelay(pool, bus.NewPublisher(js, tp), "booking", log)
 	relay.PollInterval = 50 * time.Millisecond
-	return &rig{pool: pool, js: js, relay: relay, tp: tp, spans: spans, log: log}
+	return &rig{pool: pool, js: js, relay: relay, tp: tp, spans: spans, log: log, t: t}
 }
 
 func (r *rig) enqueue(t *testing.T, ctx context.Context, e bus.Event, commit bool) {
@@ -85,26 +86,30 @@ func (r *rig) enqueue(t *testing.T, ctx context.Context, e bus.Event, commit boo
 	}
 }
 
-// consume runs h on a durable consumer and records each handled amount via
-// the inbox, so duplicates would show up as extra rows.
-func (r *rig) consume(t *testing.T, spec bus.ConsumerSpec, h inbox.TxHandler) {
-	t.Helper()
-	c, err := bus.NewConsumer(context.Background(), r.js, spec, inbox.Once(r.pool, spec.Durable, h), r.tp, r.log)
+// Consume makes the rig a bus.Subscriber whose consumers start at once.
+func (r *rig) Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) error {
+	c, err := bus.NewConsumer(ctx, r.js, spec, h, r.tp, r.log)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-}
-
-func recordEffect(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var money commonv1.Money
-	if err := m.Decode(&money); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, $2)`, m.ID, money.Amount)
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	r.t.Cleanup(c.Stop)
+	return nil
+}
+
+// consume runs h on a durable consumer through the inbox; each handled
+// amount is recorded, so duplicates would show up as extra rows.
+func (r *rig) consume(t *testing.T, spec bus.ConsumerSpec, h func(context.Context, pgx.Tx, *commonv1.Money) error) {
+	t.Helper()
+	if err := inbox.Subscribe(context.Background(), r, r.pool, spec, inbox.On(h)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func recordEffect(ctx context.Context, tx pgx.Tx, money *commonv1.Money) error {
+	_, err := tx.Exec(ctx, `INSERT INTO effects VALUES ($1, $2)`, bus.MessageOf(ctx).ID, money.Amount)
 	return err
 }
 
@@ -182,7 +187,7 @@ func TestRedeliveryAfterTransientFailureAppliesOnce(t *testing.T) {
 	var attempts atomic.Int32
 	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-retry", Subjects: []string{"booking.v1.>"},
 		Backoff: []time.Duration{50 * time.Millisecond}},
-		func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+		func(ctx context.Context, tx pgx.Tx, m *commonv1.Money) error {
 			if err := recordEffect(ctx, tx, m); err != nil {
 				return err
 			}
@@ -208,11 +213,11 @@ func TestPoisonAndExhaustedMessagesAreDeadLetteredAndReplayable(t *testing.T) {
 	healthy := false
 	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "t-dlq", Subjects: []string{"payment.v1.>"},
 		MaxDeliver: 2, Backoff: []time.Duration{20 * time.Millisecond}},
-		func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+		func(ctx context.Context, tx pgx.Tx, m *commonv1.Money) error {
 			mu.Lock()
 			ok := healthy
 			mu.Unlock()
-			if m.Subject == "payment.v1.c1.poison" {
+			if bus.MessageOf(ctx).Subject == "payment.v1.c1.poison" {
 				return bus.Permanent(errors.New("cannot ever handle this"))
 			}
 			if !ok {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,7 +116,7 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 		_ = raw.TermWithReason("missing " + HeaderEventID)
 		return
 	}
-	err := c.handler(ctx, m)
+	err := c.handler(WithMessage(ctx, m), m)
 	switch {
 	case err == nil:
 		// The effects are committed; wait a bounded time for the server to
@@ -143,11 +144,12 @@ func (c *Consumer) backoff(delivery uint64) time.Duration {
 	return c.spec.Backoff[i]
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // Tracing continues the producer's trace from the message headers and

@@ -2,10 +2,13 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/saisei-health/platform/pkg/subject"
 )
 
 // Stream names.
@@ -25,10 +28,8 @@ const (
 	advisoryTerminated    = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>"
 )
 
-// Streams is the platform's whole stream topology, in one place. Subjects
-// begin with the owning service and, where the event concerns a clinic, the
-// clinic id (booking.v1.<clinic_id>.confirmed), so a clinic's credentials can
-// later be limited to exactly its own subjects.
+// Streams is the platform's whole stream topology, in one place: one stream
+// per subject tree of package subject.
 func Streams(replicas int) []jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -47,17 +48,17 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		}
 	}
-	catalog := domain(StreamCatalog, "catalog.v1.>", "catalog changes; last state per subject")
+	catalog := domain(StreamCatalog, subject.CatalogTree, "catalog changes; last state per subject")
 	// Every catalog subject carries a full snapshot, so only the latest per
 	// subject matters: the stream is a compacted changelog a read model can
 	// be rebuilt from.
 	catalog.MaxMsgsPerSubject = 1
 	return []jetstream.StreamConfig{
 		catalog,
-		domain(StreamQuoting, "quoting.v1.>", "quotes issued and accepted"),
-		domain(StreamBooking, "booking.v1.>", "booking lifecycle"),
-		domain(StreamPayment, "payment.v1.>", "deposits and balances"),
-		domain(StreamClinic, "clinic.v1.>", "notices to clinics, one subject tree per clinic"),
+		domain(StreamQuoting, subject.QuotingTree, "quotes issued and accepted"),
+		domain(StreamBooking, subject.BookingTree, "booking lifecycle"),
+		domain(StreamPayment, subject.PaymentTree, "deposits and balances"),
+		domain(StreamClinic, subject.ClinicTree, "notices to clinics, one subject tree per clinic"),
 		{
 			Name:        StreamDeadLetter,
 			Description: "advisories of messages that exhausted their deliveries or were terminated",
@@ -79,4 +80,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) er
 		}
 	}
 	return nil
+}
+
+// RetireConsumer deletes a durable consumer that a service no longer runs,
+// so it does not linger on the server counting a backlog nobody reads. A
+// consumer that is already gone is fine: every replica calls this at start.
+func RetireConsumer(ctx context.Context, js jetstream.JetStream, stream, durable string) error {
+	err := js.DeleteConsumer(ctx, stream, durable)
+	if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	return fmt.Errorf("bus: retire consumer %s on %s: %w", durable, stream, err)
 }

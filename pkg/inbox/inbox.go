@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -35,19 +36,52 @@ func Claim(ctx context.Context, tx pgx.Tx, consumer, eventID string) (bool, erro
 	return tag.RowsAffected() == 1, nil
 }
 
-// TxHandler handles one event inside the transaction that records it.
-type TxHandler func(ctx context.Context, tx pgx.Tx, m bus.Message) error
+// Seen reports whether consumer already handled eventID. A handler with an
+// external effect (a card charge) checks it before acting, and claims the
+// event with Claim in the transaction that records the effect's result.
+func Seen(ctx context.Context, db pgdb.Querier, consumer, eventID string) (bool, error) {
+	var seen bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2)`, consumer, eventID).Scan(&seen)
+	return seen, err
+}
 
-// Once adapts h into a bus.Handler that runs at most once per event id for
-// this consumer: the inbox row and h's writes commit or roll back together.
-func Once(pool *pgxpool.Pool, consumer string, h TxHandler) bus.Handler {
-	return func(ctx context.Context, m bus.Message) error {
-		return pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
-			fresh, err := Claim(ctx, tx, consumer, m.ID)
-			if err != nil || !fresh {
-				return err
-			}
-			return h(ctx, tx, m)
+// Route is one event type a consumer handles inside the inbox transaction.
+type Route struct {
+	typ    string
+	handle func(ctx context.Context, tx pgx.Tx, m bus.Message) error
+}
+
+// On declares the handler of events of type E: it gets the decoded event
+// and the transaction its writes commit in, with the inbox row.
+func On[T any, E interface {
+	*T
+	proto.Message
+}](h func(ctx context.Context, tx pgx.Tx, e E) error) Route {
+	return Route{typ: bus.TypeName(E(new(T))), handle: func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+		e := E(new(T))
+		if err := m.Decode(e); err != nil {
+			return err
+		}
+		return h(ctx, tx, e)
+	}}
+}
+
+// Subscribe registers one durable consumer whose routes each run at most
+// once per event: the inbox row (named after spec.Durable) and the route's
+// writes commit or roll back together. Events of types no route names are
+// acknowledged without a transaction.
+func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, spec bus.ConsumerSpec, routes ...Route) error {
+	once := make([]bus.Route, len(routes))
+	for i, r := range routes {
+		once[i] = bus.NewRoute(r.typ, func(ctx context.Context, m bus.Message) error {
+			return pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+				fresh, err := Claim(ctx, tx, spec.Durable, m.ID)
+				if err != nil || !fresh {
+					return err
+				}
+				return r.handle(ctx, tx, m)
+			})
 		})
 	}
+	return sub.Consume(ctx, spec, bus.Dispatch(once...))
 }

@@ -253,6 +253,9 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 
 	// 10. One trace: the booking's spans from every service share its id.
 	p.assertOneTrace(t, bookingID)
+
+	// 11. The events went where the subject map says they go.
+	p.assertSubjectsAgree(t)
 }
 
 func must(t *testing.T, ok bool, what string) {

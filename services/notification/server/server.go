@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 
+	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/notification/internal/mailer"
 	"github.com/saisei-health/platform/services/notification/internal/service"
@@ -41,6 +42,11 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
+	// Until the balance email followed ready_for_administration, this
+	// consumer read payment events.
+	if err := bus.RetireConsumer(ctx, host.JetStream, bus.StreamPayment, "notification-payments"); err != nil {
+		return err
+	}
 	st := store.New()
 	if err := transport.Subscribe(ctx, host, host.Pool, service.New(st)); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 )
@@ -40,28 +41,28 @@ func qualityReport(r *domain.QualityReport) *bookingv1.QualityReport {
 func Event(b domain.Booking) (bus.Event, error) {
 	snap := Snapshot(b)
 	var msg proto.Message
-	var name string
+	var name subject.BookingEvent
 	switch b.Status {
 	case domain.AwaitingDeposit:
-		name, msg = "created", &bookingv1.BookingCreated{Booking: snap}
+		name, msg = subject.Created, &bookingv1.BookingCreated{Booking: snap}
 	case domain.Confirmed:
-		name, msg = "confirmed", &bookingv1.BookingConfirmed{Booking: snap, DepositPaymentId: b.DepositPaymentID}
+		name, msg = subject.Confirmed, &bookingv1.BookingConfirmed{Booking: snap, DepositPaymentId: b.DepositPaymentID}
 	case domain.Culturing:
-		name, msg = "harvested", &bookingv1.HarvestRecorded{Booking: snap, HarvestedAt: timestamppb.New(*b.HarvestedAt)}
+		name, msg = subject.Harvested, &bookingv1.HarvestRecorded{Booking: snap, HarvestedAt: timestamppb.New(*b.HarvestedAt)}
 	case domain.AwaitingBalance:
-		name, msg = "cells_ready", &bookingv1.CellsReady{Booking: snap, Report: qualityReport(b.QC)}
+		name, msg = subject.CellsReady, &bookingv1.CellsReady{Booking: snap, Report: qualityReport(b.QC)}
 	case domain.QCFailed:
-		name, msg = "qc_failed", &bookingv1.QualityCheckFailed{Booking: snap, Report: qualityReport(b.QC)}
+		name, msg = subject.QCFailed, &bookingv1.QualityCheckFailed{Booking: snap, Report: qualityReport(b.QC)}
 	case domain.ReadyForAdministration:
-		name, msg = "ready_for_administration", &bookingv1.BookingReadyForAdministration{Booking: snap, BalancePaymentId: b.BalancePaymentID}
+		name, msg = subject.ReadyForAdministration, &bookingv1.BookingReadyForAdministration{Booking: snap, BalancePaymentId: b.BalancePaymentID}
 	case domain.Administered:
-		name, msg = "administered", &bookingv1.BookingAdministered{Booking: snap, AdministeredAt: timestamppb.New(*b.AdministeredAt)}
+		name, msg = subject.Administered, &bookingv1.BookingAdministered{Booking: snap, AdministeredAt: timestamppb.New(*b.AdministeredAt)}
 	default:
 		return bus.Event{}, fmt.Errorf("no event for status %s", b.Status)
 	}
 	return bus.Event{
-		ID:      "booking:" + b.ID + ":" + name,
-		Subject: "booking.v1." + b.ClinicID + "." + name,
+		ID:      "booking:" + b.ID + ":" + string(name),
+		Subject: subject.Booking(b.ClinicID, name),
 		Message: msg,
 	}, nil
 }

@@ -6,6 +6,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/saisei-health/platform/pkg/money"
@@ -138,7 +139,7 @@ func (b *Booking) RecordCellsReady(r QualityReport) (Transition, error) {
 	}
 	b.QC, b.CellsReadyAt = &r, &r.ReportedAt
 	if reasons := r.Failures(b.DoseCells); len(reasons) > 0 {
-		return b.move(QCFailed, "quality control failed: "+joinReasons(reasons), r.ReportedAt), nil
+		return b.move(QCFailed, "quality control failed: "+strings.Join(reasons, "; "), r.ReportedAt), nil
 	}
 	if b.Balance.IsZero() {
 		return b.move(ReadyForAdministration, "quality control passed; paid in full with the deposit", r.ReportedAt), nil
@@ -179,15 +180,4 @@ func (b *Booking) RecordAdministration(at time.Time) (Transition, error) {
 	}
 	b.AdministeredAt = &at
 	return b.move(Administered, "cells administered", at), nil
-}
-
-func joinReasons(rs []string) string {
-	out := ""
-	for i, r := range rs {
-		if i > 0 {
-			out += "; "
-		}
-		out += r
-	}
-	return out
 }

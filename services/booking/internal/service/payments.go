@@ -16,11 +16,7 @@ import (
 
 // ApplyPaymentSucceeded moves a booking on when its deposit or balance is
 // received. Runs inside the inbox transaction, so it applies once.
-func (s *Bookings) ApplyPaymentSucceeded(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var e paymentv1.PaymentSucceeded
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
+func (s *Bookings) ApplyPaymentSucceeded(ctx context.Context, tx pgx.Tx, e *paymentv1.PaymentSucceeded) error {
 	amount, err := wire.FromMoney(e.GetAmount())
 	if err != nil {
 		return bus.Permanent(err)
@@ -51,11 +47,7 @@ func (s *Bookings) ApplyPaymentSucceeded(ctx context.Context, tx pgx.Tx, m bus.M
 }
 
 // ApplyPaymentFailed records why the balance could not be charged.
-func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var e paymentv1.PaymentFailed
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
+func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, e *paymentv1.PaymentFailed) error {
 	if e.GetStage() != paymentv1.Stage_STAGE_BALANCE {
 		return nil // a failed deposit attempt leaves the booking awaiting its deposit
 	}

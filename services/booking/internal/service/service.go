@@ -280,9 +280,10 @@ func (s *Bookings) save(ctx context.Context, tx pgx.Tx, b domain.Booking, t *dom
 	return outbox.Enqueue(ctx, tx, ev)
 }
 
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return strings.TrimSpace(s[:n])
+	return strings.TrimSpace(strings.ToValidUTF8(s[:n], ""))
 }

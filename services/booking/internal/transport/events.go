@@ -7,17 +7,21 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/inbox"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/services/booking/internal/service"
 )
 
-// Subscribe attaches booking to the payment events that move bookings on.
+// Subscribe attaches booking to the payment events that move bookings on,
+// each handled once via the inbox.
 func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, b *service.Bookings) error {
-	const succeeded, failed = "booking-payments-succeeded", "booking-payments-failed"
-	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: succeeded,
-		Subjects: []string{"payment.v1.*.deposit.succeeded", "payment.v1.*.balance.succeeded"}},
-		inbox.Once(pool, succeeded, b.ApplyPaymentSucceeded)); err != nil {
+	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "booking-payments-succeeded",
+		Subjects: []string{
+			subject.Payment(subject.Any, subject.Deposit, subject.Succeeded),
+			subject.Payment(subject.Any, subject.Balance, subject.Succeeded),
+		}}, inbox.On(b.ApplyPaymentSucceeded)); err != nil {
 		return err
 	}
-	return sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: failed,
-		Subjects: []string{"payment.v1.*.balance.failed"}}, inbox.Once(pool, failed, b.ApplyPaymentFailed))
+	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "booking-payments-failed",
+		Subjects: []string{subject.Payment(subject.Any, subject.Balance, subject.Failed)}},
+		inbox.On(b.ApplyPaymentFailed))
 }

@@ -8,12 +8,10 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
 )
-
-// Subject is where a treatment's snapshots are published.
-func Subject(treatmentID string) string { return "catalog.v1.treatments." + treatmentID }
 
 func plan(p domain.Plan) *catalogv1.Plan {
 	return &catalogv1.Plan{Number: p.Number, RiskClass: p.RiskClass, Status: p.Status,
@@ -63,7 +61,7 @@ func TreatmentChanged(l domain.Listing, day time.Time) bus.Event {
 	}
 	return bus.Event{
 		ID:      "treatment:" + t.ID + ":rev:" + strconv.FormatInt(t.Revision, 10),
-		Subject: Subject(t.ID),
+		Subject: subject.Treatment(t.ID),
 		Message: &catalogv1.TreatmentChanged{Treatment: pb, Revision: t.Revision},
 	}
 }
@@ -72,7 +70,7 @@ func TreatmentChanged(l domain.Listing, day time.Time) bus.Event {
 func PlanChanged(p domain.Plan, treatmentIDs []string, eventID string) bus.Event {
 	return bus.Event{
 		ID:      "plan:" + p.Number + ":" + eventID,
-		Subject: "catalog.v1.plans." + p.Number,
+		Subject: subject.Plan(p.Number),
 		Message: &catalogv1.PlanChanged{Plan: plan(p), ClinicId: p.ClinicID, TreatmentIds: treatmentIDs},
 	}
 }

@@ -1,5 +1,4 @@
-// Package contract reads the booking.v1 and payment.v1 events notification
-// follows and builds the clinic notices it publishes.
+// Package contract reads the booking.v1 events notification follows and builds the clinic notices it publishes.
 package contract
 
 import (
@@ -12,6 +11,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/services/notification/internal/domain"
 )
 
@@ -28,20 +28,21 @@ func Booking(b *bookingv1.Booking) (domain.Booking, error) {
 	}, nil
 }
 
-var kinds = map[string]notificationv1.NoticeKind{
-	"confirmed":                notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED,
-	"ready_for_administration": notificationv1.NoticeKind_NOTICE_KIND_READY_FOR_ADMINISTRATION,
-	"administered":             notificationv1.NoticeKind_NOTICE_KIND_ADMINISTERED,
+var kinds = map[subject.NoticeKind]notificationv1.NoticeKind{
+	subject.NoticeConfirmed:              notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED,
+	subject.NoticeReadyForAdministration: notificationv1.NoticeKind_NOTICE_KIND_READY_FOR_ADMINISTRATION,
+	subject.NoticeAdministered:           notificationv1.NoticeKind_NOTICE_KIND_ADMINISTERED,
 }
 
 // ClinicNotice is the notice telling a clinic about its booking, on the
 // clinic's own subject.
-func ClinicNotice(snap *bookingv1.Booking, kind string, at time.Time) bus.Event {
+func ClinicNotice(snap *bookingv1.Booking, kind subject.NoticeKind, at time.Time) bus.Event {
+	id := domain.NoticeID(snap.GetId(), string(kind))
 	return bus.Event{
-		ID:      domain.NoticeID(snap.GetId(), kind),
-		Subject: "clinic.v1." + snap.GetClinicId() + ".booking." + kind,
+		ID:      id,
+		Subject: subject.ClinicNotice(snap.GetClinicId(), kind),
 		Message: &notificationv1.ClinicBookingNotice{
-			NoticeId: domain.NoticeID(snap.GetId(), kind), Kind: kinds[kind], Booking: snap, OccurredAt: timestamppb.New(at),
+			NoticeId: id, Kind: kinds[kind], Booking: snap, OccurredAt: timestamppb.New(at),
 		},
 	}
 }

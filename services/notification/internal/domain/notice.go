@@ -26,14 +26,6 @@ type Booking struct {
 	Balance       money.Money
 }
 
-// NoticeKinds maps the booking statuses a clinic is told about to the last
-// token of the notice subject (clinic.v1.<clinic_id>.booking.<kind>).
-var NoticeKinds = map[string]string{
-	"confirmed":                "confirmed",
-	"ready_for_administration": "ready_for_administration",
-	"administered":             "administered",
-}
-
 // NoticeID is deterministic: one notice per booking and kind, ever.
 func NoticeID(bookingID, kind string) string { return "notice:" + bookingID + ":" + kind }
 

@@ -1,59 +1,22 @@
-// Package store keeps notification's booking read model and email queue.
+// Package store keeps notification's email queue.
 package store
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/services/notification/internal/domain"
 )
-
-// ErrNotFound is returned for an unknown booking.
-var ErrNotFound = errors.New("not found")
 
 // Store reads and writes notification's tables.
 type Store struct{}
 
 // New returns a Store.
 func New() *Store { return &Store{} }
-
-// SaveBooking upserts the read model.
-func (s *Store) SaveBooking(ctx context.Context, db pgdb.Querier, b domain.Booking) error {
-	_, err := db.Exec(ctx, `
-		INSERT INTO bookings (id, clinic_id, clinic_name, treatment_name, patient_name, patient_email,
-			patient_language, status, total_jpy, deposit_jpy, balance_jpy)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
-		ON CONFLICT (id) DO UPDATE SET clinic_id = EXCLUDED.clinic_id, clinic_name = EXCLUDED.clinic_name,
-			treatment_name = EXCLUDED.treatment_name, patient_name = EXCLUDED.patient_name,
-			patient_email = EXCLUDED.patient_email, patient_language = EXCLUDED.patient_language,
-			status = EXCLUDED.status, total_jpy = EXCLUDED.total_jpy, deposit_jpy = EXCLUDED.deposit_jpy,
-			balance_jpy = EXCLUDED.balance_jpy, updated_at = now()`,
-		b.ID, b.ClinicID, b.ClinicName, b.TreatmentName, b.PatientName, b.PatientEmail, b.Language, b.Status,
-		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount)
-	return err
-}
-
-// Booking reads the read model.
-func (s *Store) Booking(ctx context.Context, db pgdb.Querier, id string) (domain.Booking, error) {
-	var b domain.Booking
-	var total, deposit, balance int64
-	err := db.QueryRow(ctx, `
-		SELECT id, clinic_id, clinic_name, treatment_name, patient_name, patient_email, patient_language, status,
-			total_jpy, deposit_jpy, balance_jpy FROM bookings WHERE id = $1`, id).Scan(
-		&b.ID, &b.ClinicID, &b.ClinicName, &b.TreatmentName, &b.PatientName, &b.PatientEmail, &b.Language, &b.Status,
-		&total, &deposit, &balance)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return b, ErrNotFound
-	}
-	b.Total, b.Deposit, b.Balance = money.Yen(total), money.Yen(deposit), money.Yen(balance)
-	return b, err
-}
 
 // QueueEmail stores an email to send unless one with its id exists.
 func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, bookingID string, e domain.Email, trace map[string]string) error {

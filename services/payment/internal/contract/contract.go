@@ -6,6 +6,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 )
@@ -17,11 +18,18 @@ func stage(s domain.Stage) paymentv1.Stage {
 	return paymentv1.Stage_STAGE_BALANCE
 }
 
+func stageToken(s domain.Stage) subject.Stage {
+	if s == domain.Deposit {
+		return subject.Deposit
+	}
+	return subject.Balance
+}
+
 // Succeeded announces a received payment, once per payment.
 func Succeeded(p domain.Payment) bus.Event {
 	return bus.Event{
 		ID:      "payment:" + p.ID + ":succeeded",
-		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".succeeded",
+		Subject: subject.Payment(p.ClinicID, stageToken(p.Stage), subject.Succeeded),
 		Message: &paymentv1.PaymentSucceeded{
 			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
 			Amount: wire.Money(p.AmountReceived), PaymentIntentId: p.PaymentIntentID, PaymentMethodId: p.PaymentMethodID,
@@ -35,7 +43,7 @@ func Succeeded(p domain.Payment) bus.Event {
 func Failed(p domain.Payment, requiresAction bool) bus.Event {
 	return bus.Event{
 		ID:      "payment:" + p.ID + ":failed:" + p.LastEventAt.UTC().Format("20060102T150405.000000000"),
-		Subject: "payment.v1." + p.ClinicID + "." + string(p.Stage) + ".failed",
+		Subject: subject.Payment(p.ClinicID, stageToken(p.Stage), subject.Failed),
 		Message: &paymentv1.PaymentFailed{
 			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
 			Amount: wire.Money(p.Amount), PaymentIntentId: p.PaymentIntentID, FailureCode: p.FailureCode,

@@ -31,14 +31,9 @@ const BalanceConsumer = "payment-balance-charges"
 // booking's idempotency key, (3) store the result, its event and the inbox
 // row in one transaction. A crash anywhere repeats the steps, and step 2
 // then returns the first charge rather than charging again.
-func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
-	var e bookingv1.CellsReady
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
-	var done bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2)`,
-		BalanceConsumer, m.ID).Scan(&done); err != nil || done {
+func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) error {
+	eventID := bus.MessageOf(ctx).ID
+	if done, err := inbox.Seen(ctx, s.pool, BalanceConsumer, eventID); err != nil || done {
 		return err
 	}
 	b := e.GetBooking()
@@ -109,7 +104,7 @@ func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
 		}
 	}
 	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		fresh, err := inbox.Claim(ctx, tx, BalanceConsumer, m.ID)
+		fresh, err := inbox.Claim(ctx, tx, BalanceConsumer, eventID)
 		if err != nil || !fresh {
 			return err
 		}
@@ -129,11 +124,7 @@ func (s *Payments) ChargeBalance(ctx context.Context, m bus.Message) error {
 
 // CancelBalance reacts to cells failing QC: the balance is not owed and is
 // never charged. Runs in the inbox transaction.
-func (s *Payments) CancelBalance(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var e bookingv1.QualityCheckFailed
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
+func (s *Payments) CancelBalance(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {
 	_, err := s.store.CancelBalance(ctx, tx, e.GetBooking().GetId(), e.GetReport().GetReportedAt().AsTime())
 	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/inbox"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
 
@@ -22,15 +23,16 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	if len(retry) == 0 {
 		retry = []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute}
 	}
-	const qcFailed = "payment-qc-failed"
-	if err := sub.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: qcFailed,
-		Subjects: []string{"booking.v1.*.qc_failed"}}, inbox.Once(pool, qcFailed, p.CancelBalance)); err != nil {
+	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "payment-qc-failed",
+		Subjects: []string{subject.Booking(subject.Any, subject.QCFailed)}}, inbox.On(p.CancelBalance)); err != nil {
 		return err
 	}
+	// The charge is an external effect: it claims its inbox row itself, in
+	// the transaction that records Stripe's answer (see ChargeBalance).
 	return sub.Consume(ctx, bus.ConsumerSpec{
 		Stream: bus.StreamBooking, Durable: service.BalanceConsumer,
-		Subjects:   []string{"booking.v1.*.cells_ready"},
+		Subjects:   []string{subject.Booking(subject.Any, subject.CellsReady)},
 		MaxDeliver: 10,
 		Backoff:    retry,
-	}, p.ChargeBalance)
+	}, bus.Dispatch(bus.On(p.ChargeBalance)))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/quotingv1"
 	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 )
@@ -91,14 +92,14 @@ func QuoteIssued(q domain.Quote) bus.Event {
 	if q.Status != domain.StatusIneligible {
 		ev.Deposit, ev.Balance = wire.Money(q.Deposit), wire.Money(q.Balance)
 	}
-	return bus.Event{ID: "quote:" + q.ID + ":issued", Subject: "quoting.v1." + q.ClinicID + ".quote.issued", Message: ev}
+	return bus.Event{ID: "quote:" + q.ID + ":issued", Subject: subject.Quote(q.ClinicID, subject.QuoteIssued), Message: ev}
 }
 
 // QuoteAccepted announces that a booking took the quote.
 func QuoteAccepted(q domain.Quote) bus.Event {
 	return bus.Event{
 		ID:      "quote:" + q.ID + ":accepted",
-		Subject: "quoting.v1." + q.ClinicID + ".quote.accepted",
+		Subject: subject.Quote(q.ClinicID, subject.QuoteAccepted),
 		Message: &quotingv1.QuoteAccepted{QuoteId: q.ID, BookingId: q.BookingID, ClinicId: q.ClinicID},
 	}
 }
@@ -107,7 +108,7 @@ func QuoteAccepted(q domain.Quote) bus.Event {
 func QuoteWithdrawn(q domain.Quote, t domain.Treatment) bus.Event {
 	return bus.Event{
 		ID:      "quote:" + q.ID + ":withdrawn",
-		Subject: "quoting.v1." + q.ClinicID + ".quote.withdrawn",
+		Subject: subject.Quote(q.ClinicID, subject.QuoteWithdrawn),
 		Message: &quotingv1.QuoteWithdrawn{QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID,
 			PlanNumber: t.PlanNumber, PlanStatus: t.PlanStatus},
 	}

@@ -144,12 +144,8 @@ func (s *Quoting) ReviseQuote(ctx context.Context, id string, r domain.Revision)
 // ApplyTreatmentChanged updates the catalog read model. When the snapshot
 // says the plan no longer allows the therapy, the treatment's open quotes
 // are withdrawn: nobody can book them any more.
-func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var e catalogv1.TreatmentChanged
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
-	t, err := contract.Treatment(&e)
+func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, e *catalogv1.TreatmentChanged) error {
+	t, err := contract.Treatment(e)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -178,11 +174,7 @@ func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, m bus.Me
 // ApplyBookingCreated marks the booked quote accepted. Booking checked the
 // quote when it took it; the acceptance is judged as of the booking's time,
 // so a booking event delayed past the quote's validity still stands.
-func (s *Quoting) ApplyBookingCreated(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-	var e bookingv1.BookingCreated
-	if err := m.Decode(&e); err != nil {
-		return err
-	}
+func (s *Quoting) ApplyBookingCreated(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingCreated) error {
 	b := e.GetBooking()
 	q, err := s.store.Quote(ctx, tx, b.GetQuoteId(), true)
 	if errors.Is(err, store.ErrNotFound) {
