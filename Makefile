@@ -30,13 +30,18 @@ build: tools
 	@mkdir -p .bin
 	@for s in $(SERVICES); do go build -o .bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
-# stripe-mock is pinned as a Go tool; built once into .bin/.
-tools: .bin/stripe-mock
+# stripe-mock and staticcheck are pinned as Go tools; built once into .bin/.
+tools: .bin/stripe-mock .bin/staticcheck
 
 .bin/stripe-mock: scripts/tools/go.mod
 	@mkdir -p .bin
 	@echo "building stripe-mock (pinned in scripts/tools/go.mod)"
 	@cd scripts/tools && GOWORK=off go build -o ../../.bin/stripe-mock github.com/stripe/stripe-mock
+
+.bin/staticcheck: scripts/tools/go.mod
+	@mkdir -p .bin
+	@echo "building staticcheck (pinned in scripts/tools/go.mod)"
+	@cd scripts/tools && GOWORK=off go build -o ../../.bin/staticcheck honnef.co/go/tools/cmd/staticcheck
 
 .bin/buf .bin/protoc-gen-go: scripts/tools/go.mod
 	@mkdir -p .bin

@@ -20,6 +20,15 @@ modules=$(go list -m -f '{{.Path}}/...')
 echo "== go vet"
 go vet $modules
 
+echo "== layering"
+scripts/check-layering.sh
+
+echo "== staticcheck"
+# From the repo root, so it runs in workspace mode like vet, with the default
+# checks. Generated code (pkg/events) needs no exclusion: staticcheck skips
+# files marked "Code generated ... DO NOT EDIT".
+.bin/staticcheck $modules
+
 echo "== go test"
 # -p 2: one package per core; the suite is sized for 2 cores.
 go test -count=1 -p 2 -timeout 10m $modules "$@"

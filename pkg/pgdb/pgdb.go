@@ -36,7 +36,9 @@ func Connect(ctx context.Context, dsn, schema string, tp trace.TracerProvider) (
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	if tp != nil {
-		cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithTrimSQLInSpanName())
+		// Spans are named by the statement's operation ("SELECT"), not its
+		// full SQL: otelpgx's default since WithTrimSQLInSpanName was deprecated.
+		cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
