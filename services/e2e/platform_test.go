@@ -102,7 +102,7 @@ func startPlatform(t *testing.T) *platform {
 		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true, AdminToken: adminToken}, d)
 	})
 	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
-		return quoting.Run(ctx, quoting.Config{Config: quoCfg}, d)
+		return quoting.Run(ctx, quoting.Config{Config: quoCfg, CatalogURL: catURL}, d)
 	})
 	run("payment", payURL, func(ctx context.Context, d servicehost.Deps) error {
 		return payment.Run(ctx, payment.Config{Config: payCfg, StripeAPIKey: "sk_test_e2e",
@@ -110,7 +110,7 @@ func startPlatform(t *testing.T) *platform {
 			BalanceRetry: []time.Duration{100 * time.Millisecond}}, d)
 	})
 	run("booking", bokURL, func(ctx context.Context, d servicehost.Deps) error {
-		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, CatalogURL: catURL, PaymentURL: payURL}, d)
+		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, PaymentURL: payURL}, d)
 	})
 	notifCfg := notification.Config{Config: notCfg}
 	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From = p.mail.Addr(), "Saisei Care <care@saisei.health>"

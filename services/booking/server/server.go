@@ -19,17 +19,15 @@ import (
 type Config struct {
 	servicehost.Config
 	QuotingURL string
-	CatalogURL string
 	PaymentURL string
 }
 
-// ConfigFromEnv reads the standard variables plus QUOTING_URL, CATALOG_URL
-// and PAYMENT_URL.
+// ConfigFromEnv reads the standard variables plus QUOTING_URL and
+// PAYMENT_URL.
 func ConfigFromEnv() Config {
 	return Config{
 		Config:     servicehost.ConfigFromEnv("booking", ":8083"),
 		QuotingURL: servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
-		CatalogURL: servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081"),
 		PaymentURL: servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
 	}
 }
@@ -41,11 +39,11 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
-	up, err := upstream.New(cfg.QuotingURL, cfg.CatalogURL, cfg.PaymentURL, httpkit.NewClient(deps.TracerProvider, 15*time.Second))
+	up, err := upstream.New(cfg.QuotingURL, cfg.PaymentURL, httpkit.NewClient(deps.TracerProvider, 15*time.Second))
 	if err != nil {
 		return err
 	}
-	b := service.New(host.Pool, store.New(), up, deps.TracerProvider, deps.Clock())
+	b := service.New(host.Pool, store.New(), up, up, deps.TracerProvider, deps.Clock())
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}

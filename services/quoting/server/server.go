@@ -4,12 +4,16 @@ package server
 
 import (
 	"context"
+	"time"
 
+	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/fx"
+	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 	"github.com/saisei-health/platform/services/quoting/internal/store"
 	"github.com/saisei-health/platform/services/quoting/internal/transport"
+	"github.com/saisei-health/platform/services/quoting/internal/upstream"
 	"github.com/saisei-health/platform/services/quoting/migrations"
 )
 
@@ -18,12 +22,16 @@ type Config struct {
 	servicehost.Config
 	// Rates are the exchange rates quotes lock in; zero means the default table.
 	Rates fx.Table
+	// CatalogURL is asked, when a quote is accepted, whether its treatment
+	// may still be booked.
+	CatalogURL string
 }
 
-// ConfigFromEnv reads the standard variables and FX_RATES.
+// ConfigFromEnv reads the standard variables, FX_RATES and CATALOG_URL.
 func ConfigFromEnv() (Config, error) {
 	rates, err := servicehost.Rates()
-	return Config{Config: servicehost.ConfigFromEnv("quoting", ":8082"), Rates: rates}, err
+	return Config{Config: servicehost.ConfigFromEnv("quoting", ":8082"), Rates: rates,
+		CatalogURL: servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081")}, err
 }
 
 // Run starts quoting and blocks until ctx is done.
@@ -36,7 +44,16 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if cfg.Rates.AsOf.IsZero() {
 		cfg.Rates = fx.Default()
 	}
-	q := service.New(host.Pool, store.New(), cfg.Rates, deps.Clock())
+	catalog, err := upstream.NewCatalog(cfg.CatalogURL, httpkit.NewClient(deps.TracerProvider, 10*time.Second))
+	if err != nil {
+		return err
+	}
+	// Until booking accepted quotes synchronously, quoting learnt of
+	// acceptances from BookingCreated on this consumer.
+	if err := bus.RetireConsumer(ctx, host.JetStream, bus.StreamBooking, "quoting-bookings"); err != nil {
+		return err
+	}
+	q := service.New(host.Pool, store.New(), catalog, cfg.Rates, deps.Clock())
 	if err := transport.Subscribe(ctx, host, host.Pool, q); err != nil {
 		return err
 	}

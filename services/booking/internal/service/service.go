@@ -28,22 +28,27 @@ import (
 	"github.com/saisei-health/platform/services/booking/internal/upstream"
 )
 
-// Errors the transport maps to problem types.
+// Errors the transport maps to problem types. Why a quote cannot be booked
+// is quoting's to say: its problem is passed on as it is.
 var (
-	ErrNotFound             = errors.New("booking not found")
-	ErrQuoteExpired         = errors.New("quote has expired")
-	ErrQuoteAlreadyBooked   = errors.New("quote is already booked")
-	ErrQuoteSuperseded      = errors.New("quote was superseded by a revision")
-	ErrQuoteWithdrawn       = errors.New("quote was withdrawn")
-	ErrQuoteIneligible      = errors.New("the screening found the patient ineligible")
-	ErrQuoteNeedsReview     = errors.New("quote awaits a clinician's review")
-	ErrQuoteNotBookable     = errors.New("quote cannot be booked")
-	ErrTreatmentNotBookable = errors.New("treatment is not bookable")
-	ErrIdempotencyMismatch  = errors.New("idempotency key was used for a different request")
+	ErrNotFound            = errors.New("booking not found")
+	ErrQuoteAlreadyBooked  = errors.New("quote is already booked")
+	ErrIdempotencyMismatch = errors.New("idempotency key was used for a different request")
 	// ErrIdempotencyKeyRequired comes with a FieldError naming the header.
 	ErrIdempotencyKeyRequired = errors.New("Idempotency-Key header is required")
 	ErrUnavailable            = errors.New("a service booking depends on is unavailable")
 )
+
+// Quotes is quoting, as booking uses it: it accepts a quote for a booking,
+// or says why it cannot be booked.
+type Quotes interface {
+	AcceptQuote(ctx context.Context, quoteID string, a upstream.Acceptance) (*upstream.Quote, error)
+}
+
+// Deposits is payment, as booking uses it.
+type Deposits interface {
+	CreateDeposit(ctx context.Context, req upstream.DepositRequest) (*upstream.Deposit, error)
+}
 
 // CreateRequest books a quote.
 type CreateRequest struct {
@@ -71,14 +76,16 @@ type Service interface {
 type Bookings struct {
 	pool     *pgxpool.Pool
 	store    *store.Store
-	upstream *upstream.Clients
+	quotes   Quotes
+	deposits Deposits
 	tracer   trace.Tracer
 	now      func() time.Time
 }
 
 // New returns the booking service.
-func New(pool *pgxpool.Pool, s *store.Store, up *upstream.Clients, tp trace.TracerProvider, now func() time.Time) *Bookings {
-	return &Bookings{pool: pool, store: s, upstream: up, tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now}
+func New(pool *pgxpool.Pool, s *store.Store, quotes Quotes, deposits Deposits, tp trace.TracerProvider, now func() time.Time) *Bookings {
+	return &Bookings{pool: pool, store: s, quotes: quotes, deposits: deposits,
+		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now}
 }
 
 // CreateBooking takes a quote. The Idempotency-Key makes it safe to retry:
@@ -102,30 +109,26 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, err
 	}
 
-	q, err := s.upstream.Quote(ctx, req.QuoteID)
-	if err != nil {
-		var p *httpkit.Problem
-		if errors.As(err, &p) && p.Status == http.StatusNotFound {
-			return Created{}, validation.FieldError{Field: "quote_id", Message: fmt.Sprintf("no quote %q", req.QuoteID)}
-		}
+	// Quoting accepts the quote before the booking exists, so no revision
+	// or withdrawal can land in between; the same key accepting again gets
+	// the booking id it was first given, which a retry after a crash here
+	// then stores.
+	q, err := s.quotes.AcceptQuote(ctx, req.QuoteID, upstream.Acceptance{
+		BookingID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey})
+	var refused *httpkit.Problem
+	switch {
+	case errors.As(err, &refused) && refused.Status == http.StatusNotFound:
+		return Created{}, validation.FieldError{Field: "quote_id", Message: fmt.Sprintf("no quote %q", req.QuoteID)}
+	case errors.As(err, &refused) && refused.Status < http.StatusInternalServerError:
+		return Created{}, refused // quoting's verdict, passed on
+	case err != nil:
 		return Created{}, fmt.Errorf("%w: quoting: %v", ErrUnavailable, err)
+	case q.Deposit == nil || q.Balance == nil || uuid.Validate(q.BookingID) != nil:
+		return Created{}, fmt.Errorf("quoting accepted quote %s without deposit, balance or booking id", q.ID)
 	}
 	now := s.now()
-	if err := bookable(q, now); err != nil {
-		return Created{}, err
-	}
-	// The catalog is asked directly, not a read model: a plan suspended a
-	// moment ago must stop bookings at once.
-	t, err := s.upstream.Treatment(ctx, q.TreatmentID)
-	if err != nil {
-		return Created{}, fmt.Errorf("%w: catalog: %v", ErrUnavailable, err)
-	}
-	if !t.Bookable {
-		return Created{}, fmt.Errorf("%w: %s is offered under plan %s, which is %s", ErrTreatmentNotBookable, t.ID, t.Plan.Number, t.Plan.Status)
-	}
-
 	b := domain.Booking{
-		ID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey, QuoteID: q.ID,
+		ID: q.BookingID, IdempotencyKey: req.IdempotencyKey, QuoteID: q.ID,
 		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
 		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
 		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
@@ -159,27 +162,6 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	return s.withDeposit(ctx, b, false)
 }
 
-// bookable says why quote q cannot be booked at now, or nil.
-func bookable(q *upstream.Quote, now time.Time) error {
-	switch {
-	case q.Status == "accepted" || q.BookingID != "":
-		return fmt.Errorf("%w: quote %s belongs to booking %s", ErrQuoteAlreadyBooked, q.ID, q.BookingID)
-	case q.Status == "superseded":
-		return fmt.Errorf("%w: book version %d, quote %s, instead", ErrQuoteSuperseded, q.Version+1, q.SupersededBy)
-	case q.Status == "withdrawn":
-		return fmt.Errorf("%w: quote %s: the treatment's plan is no longer active", ErrQuoteWithdrawn, q.ID)
-	case q.Status == "ineligible" || q.Eligibility.Status == "ineligible":
-		return fmt.Errorf("%w: quote %s", ErrQuoteIneligible, q.ID)
-	case q.Status == "expired" || now.After(q.ValidUntil):
-		return fmt.Errorf("%w: quote %s was valid until %s", ErrQuoteExpired, q.ID, q.ValidUntil.Format(time.RFC3339))
-	case q.Status != "issued" || q.Deposit == nil || q.Balance == nil:
-		return fmt.Errorf("%w: quote %s is %s", ErrQuoteNotBookable, q.ID, q.Status)
-	case q.Eligibility.Status != "eligible":
-		return fmt.Errorf("%w: quote %s: the clinic revises it once a clinician has reviewed the records", ErrQuoteNeedsReview, q.ID)
-	}
-	return nil
-}
-
 func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateRequest) (Created, error) {
 	if b.QuoteID != req.QuoteID {
 		return Created{}, fmt.Errorf("%w: key %q booked quote %s", ErrIdempotencyMismatch, req.IdempotencyKey, b.QuoteID)
@@ -191,7 +173,7 @@ func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateReque
 // a retry gets the same intent; if payment is down the booking stays
 // awaiting its deposit and the client's retry with the same key finishes it.
 func (s *Bookings) withDeposit(ctx context.Context, b domain.Booking, replayed bool) (Created, error) {
-	d, err := s.upstream.CreateDeposit(ctx, upstream.DepositRequest{
+	d, err := s.deposits.CreateDeposit(ctx, upstream.DepositRequest{
 		BookingID: b.ID, ClinicID: b.ClinicID, Deposit: b.Deposit, Balance: b.Balance,
 		Patient: upstream.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
 	})

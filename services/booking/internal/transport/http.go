@@ -102,21 +102,15 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 	}
 }
 
-// Booking's problem types, beyond httpkit's own.
+// Booking's problem types, beyond httpkit's own. Why a quote cannot be
+// booked is quoting's verdict, passed on with quoting's type.
 var (
-	problemKeyRequired     = httpkit.DefineProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required")
-	problemKeyReused       = httpkit.DefineProblem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key was used for another request")
-	problemNotFound        = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Booking not found")
-	problemTransition      = httpkit.DefineProblem(http.StatusConflict, "invalid-transition", "Booking is not in a state for this report")
-	problemQuoteExpired    = httpkit.DefineProblem(http.StatusConflict, "quote-expired", "Quote has expired")
-	problemQuoteBooked     = httpkit.DefineProblem(http.StatusConflict, "quote-already-booked", "Quote is already booked")
-	problemQuoteSuperseded = httpkit.DefineProblem(http.StatusConflict, "quote-superseded", "Quote was superseded by a revision")
-	problemQuoteWithdrawn  = httpkit.DefineProblem(http.StatusConflict, "quote-withdrawn", "Quote was withdrawn")
-	problemQuoteReview     = httpkit.DefineProblem(http.StatusConflict, "quote-needs-review", "Quote awaits a clinician's review")
-	problemQuoteIneligible = httpkit.DefineProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment")
-	problemQuoteNotBooked  = httpkit.DefineProblem(http.StatusConflict, "quote-not-bookable", "Quote cannot be booked")
-	problemTreatment       = httpkit.DefineProblem(http.StatusConflict, "treatment-not-bookable", "Treatment is not bookable")
-	problemUnavailable     = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
+	problemKeyRequired = httpkit.DefineProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required")
+	problemKeyReused   = httpkit.DefineProblem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key was used for another request")
+	problemNotFound    = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Booking not found")
+	problemTransition  = httpkit.DefineProblem(http.StatusConflict, "invalid-transition", "Booking is not in a state for this report")
+	problemQuoteBooked = httpkit.DefineProblem(http.StatusConflict, "quote-already-booked", "Quote is already booked")
+	problemUnavailable = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
 )
 
 // problems maps booking's errors; field errors need no rule.
@@ -125,13 +119,6 @@ var problems = httpkit.ProblemTable{
 	{Err: service.ErrIdempotencyMismatch, Type: problemKeyReused},
 	{Err: service.ErrNotFound, Type: problemNotFound},
 	{Err: domain.ErrInvalidTransition, Type: problemTransition},
-	{Err: service.ErrQuoteExpired, Type: problemQuoteExpired},
 	{Err: service.ErrQuoteAlreadyBooked, Type: problemQuoteBooked},
-	{Err: service.ErrQuoteSuperseded, Type: problemQuoteSuperseded},
-	{Err: service.ErrQuoteWithdrawn, Type: problemQuoteWithdrawn},
-	{Err: service.ErrQuoteNeedsReview, Type: problemQuoteReview},
-	{Err: service.ErrQuoteIneligible, Type: problemQuoteIneligible},
-	{Err: service.ErrQuoteNotBookable, Type: problemQuoteNotBooked},
-	{Err: service.ErrTreatmentNotBookable, Type: problemTreatment},
 	{Err: service.ErrUnavailable, Type: problemUnavailable},
 }

@@ -1,14 +1,13 @@
 // Package upstream calls the services booking depends on synchronously:
-// quoting (the quote being booked), catalog (is the treatment still
-// bookable right now) and payment (the deposit PaymentIntent whose client
-// secret the patient needs to pay). Calls carry the trace (otelhttp).
+// quoting (which accepts the quote being booked, or says why it cannot be)
+// and payment (the deposit PaymentIntent whose client secret the patient
+// needs to pay). Calls carry the trace (otelhttp).
 package upstream
 
 import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
@@ -17,27 +16,21 @@ import (
 	"github.com/saisei-health/platform/pkg/money"
 )
 
-// Quote is what booking needs of a quote.
+// Quote is what booking needs of an accepted quote: what the booking
+// copies, and the booking id quoting recorded the acceptance under.
 type Quote struct {
-	ID              string  `json:"id"`
-	Version         int     `json:"version"`
-	Status          string  `json:"status"`
-	SupersededBy    string  `json:"superseded_by"`
-	TreatmentID     string  `json:"treatment_id"`
-	TreatmentName   string  `json:"treatment_name"`
-	ClinicID        string  `json:"clinic_id"`
-	ClinicName      string  `json:"clinic_name"`
-	DoseCells       int64   `json:"dose_cells"`
-	RequiresHarvest bool    `json:"requires_harvest"`
-	Patient         Patient `json:"patient"`
-	Eligibility     struct {
-		Status string `json:"status"`
-	} `json:"eligibility"`
-	Total      money.Money  `json:"total"`
-	Deposit    *money.Money `json:"deposit"`
-	Balance    *money.Money `json:"balance"`
-	ValidUntil time.Time    `json:"valid_until"`
-	BookingID  string       `json:"booking_id"`
+	ID              string       `json:"id"`
+	TreatmentID     string       `json:"treatment_id"`
+	TreatmentName   string       `json:"treatment_name"`
+	ClinicID        string       `json:"clinic_id"`
+	ClinicName      string       `json:"clinic_name"`
+	DoseCells       int64        `json:"dose_cells"`
+	RequiresHarvest bool         `json:"requires_harvest"`
+	Patient         Patient      `json:"patient"`
+	Total           money.Money  `json:"total"`
+	Deposit         *money.Money `json:"deposit"`
+	Balance         *money.Money `json:"balance"`
+	BookingID       string       `json:"booking_id"`
 }
 
 // Patient as the other services spell it.
@@ -48,14 +41,10 @@ type Patient struct {
 	Language string `json:"language"`
 }
 
-// Treatment is what booking needs of a catalog treatment.
-type Treatment struct {
-	ID       string `json:"id"`
-	Bookable bool   `json:"bookable"`
-	Plan     struct {
-		Number string `json:"number"`
-		Status string `json:"status"`
-	} `json:"plan"`
+// Acceptance asks quoting to accept a quote for a booking.
+type Acceptance struct {
+	BookingID      string `json:"booking_id"`
+	IdempotencyKey string `json:"idempotency_key"`
 }
 
 // DepositRequest asks payment for the deposit PaymentIntent.
@@ -78,18 +67,13 @@ type Deposit struct {
 
 // Clients holds the go-kit client endpoints.
 type Clients struct {
-	getQuote      endpoint.Endpoint
-	getTreatment  endpoint.Endpoint
+	acceptQuote   endpoint.Endpoint
 	createDeposit endpoint.Endpoint
 }
 
 // New builds clients for the given base URLs.
-func New(quotingURL, catalogURL, paymentURL string, client *http.Client) (*Clients, error) {
+func New(quotingURL, paymentURL string, client *http.Client) (*Clients, error) {
 	q, err := url.Parse(quotingURL)
-	if err != nil {
-		return nil, err
-	}
-	c, err := url.Parse(catalogURL)
 	if err != nil {
 		return nil, err
 	}
@@ -99,38 +83,33 @@ func New(quotingURL, catalogURL, paymentURL string, client *http.Client) (*Clien
 	}
 	opt := kithttp.SetClient(client)
 	return &Clients{
-		getQuote: kithttp.NewClient(http.MethodGet, q, pathParam("/v1/quotes/"),
+		acceptQuote: kithttp.NewClient(http.MethodPost, q, encodeAcceptance,
 			httpkit.DecodeJSONResponse[Quote](), opt).Endpoint(),
-		getTreatment: kithttp.NewClient(http.MethodGet, c, pathParam("/v1/treatments/"),
-			httpkit.DecodeJSONResponse[Treatment](), opt).Endpoint(),
 		createDeposit: kithttp.NewClient(http.MethodPost, p.JoinPath("/internal/v1/deposits"), httpkit.EncodeJSONRequest,
 			httpkit.DecodeJSONResponse[Deposit](), opt).Endpoint(),
 	}, nil
 }
 
-func pathParam(prefix string) kithttp.EncodeRequestFunc {
-	return func(_ context.Context, r *http.Request, request any) error {
-		r.URL.Path = prefix + url.PathEscape(request.(string))
-		return nil
-	}
+type acceptQuote struct {
+	quoteID string
+	Acceptance
 }
 
-// Quote fetches a quote; an unknown id is a *httpkit.Problem with status 404.
-func (c *Clients) Quote(ctx context.Context, id string) (*Quote, error) {
-	v, err := c.getQuote(ctx, id)
+func encodeAcceptance(ctx context.Context, r *http.Request, request any) error {
+	a := request.(acceptQuote)
+	r.URL.Path = "/internal/v1/quotes/" + url.PathEscape(a.quoteID) + "/acceptance"
+	return httpkit.EncodeJSONRequest(ctx, r, a.Acceptance)
+}
+
+// AcceptQuote asks quoting to accept quote id for a booking. Quoting alone
+// decides whether it can be booked: a refusal is quoting's *httpkit.Problem
+// (404 for an unknown quote), to be passed on as it is.
+func (c *Clients) AcceptQuote(ctx context.Context, id string, a Acceptance) (*Quote, error) {
+	v, err := c.acceptQuote(ctx, acceptQuote{quoteID: id, Acceptance: a})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*Quote), nil
-}
-
-// Treatment fetches a catalog treatment.
-func (c *Clients) Treatment(ctx context.Context, id string) (*Treatment, error) {
-	v, err := c.getTreatment(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Treatment), nil
 }
 
 // CreateDeposit asks payment for the deposit PaymentIntent. Payment keys it

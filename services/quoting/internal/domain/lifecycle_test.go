@@ -19,20 +19,22 @@ func TestExpiry(t *testing.T) {
 	if q.EffectiveStatus(after) != StatusExpired || !errors.Is(q.Bookable(after), ErrQuoteExpired) {
 		t.Fatalf("after validity: %s %v", q.EffectiveStatus(after), q.Bookable(after))
 	}
-	if _, err := q.Accept("b1", after); !errors.Is(err, ErrQuoteExpired) {
+	if _, err := q.Accept("b1", "key-1", after); !errors.Is(err, ErrQuoteExpired) {
 		t.Fatalf("accept after validity: %v", err)
 	}
 }
 
 func TestAcceptOnce(t *testing.T) {
 	q := issue(t, adiposeStroke(), Request{DoseCells: 100_000_000, Screening: fit()})
-	if changed, err := q.Accept("b1", issuedAt); err != nil || !changed {
+	if changed, err := q.Accept("b1", "key-1", issuedAt); err != nil || !changed || q.BookingID != "b1" {
 		t.Fatalf("accept: %v %v", changed, err)
 	}
-	if changed, err := q.Accept("b1", issuedAt.Add(30*24*time.Hour)); err != nil || changed {
-		t.Fatalf("same booking again, even after validity: %v %v", changed, err)
+	// The same booking request retried (after a crash it has a new booking
+	// id) keeps the first booking id, even after the quote's validity.
+	if changed, err := q.Accept("b1-retry", "key-1", issuedAt.Add(30*24*time.Hour)); err != nil || changed || q.BookingID != "b1" {
+		t.Fatalf("same request again: %v %v, booking %s", changed, err, q.BookingID)
 	}
-	if _, err := q.Accept("b2", issuedAt); !errors.Is(err, ErrAlreadyAccepted) {
+	if _, err := q.Accept("b2", "key-2", issuedAt); !errors.Is(err, ErrAlreadyAccepted) || q.BookingID != "b1" {
 		t.Fatalf("another booking: %v", err)
 	}
 	if q.Withdraw() {

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/bus"
-	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
 	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/money"
@@ -26,8 +25,27 @@ import (
 	"github.com/saisei-health/platform/services/quoting/internal/store"
 )
 
-// ErrQuoteNotFound is returned for an unknown quote id.
-var ErrQuoteNotFound = errors.New("quote not found")
+// Errors the transport maps to problem types (with the domain's).
+var (
+	ErrQuoteNotFound = errors.New("quote not found")
+	// ErrTreatmentStopped: the catalog says, at acceptance, that the
+	// treatment may no longer be booked.
+	ErrTreatmentStopped = errors.New("treatment is not bookable")
+	ErrUnavailable      = errors.New("a service quoting depends on is unavailable")
+)
+
+// LiveTreatment is what the catalog says of a treatment right now.
+type LiveTreatment struct {
+	ID         string
+	Bookable   bool
+	PlanNumber string
+	PlanStatus string
+}
+
+// Catalog answers whether a treatment may be booked right now.
+type Catalog interface {
+	Treatment(ctx context.Context, id string) (LiveTreatment, error)
+}
 
 // IssueRequest asks for a quote.
 type IssueRequest struct {
@@ -44,19 +62,21 @@ type Service interface {
 	IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error)
 	GetQuote(ctx context.Context, id string) (domain.Quote, error)
 	ReviseQuote(ctx context.Context, id string, r domain.Revision) (domain.Quote, error)
+	AcceptQuote(ctx context.Context, a Acceptance) (domain.Quote, error)
 }
 
 // Quoting implements Service and the event handlers.
 type Quoting struct {
-	pool  *pgxpool.Pool
-	store *store.Store
-	rates fx.Table
-	now   func() time.Time
+	pool    *pgxpool.Pool
+	store   *store.Store
+	catalog Catalog
+	rates   fx.Table
+	now     func() time.Time
 }
 
 // New returns the quoting service.
-func New(pool *pgxpool.Pool, s *store.Store, rates fx.Table, now func() time.Time) *Quoting {
-	return &Quoting{pool: pool, store: s, rates: rates, now: now}
+func New(pool *pgxpool.Pool, s *store.Store, catalog Catalog, rates fx.Table, now func() time.Time) *Quoting {
+	return &Quoting{pool: pool, store: s, catalog: catalog, rates: rates, now: now}
 }
 
 func (s *Quoting) treatment(ctx context.Context, db pgdb.Querier, id string) (domain.Treatment, error) {
@@ -171,28 +191,63 @@ func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, e *catal
 	return nil
 }
 
-// ApplyBookingCreated marks the booked quote accepted. Booking checked the
-// quote when it took it; the acceptance is judged as of the booking's time,
-// so a booking event delayed past the quote's validity still stands.
-func (s *Quoting) ApplyBookingCreated(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingCreated) error {
-	b := e.GetBooking()
-	q, err := s.store.Quote(ctx, tx, b.GetQuoteId(), true)
+// Acceptance is booking's request to take a quote.
+type Acceptance struct {
+	QuoteID   string
+	BookingID string
+	// IdempotencyKey is the booking request's Idempotency-Key: the same key
+	// accepting again gets the first acceptance back.
+	IdempotencyKey string
+}
+
+// AcceptQuote is the one place that decides whether a quote can be booked:
+// booking calls it, synchronously, before it stores the booking, and passes
+// on the problem it answers with. The quote must be bookable as of now, and
+// its treatment bookable in the catalog right now (a plan suspended a moment
+// ago stops bookings at once). Retried with the same key it answers with the
+// quote as first accepted, its booking id included.
+func (s *Quoting) AcceptQuote(ctx context.Context, a Acceptance) (domain.Quote, error) {
+	switch {
+	case uuid.Validate(a.QuoteID) != nil:
+		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, a.QuoteID)
+	case uuid.Validate(a.BookingID) != nil:
+		return domain.Quote{}, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
+	case a.IdempotencyKey == "" || len(a.IdempotencyKey) > 255:
+		return domain.Quote{}, validation.FieldError{Field: "idempotency_key", Message: "must be 1 to 255 characters"}
+	}
+	q, err := s.store.Quote(ctx, s.pool, a.QuoteID, false)
 	if errors.Is(err, store.ErrNotFound) {
-		return bus.Permanent(fmt.Errorf("booking %s names unknown quote %s", b.GetId(), b.GetQuoteId()))
+		return q, fmt.Errorf("%w: %q", ErrQuoteNotFound, a.QuoteID)
+	} else if err != nil {
+		return q, err
 	}
+	if q.Status == domain.StatusAccepted && q.AcceptanceKey == a.IdempotencyKey {
+		return q, nil
+	}
+	if err := q.Bookable(s.now()); err != nil {
+		return q, err
+	}
+	live, err := s.catalog.Treatment(ctx, q.TreatmentID)
 	if err != nil {
-		return err
+		return q, fmt.Errorf("%w: catalog: %v", ErrUnavailable, err)
 	}
-	changed, err := q.Accept(b.GetId(), b.GetCreatedAt().AsTime())
-	if err != nil {
-		// A booking raced a withdrawal or revision: a person reconciles it.
-		return bus.Permanent(fmt.Errorf("booking %s: %w", b.GetId(), err))
+	if !live.Bookable {
+		return q, fmt.Errorf("%w: %s is offered under plan %s, which is %s", ErrTreatmentStopped, live.ID, live.PlanNumber, live.PlanStatus)
 	}
-	if !changed {
-		return nil
-	}
-	if err := s.store.SaveStatus(ctx, tx, q); err != nil {
-		return err
-	}
-	return outbox.Enqueue(ctx, tx, contract.QuoteAccepted(q))
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// Locked and judged again: a revision or withdrawal may have landed
+		// while the catalog answered.
+		if q, err = s.store.Quote(ctx, tx, a.QuoteID, true); err != nil {
+			return err
+		}
+		changed, err := q.Accept(a.BookingID, a.IdempotencyKey, s.now())
+		if err != nil || !changed {
+			return err
+		}
+		if err := s.store.SaveStatus(ctx, tx, q); err != nil {
+			return err
+		}
+		return outbox.Enqueue(ctx, tx, contract.QuoteAccepted(q))
+	})
+	return q, err
 }

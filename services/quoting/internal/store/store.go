@@ -173,7 +173,7 @@ const quoteColumns = `id, version, status, COALESCE(supersedes::text, ''), COALE
 	treatment_name, treatment_revision, clinic_id, clinic_name, dose_cells, visits, requires_harvest, patient_name,
 	patient_email, patient_country, patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy,
 	total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at,
-	valid_until, COALESCE(booking_id::text, ''), note`
+	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note`
 
 func scanQuote(row pgx.Row) (domain.Quote, error) {
 	var q domain.Quote
@@ -184,7 +184,7 @@ func scanQuote(row pgx.Row) (domain.Quote, error) {
 		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Visits, &q.RequiresHarvest, &q.Patient.Name,
 		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &screening, &q.Eligibility, &q.Lines,
 		&subtotal, &tax, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base, &q.FX.Quote, &q.FX.Price, &q.FX.AsOf,
-		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.Note)
+		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return q, ErrNotFound
 	}
@@ -229,6 +229,7 @@ func (s *Store) SaveStatus(ctx context.Context, db pgdb.Querier, q domain.Quote)
 	if q.SupersededBy != "" {
 		superseded = &q.SupersededBy
 	}
-	_, err := db.Exec(ctx, `UPDATE quotes SET status = $2, booking_id = $3, superseded_by = $4 WHERE id = $1`, q.ID, q.Status, booking, superseded)
+	_, err := db.Exec(ctx, `UPDATE quotes SET status = $2, booking_id = $3, superseded_by = $4, acceptance_key = $5 WHERE id = $1`,
+		q.ID, q.Status, booking, superseded, q.AcceptanceKey)
 	return err
 }

@@ -22,23 +22,44 @@ type Endpoints struct {
 	IssueQuote  endpoint.Endpoint
 	GetQuote    endpoint.Endpoint
 	ReviseQuote endpoint.Endpoint
+	AcceptQuote endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
 func MakeEndpoints(s service.Service) Endpoints {
-	return Endpoints{IssueQuote: makeIssueQuoteEndpoint(s), GetQuote: makeGetQuoteEndpoint(s), ReviseQuote: makeReviseQuoteEndpoint(s)}
+	return Endpoints{IssueQuote: makeIssueQuoteEndpoint(s), GetQuote: makeGetQuoteEndpoint(s),
+		ReviseQuote: makeReviseQuoteEndpoint(s), AcceptQuote: makeAcceptQuoteEndpoint(s)}
 }
 
-// PatientJSON is the patient block of a quote request and response.
-type PatientJSON struct {
+// acceptQuoteRequest is booking's call: which booking takes the quote, and
+// the Idempotency-Key of the patient's booking request.
+type acceptQuoteRequest struct {
+	id             string
+	BookingID      string `json:"booking_id"`
+	IdempotencyKey string `json:"idempotency_key"`
+}
+
+func makeAcceptQuoteEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(acceptQuoteRequest)
+		q, err := s.AcceptQuote(ctx, service.Acceptance{QuoteID: req.id, BookingID: req.BookingID, IdempotencyKey: req.IdempotencyKey})
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(q), nil
+	}
+}
+
+// PatientView is the patient block of a quote request and response.
+type PatientView struct {
 	Name     string `json:"name"`
 	Email    string `json:"email"`
 	Country  string `json:"country"`
 	Language string `json:"language"`
 }
 
-// ExtraJSON is an extra as requested: the quantity is named by its unit.
-type ExtraJSON struct {
+// ExtraRequest is an extra as requested: the quantity is named by its unit.
+type ExtraRequest struct {
 	Code   string `json:"code"`
 	Nights *int   `json:"nights,omitempty"`
 	Days   *int   `json:"days,omitempty"`
@@ -48,7 +69,7 @@ type ExtraJSON struct {
 
 // toRequests reads extras, insisting that multi-unit extras say how many
 // and that no extra carries another's unit.
-func toRequests(extras []ExtraJSON) ([]domain.ExtraRequest, []validation.FieldError) {
+func toRequests(extras []ExtraRequest) ([]domain.ExtraRequest, []validation.FieldError) {
 	var out []domain.ExtraRequest
 	var errs []validation.FieldError
 	for i, x := range extras {
@@ -84,8 +105,8 @@ type issueQuoteRequest struct {
 	TreatmentID string               `json:"treatment_id"`
 	DoseCells   int64                `json:"dose_cells"`
 	Currency    string               `json:"currency"`
-	Patient     PatientJSON          `json:"patient"`
-	Extras      []ExtraJSON          `json:"extras"`
+	Patient     PatientView          `json:"patient"`
+	Extras      []ExtraRequest       `json:"extras"`
 	Screening   *store.ScreeningJSON `json:"screening"`
 }
 
@@ -107,7 +128,7 @@ func makeIssueQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return created{viewOf(q)}, nil
+		return createdQuote{viewOf(q)}, nil
 	}
 }
 
@@ -123,17 +144,17 @@ func makeGetQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	}
 }
 
-type eligibilityJSON struct {
+type eligibilityRequest struct {
 	Status  string          `json:"status"`
 	Reasons []domain.Reason `json:"reasons"`
 }
 
 type reviseQuoteRequest struct {
 	id          string
-	DoseCells   *int64           `json:"dose_cells"`
-	Extras      *[]ExtraJSON     `json:"extras"`
-	Eligibility *eligibilityJSON `json:"eligibility"`
-	Note        string           `json:"note"`
+	DoseCells   *int64              `json:"dose_cells"`
+	Extras      *[]ExtraRequest     `json:"extras"`
+	Eligibility *eligibilityRequest `json:"eligibility"`
+	Note        string              `json:"note"`
 }
 
 func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
@@ -166,7 +187,7 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return created{viewOf(q)}, nil
+		return createdQuote{viewOf(q)}, nil
 	}
 }
 
@@ -174,7 +195,7 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 type QuoteView struct {
 	ID              string               `json:"id"`
 	Version         int                  `json:"version"`
-	Status          string               `json:"status"`
+	Status          domain.Status        `json:"status"`
 	Supersedes      string               `json:"supersedes,omitempty"`
 	SupersededBy    string               `json:"superseded_by,omitempty"`
 	TreatmentID     string               `json:"treatment_id"`
@@ -184,7 +205,7 @@ type QuoteView struct {
 	DoseCells       int64                `json:"dose_cells"`
 	Visits          int                  `json:"visits"`
 	RequiresHarvest bool                 `json:"requires_harvest"`
-	Patient         PatientJSON          `json:"patient"`
+	Patient         PatientView          `json:"patient"`
 	Screening       *store.ScreeningJSON `json:"screening"`
 	Eligibility     domain.Eligibility   `json:"eligibility"`
 	Lines           []domain.Line        `json:"lines"`
@@ -212,16 +233,16 @@ type FXView struct {
 	AsOf     time.Time      `json:"as_of"`
 }
 
-type created struct{ QuoteView }
+type createdQuote struct{ QuoteView }
 
-func (created) StatusCode() int { return http.StatusCreated }
+func (createdQuote) StatusCode() int { return http.StatusCreated }
 
 func viewOf(q domain.Quote) QuoteView {
 	v := QuoteView{
 		ID: q.ID, Version: q.Version, Status: q.Status, Supersedes: q.Supersedes, SupersededBy: q.SupersededBy,
 		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
 		DoseCells: q.DoseCells, Visits: q.Visits, RequiresHarvest: q.RequiresHarvest,
-		Patient:   PatientJSON{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
+		Patient:   PatientView{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
 		Screening: store.FromScreening(q.Screening), Eligibility: q.Eligibility,
 		Lines: q.Lines, Subtotal: q.Subtotal, Tax: q.Tax, TaxRatePercent: domain.ConsumptionTaxPercent, Total: q.Total,
 		DisplayTotal: q.DisplayTotal,

@@ -11,13 +11,9 @@ import (
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 )
 
-// Subscribe attaches quoting's event handlers: the catalog read model and
-// quote acceptance by bookings, each exactly once through the inbox.
+// Subscribe keeps quoting's catalog read model current, each snapshot once
+// through the inbox.
 func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, q *service.Quoting) error {
-	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamCatalog, Durable: "quoting-catalog",
-		Subjects: []string{subject.Treatment(subject.Any)}}, inbox.On(q.ApplyTreatmentChanged)); err != nil {
-		return err
-	}
-	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "quoting-bookings",
-		Subjects: []string{subject.Booking(subject.Any, subject.Created)}}, inbox.On(q.ApplyBookingCreated))
+	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamCatalog, Durable: "quoting-catalog",
+		Subjects: []string{subject.Treatment(subject.Any)}}, inbox.On(q.ApplyTreatmentChanged))
 }

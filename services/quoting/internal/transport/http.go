@@ -19,6 +19,8 @@ func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
 	r.Handle("POST /v1/quotes", kithttp.NewServer(e.IssueQuote, decodeIssueQuote, httpkit.EncodeResponse, opts...))
 	r.Handle("GET /v1/quotes/{id}", kithttp.NewServer(e.GetQuote, decodeGetQuote, httpkit.EncodeResponse, opts...))
 	r.Handle("POST /v1/clinic/quotes/{id}/revisions", kithttp.NewServer(e.ReviseQuote, decodeReviseQuote, httpkit.EncodeResponse, opts...))
+	// Booking's synchronous acceptance; not routed by the gateway.
+	r.Handle("POST /internal/v1/quotes/{id}/acceptance", kithttp.NewServer(e.AcceptQuote, decodeAcceptQuote, httpkit.EncodeResponse, opts...))
 	return r
 }
 
@@ -34,6 +36,15 @@ func decodeGetQuote(_ context.Context, r *http.Request) (any, error) {
 	return getQuoteRequest{id: r.PathValue("id")}, nil
 }
 
+func decodeAcceptQuote(_ context.Context, r *http.Request) (any, error) {
+	var req acceptQuoteRequest
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	req.id = r.PathValue("id")
+	return req, nil
+}
+
 func decodeReviseQuote(_ context.Context, r *http.Request) (any, error) {
 	var req reviseQuoteRequest
 	if err := httpkit.DecodeJSON(r, &req); err != nil {
@@ -43,11 +54,22 @@ func decodeReviseQuote(_ context.Context, r *http.Request) (any, error) {
 	return req, nil
 }
 
-// Quoting's problem types, beyond httpkit's own.
+// Quoting's problem types, beyond httpkit's own. The quote-* types and the
+// 409 treatment-not-bookable answer booking's acceptance; booking passes
+// them on to the patient as they are.
 var (
-	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Quote not found")
-	problemNotBookable  = httpkit.DefineProblem(http.StatusUnprocessableEntity, "treatment-not-bookable", "Treatment is not bookable")
-	problemNotRevisable = httpkit.DefineProblem(http.StatusConflict, "quote-not-revisable", "Quote cannot be revised")
+	problemNotFound        = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Quote not found")
+	problemNotBookable     = httpkit.DefineProblem(http.StatusUnprocessableEntity, "treatment-not-bookable", "Treatment is not bookable")
+	problemNotRevisable    = httpkit.DefineProblem(http.StatusConflict, "quote-not-revisable", "Quote cannot be revised")
+	problemQuoteBooked     = httpkit.DefineProblem(http.StatusConflict, "quote-already-booked", "Quote is already booked")
+	problemQuoteExpired    = httpkit.DefineProblem(http.StatusConflict, "quote-expired", "Quote has expired")
+	problemQuoteSuperseded = httpkit.DefineProblem(http.StatusConflict, "quote-superseded", "Quote was superseded by a revision")
+	problemQuoteWithdrawn  = httpkit.DefineProblem(http.StatusConflict, "quote-withdrawn", "Quote was withdrawn")
+	problemQuoteReview     = httpkit.DefineProblem(http.StatusConflict, "quote-needs-review", "Quote awaits a clinician's review")
+	problemQuoteIneligible = httpkit.DefineProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment")
+	problemQuoteNotBooked  = httpkit.DefineProblem(http.StatusConflict, "quote-not-bookable", "Quote cannot be booked")
+	problemStopped         = httpkit.DefineProblem(http.StatusConflict, "treatment-not-bookable", "Treatment is not bookable")
+	problemUnavailable     = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
 )
 
 // problems maps quoting's errors; field errors need no rule.
@@ -55,4 +77,13 @@ var problems = httpkit.ProblemTable{
 	{Err: service.ErrQuoteNotFound, Type: problemNotFound},
 	{Err: domain.ErrNotBookable, Type: problemNotBookable},
 	{Err: domain.ErrNotRevisable, Type: problemNotRevisable},
+	{Err: domain.ErrAlreadyAccepted, Type: problemQuoteBooked},
+	{Err: domain.ErrQuoteExpired, Type: problemQuoteExpired},
+	{Err: domain.ErrQuoteSuperseded, Type: problemQuoteSuperseded},
+	{Err: domain.ErrQuoteWithdrawn, Type: problemQuoteWithdrawn},
+	{Err: domain.ErrNeedsReview, Type: problemQuoteReview},
+	{Err: domain.ErrQuoteIneligible, Type: problemQuoteIneligible},
+	{Err: domain.ErrQuoteNotBookable, Type: problemQuoteNotBooked},
+	{Err: service.ErrTreatmentStopped, Type: problemStopped},
+	{Err: service.ErrUnavailable, Type: problemUnavailable},
 }
