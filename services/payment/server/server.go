@@ -49,8 +49,8 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
-	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
-	p := service.New(host.Pool, store.New(), gw, cfg.StripeWebhookSecret, deps.TracerProvider, time.Now)
+	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, cfg.StripeWebhookSecret, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
+	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, time.Now)
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}

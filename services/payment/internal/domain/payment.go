@@ -1,7 +1,8 @@
 // Package domain holds payment's rules: a booking is paid in two stages, a
 // deposit that funds cell culture and a balance charged off-session before
 // administration; each payment follows its Stripe PaymentIntent's state,
-// whatever order the webhooks arrive in. No I/O here.
+// whatever order the webhooks arrive in; the balance is charged only under
+// the rules of BalanceCharge. No I/O here.
 package domain
 
 import (
@@ -90,15 +91,38 @@ type Payment struct {
 	UpdatedAt   time.Time
 }
 
-// IntentState is what Stripe says a PaymentIntent is, as of At.
+// IntentStatus is what a PaymentIntent's state means for the payment. The
+// payment provider's gateway translates its own statuses into these; the
+// domain never reads the provider's vocabulary.
+type IntentStatus string
+
+const (
+	// IntentAwaitingPaymentMethod: waiting for the patient's card, no
+	// attempt failed yet.
+	IntentAwaitingPaymentMethod IntentStatus = "awaiting_payment_method"
+	IntentProcessing            IntentStatus = "processing"
+	// IntentNeedsAuthentication: the bank wants the patient on-session
+	// (3-D Secure), whether or not an off-session attempt was declined for it.
+	IntentNeedsAuthentication IntentStatus = "needs_authentication"
+	// IntentFailed: an attempt was declined; the intent waits for another card.
+	IntentFailed    IntentStatus = "failed"
+	IntentCanceled  IntentStatus = "canceled"
+	IntentSucceeded IntentStatus = "succeeded"
+	// IntentOther is a state the payment does not act on.
+	IntentOther IntentStatus = "other"
+)
+
+// IntentState is what the provider says a PaymentIntent is, as of At.
 type IntentState struct {
 	ID              string
-	Status          string // Stripe's PaymentIntent status
+	Status          IntentStatus
 	AmountReceived  money.Money
 	PaymentMethodID string
-	FailureCode     string
-	FailureMessage  string
-	At              time.Time
+	// FailureCode and FailureMessage are the provider's words, kept for
+	// finance and the patient; nothing decides on them.
+	FailureCode    string
+	FailureMessage string
+	At             time.Time
 }
 
 // Outcome is what applying an intent state means to the rest of the platform.
@@ -124,7 +148,7 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 	if p.Status == Succeeded {
 		return NoChange, nil
 	}
-	if s.Status != "succeeded" && !p.LastEventAt.IsZero() && s.At.Before(p.LastEventAt) {
+	if s.Status != IntentSucceeded && !p.LastEventAt.IsZero() && s.At.Before(p.LastEventAt) {
 		return NoChange, nil
 	}
 	prev := p.Status
@@ -133,7 +157,7 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 	}
 	p.LastEventAt, p.UpdatedAt = s.At, s.At
 	switch s.Status {
-	case "succeeded":
+	case IntentSucceeded:
 		if s.AmountReceived != p.Amount {
 			return NoChange, fmt.Errorf("%w: payment %s received %s, due %s", ErrAmountMismatch, p.ID, s.AmountReceived, p.Amount)
 		}
@@ -144,9 +168,11 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 			p.PaymentMethodID = s.PaymentMethodID
 		}
 		return BecameSucceeded, nil
-	case "processing":
+	case IntentProcessing:
 		p.Status = Processing
-	case "requires_action", "requires_confirmation":
+	case IntentAwaitingPaymentMethod:
+		p.Status = RequiresPayment
+	case IntentNeedsAuthentication:
 		p.Status = RequiresAction
 		if s.FailureCode != "" {
 			p.FailureCode, p.FailureMessage = s.FailureCode, s.FailureMessage
@@ -154,25 +180,48 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 		if prev != RequiresAction {
 			return NeedsAction, nil
 		}
-	case "requires_payment_method":
-		if s.FailureCode == "" {
-			p.Status = RequiresPayment
-			break
-		}
+	case IntentFailed:
+		// Each declined attempt is announced: the patient may try another card.
 		p.Status, p.FailureCode, p.FailureMessage = Failed, s.FailureCode, s.FailureMessage
-		if s.FailureCode == "authentication_required" {
-			p.Status = RequiresAction
-			if prev != RequiresAction {
-				return NeedsAction, nil
-			}
-			break
-		}
 		return BecameFailed, nil
-	case "canceled":
+	case IntentCanceled:
 		p.Status, p.FailureCode = Failed, "canceled"
 		if prev != Failed {
 			return BecameFailed, nil
 		}
 	}
 	return NoChange, nil
+}
+
+// Why a balance may not be charged. Each needs a person, not a retry.
+var (
+	ErrNoPlan           = errors.New("booking has no payment plan")
+	ErrPaidInFull       = errors.New("booking was paid in full with the deposit")
+	ErrBalanceCancelled = errors.New("balance was cancelled (cells failed QC)")
+	ErrBalanceDisagrees = errors.New("booking and payment plan disagree on the balance")
+	ErrNoSavedCard      = errors.New("no card saved by a succeeded deposit")
+)
+
+// BalanceCharge decides whether the balance may be charged off-session now
+// that the booking's cells passed QC, and returns the payment to make: the
+// plan must exist and still be owed, the booking must say the same balance
+// (due), and the deposit must have succeeded and saved a card. plan or
+// deposit is nil when there is none.
+func BalanceCharge(plan *Plan, due money.Money, deposit *Payment, id string, now time.Time) (Payment, error) {
+	switch {
+	case plan == nil:
+		return Payment{}, ErrNoPlan
+	case plan.Balance.IsZero():
+		return Payment{}, fmt.Errorf("%w: booking %s", ErrPaidInFull, plan.BookingID)
+	case plan.BalanceCancelledAt != nil:
+		return Payment{}, fmt.Errorf("%w: booking %s", ErrBalanceCancelled, plan.BookingID)
+	case plan.Balance != due:
+		return Payment{}, fmt.Errorf("%w: booking %s says %s, the plan %s", ErrBalanceDisagrees, plan.BookingID, due, plan.Balance)
+	case deposit == nil || deposit.Status != Succeeded || deposit.PaymentMethodID == "":
+		return Payment{}, fmt.Errorf("%w: booking %s", ErrNoSavedCard, plan.BookingID)
+	}
+	return Payment{
+		ID: id, BookingID: plan.BookingID, ClinicID: plan.ClinicID, Stage: Balance, Amount: plan.Balance,
+		Status: Creating, CustomerID: plan.CustomerID, PaymentMethodID: deposit.PaymentMethodID, CreatedAt: now,
+	}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/payment/internal/contract"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 	"github.com/saisei-health/platform/services/payment/internal/store"
@@ -37,38 +38,34 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 		return err
 	}
 	b := e.GetBooking()
+	due, err := wire.FromMoney(b.GetBalance())
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("booking %s: balance: %w", b.GetId(), err))
+	}
 	var pay domain.Payment
-	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		plan, err := s.store.Plan(ctx, tx, b.GetId(), true)
-		if errors.Is(err, store.ErrNotFound) {
-			return bus.Permanent(fmt.Errorf("booking %s has no payment plan", b.GetId()))
-		}
-		if err != nil {
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var plan *domain.Plan
+		var deposit *domain.Payment
+		p, err := s.store.Plan(ctx, tx, b.GetId(), true)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if plan.Balance.IsZero() {
-			return bus.Permanent(fmt.Errorf("booking %s was paid in full with the deposit", b.GetId()))
+		if err == nil {
+			plan = &p
 		}
-		if plan.BalanceCancelledAt != nil {
-			return bus.Permanent(fmt.Errorf("booking %s: balance was cancelled (cells failed QC)", b.GetId()))
-		}
-		if plan.Balance.Amount != b.GetBalance().GetAmount() || string(plan.Balance.Currency) != b.GetBalance().GetCurrency() {
-			return bus.Permanent(fmt.Errorf("booking %s says balance %d %s, plan says %s", b.GetId(),
-				b.GetBalance().GetAmount(), b.GetBalance().GetCurrency(), plan.Balance))
-		}
-		deposit, err := s.store.PaymentByStage(ctx, tx, b.GetId(), domain.Deposit, false)
-		if err != nil {
+		d, err := s.store.PaymentByStage(ctx, tx, b.GetId(), domain.Deposit, false)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if deposit.Status != domain.Succeeded || deposit.PaymentMethodID == "" {
-			return bus.Permanent(fmt.Errorf("booking %s: no card saved by a succeeded deposit", b.GetId()))
+		if err == nil {
+			deposit = &d
 		}
-		pay, err = s.store.InsertPayment(ctx, tx, domain.Payment{
-			ID: uuid.Must(uuid.NewV7()).String(), BookingID: plan.BookingID, ClinicID: plan.ClinicID,
-			Stage: domain.Balance, Amount: plan.Balance, Status: domain.Creating,
-			CustomerID: plan.CustomerID, PaymentMethodID: deposit.PaymentMethodID,
-			Trace: telemetry.Inject(ctx), CreatedAt: s.now().UTC(),
-		})
+		charge, err := domain.BalanceCharge(plan, due, deposit, uuid.Must(uuid.NewV7()).String(), s.now().UTC())
+		if err != nil {
+			return bus.Permanent(fmt.Errorf("booking %s: %w", b.GetId(), err))
+		}
+		charge.Trace = telemetry.Inject(ctx)
+		pay, err = s.store.InsertPayment(ctx, tx, charge)
 		return err
 	})
 	if err != nil {
@@ -82,17 +79,13 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 	case errors.As(err, &card):
 		// Declined, or the bank wants 3-D Secure: the patient must pay
 		// on-session. Recorded and announced; not retried.
-		st := domain.IntentState{Status: "requires_payment_method", FailureCode: card.Code, FailureMessage: card.Message, At: s.now().UTC()}
-		if card.Intent != nil {
-			st.ID = card.Intent.ID
-		}
-		out, _ := pay.Apply(st)
+		out, _ := pay.Apply(card.State)
 		events = contract.ForOutcome(pay, out)
 	case err != nil:
 		return fmt.Errorf("%w: charge balance: %v", ErrStripe, err) // retried with backoff, same key
 	default:
 		pay.PaymentIntentID = intent.ID
-		if intent.State.Status == "succeeded" {
+		if intent.State.Status == domain.IntentSucceeded {
 			out, err := pay.Apply(intent.State)
 			if err != nil {
 				return bus.Permanent(err)

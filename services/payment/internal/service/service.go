@@ -41,19 +41,27 @@ type DepositRequest struct {
 	PatientEmail string
 }
 
+// Stripe is the payment provider as payment uses it; stripegw.Gateway is
+// the real one.
+type Stripe interface {
+	CreateCustomer(ctx context.Context, bookingID, name, email string) (string, error)
+	CreateDepositIntent(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
+	ChargeBalance(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
+	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
+}
+
 // Payments implements payment's use cases.
 type Payments struct {
-	pool          *pgxpool.Pool
-	store         *store.Store
-	stripe        *stripegw.Gateway
-	webhookSecret string
-	tracer        trace.Tracer
-	now           func() time.Time
+	pool   *pgxpool.Pool
+	store  *store.Store
+	stripe Stripe
+	tracer trace.Tracer
+	now    func() time.Time
 }
 
 // New returns the payment service.
-func New(pool *pgxpool.Pool, s *store.Store, gw *stripegw.Gateway, webhookSecret string, tp trace.TracerProvider, now func() time.Time) *Payments {
-	return &Payments{pool: pool, store: s, stripe: gw, webhookSecret: webhookSecret,
+func New(pool *pgxpool.Pool, s *store.Store, stripe Stripe, tp trace.TracerProvider, now func() time.Time) *Payments {
+	return &Payments{pool: pool, store: s, stripe: stripe,
 		tracer: tp.Tracer("github.com/saisei-health/platform/services/payment"), now: now}
 }
 

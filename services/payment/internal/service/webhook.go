@@ -3,13 +3,9 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/stripe/stripe-go/v76/webhook"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -20,8 +16,11 @@ import (
 	"github.com/saisei-health/platform/services/payment/internal/stripegw"
 )
 
-// ErrBadSignature means the webhook was not signed with our secret.
-var ErrBadSignature = errors.New("stripe signature verification failed")
+// Webhook errors the transport maps to problem types.
+var (
+	ErrBadSignature   = stripegw.ErrBadSignature
+	ErrMalformedEvent = stripegw.ErrMalformedEvent
+)
 
 // Outcomes of a webhook event, recorded with it.
 const (
@@ -39,40 +38,33 @@ const (
 // moving back from succeeded. The work continues the trace the payment was
 // created in, so the booking stays one trace.
 func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature string) (string, error) {
-	// The webhook endpoint is pinned to stripe-go's API version (2023-10-16)
-	// in the Stripe dashboard; an event of another version is still
-	// accepted, because only fields stable across versions are read.
-	ev, err := webhook.ConstructEventWithOptions(payload, signature, s.webhookSecret,
-		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	ev, err := s.stripe.VerifyWebhook(payload, signature)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return "", err
 	}
-	if !strings.HasPrefix(string(ev.Type), "payment_intent.") {
-		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, string(ev.Type), "", time.Unix(ev.Created, 0), OutcomeIgnored, payload)
+	if ev.Intent == nil {
+		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, ev.Type, "", ev.Created, OutcomeIgnored, payload)
 		return OutcomeIgnored, err
 	}
-	st, paymentID, err := stripegw.IntentFromEvent(ev)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	pay, err := s.findPayment(ctx, s.pool, st.ID, paymentID, false)
+	st := *ev.Intent
+	pay, err := s.findPayment(ctx, s.pool, st.ID, ev.PaymentID, false)
 	if errors.Is(err, store.ErrNotFound) {
 		// Not ours (another integration on the account) or not stored yet;
 		// recorded so finance sees it, answered 200 so Stripe stops.
-		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, string(ev.Type), st.ID, time.Unix(ev.Created, 0), OutcomeUnknown, payload)
+		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, ev.Type, st.ID, ev.Created, OutcomeUnknown, payload)
 		return OutcomeUnknown, err
 	}
 	if err != nil {
 		return "", err
 	}
-	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, pay.Trace, "stripe "+string(ev.Type),
+	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, pay.Trace, "stripe "+ev.Type,
 		trace.WithAttributes(attribute.String("stripe.event_id", ev.ID), attribute.String("booking.id", pay.BookingID),
 			attribute.String("payment.stage", string(pay.Stage))))
 	defer span.End()
 
 	outcome := OutcomeApplied
 	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		fresh, err := s.store.RecordEvent(ctx, tx, ev.ID, string(ev.Type), st.ID, time.Unix(ev.Created, 0), OutcomeApplied, payload)
+		fresh, err := s.store.RecordEvent(ctx, tx, ev.ID, ev.Type, st.ID, ev.Created, OutcomeApplied, payload)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
 // Package stripegw is payment's only door to Stripe (stripe-go v76): it
-// creates customers and PaymentIntents with deterministic idempotency keys
-// and turns Stripe's answers and webhook payloads into domain terms.
+// creates customers and PaymentIntents with deterministic idempotency keys,
+// verifies webhook signatures, and turns Stripe's answers and events into
+// domain terms. Stripe's vocabulary (statuses, decline codes, event types)
+// stops here.
 package stripegw
 
 import (
@@ -14,24 +16,29 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 )
 
 // Gateway talks to the Stripe API (or stripe-mock) at a configurable URL.
-type Gateway struct{ api *client.API }
+type Gateway struct {
+	api           *client.API
+	webhookSecret string
+}
 
 // New returns a Gateway. baseURL is https://api.stripe.com in production
-// and stripe-mock's URL in development; httpClient carries the trace.
-func New(apiKey, baseURL string, httpClient *http.Client) *Gateway {
+// and stripe-mock's URL in development; httpClient carries the trace;
+// webhookSecret is the endpoint's signing secret (whsec_…).
+func New(apiKey, baseURL, webhookSecret string, httpClient *http.Client) *Gateway {
 	backends := stripe.NewBackendsWithConfig(&stripe.BackendConfig{
 		URL:               stripe.String(baseURL),
 		HTTPClient:        httpClient,
 		MaxNetworkRetries: stripe.Int64(2), // retried with the same idempotency key
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
 	})
-	return &Gateway{api: client.New(apiKey, backends)}
+	return &Gateway{api: client.New(apiKey, backends), webhookSecret: webhookSecret}
 }
 
 // Intent is a created PaymentIntent.
@@ -41,12 +48,13 @@ type Intent struct {
 	State        domain.IntentState
 }
 
-// CardError is a declined or authentication-requiring card. Intent, when
-// Stripe attached one, carries the PaymentIntent's state.
+// CardError is a declined or authentication-requiring card. State is the
+// PaymentIntent's state: Stripe's own when it attached the intent, otherwise
+// what the decline means (failed, or needing authentication).
 type CardError struct {
 	Code    string
 	Message string
-	Intent  *domain.IntentState
+	State   domain.IntentState
 }
 
 func (e *CardError) Error() string { return "stripe card error " + e.Code + ": " + e.Message }
@@ -114,8 +122,12 @@ func translate(err error) error {
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
 		ce := &CardError{Code: string(se.Code), Message: se.Msg}
 		if se.PaymentIntent != nil && se.PaymentIntent.ID != "" {
-			st := StateOf(se.PaymentIntent, time.Now())
-			ce.Intent = &st
+			ce.State = StateOf(se.PaymentIntent, time.Now())
+		} else {
+			ce.State = domain.IntentState{Status: failureStatus(string(se.Code)), At: time.Now().UTC()}
+		}
+		if ce.State.FailureCode == "" {
+			ce.State.FailureCode, ce.State.FailureMessage = ce.Code, ce.Message
 		}
 		return ce
 	}
@@ -124,7 +136,7 @@ func translate(err error) error {
 
 // StateOf reads a PaymentIntent into domain terms.
 func StateOf(pi *stripe.PaymentIntent, at time.Time) domain.IntentState {
-	s := domain.IntentState{ID: pi.ID, Status: string(pi.Status), At: at}
+	s := domain.IntentState{ID: pi.ID, At: at}
 	if c, err := money.ParseCurrency(string(pi.Currency)); err == nil {
 		s.AmountReceived = money.New(pi.AmountReceived, c)
 	}
@@ -137,19 +149,86 @@ func StateOf(pi *stripe.PaymentIntent, at time.Time) domain.IntentState {
 			s.FailureCode = string(e.Type)
 		}
 	}
+	switch pi.Status {
+	case stripe.PaymentIntentStatusSucceeded:
+		s.Status = domain.IntentSucceeded
+	case stripe.PaymentIntentStatusProcessing:
+		s.Status = domain.IntentProcessing
+	case stripe.PaymentIntentStatusRequiresAction, stripe.PaymentIntentStatusRequiresConfirmation:
+		s.Status = domain.IntentNeedsAuthentication
+	case stripe.PaymentIntentStatusRequiresPaymentMethod:
+		// Stripe returns an intent to requires_payment_method both before
+		// the first attempt and after a declined one.
+		s.Status = domain.IntentAwaitingPaymentMethod
+		if pi.LastPaymentError != nil {
+			s.Status = failureStatus(s.FailureCode)
+		}
+	case stripe.PaymentIntentStatusCanceled:
+		s.Status = domain.IntentCanceled
+	default:
+		s.Status = domain.IntentOther
+	}
 	return s
 }
 
-// IntentFromEvent reads the PaymentIntent a webhook event carries, and the
-// payment id we put in its metadata. Its state is dated by the event's
-// creation, so late deliveries order right.
-func IntentFromEvent(e stripe.Event) (state domain.IntentState, paymentID string, err error) {
+// failureStatus is what a decline code means: an off-session charge the
+// bank wants authenticated needs the patient; anything else failed.
+func failureStatus(code string) domain.IntentStatus {
+	if code == string(stripe.ErrorCodeAuthenticationRequired) {
+		return domain.IntentNeedsAuthentication
+	}
+	return domain.IntentFailed
+}
+
+// ErrBadSignature means a webhook was not signed with the endpoint secret
+// (or too long ago: Stripe's five-minute tolerance against replays).
+var ErrBadSignature = errors.New("stripe signature verification failed")
+
+// ErrMalformedEvent means a correctly signed event cannot be read.
+var ErrMalformedEvent = errors.New("stripe event is malformed")
+
+// Event is a verified webhook event. Intent is set for PaymentIntent events
+// (with the payment id we put in the intent's metadata); other events are
+// recorded and ignored.
+type Event struct {
+	ID      string
+	Type    string
+	Created time.Time
+	Intent  *domain.IntentState
+	// PaymentID is the metadata's payment_id: the webhook can overtake the
+	// response to the call that created the intent.
+	PaymentID string
+}
+
+// VerifyWebhook checks the Stripe-Signature of payload and reads the event.
+// The endpoint is pinned to stripe-go's API version (2023-10-16) in the
+// Stripe dashboard; an event of another version is still accepted, because
+// only fields stable across versions are read.
+func (g *Gateway) VerifyWebhook(payload []byte, signature string) (Event, error) {
+	e, err := webhook.ConstructEventWithOptions(payload, signature, g.webhookSecret,
+		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	ev := Event{ID: e.ID, Type: string(e.Type), Created: time.Unix(e.Created, 0).UTC()}
+	if ev.ID == "" {
+		return Event{}, fmt.Errorf("%w: no id", ErrMalformedEvent)
+	}
+	if !strings.HasPrefix(ev.Type, "payment_intent.") {
+		return ev, nil
+	}
+	if e.Data == nil || len(e.Data.Raw) == 0 {
+		return Event{}, fmt.Errorf("%w: %s %s carries no data", ErrMalformedEvent, ev.Type, ev.ID)
+	}
 	var pi stripe.PaymentIntent
 	if err := json.Unmarshal(e.Data.Raw, &pi); err != nil {
-		return domain.IntentState{}, "", err
+		return Event{}, fmt.Errorf("%w: %s: %v", ErrMalformedEvent, ev.ID, err)
 	}
 	if pi.ID == "" {
-		return domain.IntentState{}, "", errors.New("event carries no PaymentIntent id")
+		return Event{}, fmt.Errorf("%w: %s carries no PaymentIntent id", ErrMalformedEvent, ev.ID)
 	}
-	return StateOf(&pi, time.Unix(e.Created, 0).UTC()), pi.Metadata["payment_id"], nil
+	// Dated by the event's creation, so late deliveries order right.
+	st := StateOf(&pi, ev.Created)
+	ev.Intent, ev.PaymentID = &st, pi.Metadata["payment_id"]
+	return ev, nil
 }

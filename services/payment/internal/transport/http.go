@@ -87,6 +87,7 @@ var problems = httpkit.ProblemTable{
 		}
 		return nil
 	}},
+	{Err: service.ErrMalformedEvent, Type: httpkit.ProblemMalformed},
 	{Err: service.ErrNotFound, Type: problemNotFound},
 	{Err: service.ErrPlanConflict, Type: problemPlanConflict},
 	{Err: service.ErrStripe, Type: problemStripe},
