@@ -47,16 +47,16 @@ type DepositView struct {
 	ClientSecret    string      `json:"client_secret"`
 }
 
-type createBookingResponse struct {
+type createdBookingView struct {
 	BookingView
 	Deposit  DepositView `json:"deposit"`
 	replayed bool
 }
 
-func (createBookingResponse) StatusCode() int { return http.StatusCreated }
+func (createdBookingView) StatusCode() int { return http.StatusCreated }
 
 // Headers marks a replayed answer, as Stripe does.
-func (r createBookingResponse) Headers() http.Header {
+func (r createdBookingView) Headers() http.Header {
 	if r.replayed {
 		return http.Header{"Idempotent-Replayed": []string{"true"}}
 	}
@@ -70,7 +70,7 @@ func makeCreateBookingEndpoint(s service.Service) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return createBookingResponse{
+		return createdBookingView{
 			BookingView: viewOf(c.Booking, nil),
 			Deposit: DepositView{PaymentID: c.Deposit.PaymentID, Amount: c.Deposit.Amount,
 				PaymentIntentID: c.Deposit.PaymentIntentID, ClientSecret: c.Deposit.ClientSecret},
@@ -153,7 +153,7 @@ type BookingView struct {
 	HarvestedAt     *time.Time       `json:"harvested_at,omitempty"`
 	QualityReport   *QualityView     `json:"quality_report,omitempty"`
 	AdministeredAt  *time.Time       `json:"administered_at,omitempty"`
-	History         []TransitionJSON `json:"history,omitempty"`
+	History         []TransitionView `json:"history,omitempty"`
 	CreatedAt       time.Time        `json:"created_at"`
 	UpdatedAt       time.Time        `json:"updated_at"`
 }
@@ -174,7 +174,7 @@ type QualityView struct {
 	ReportedAt   time.Time `json:"reported_at"`
 }
 
-type TransitionJSON struct {
+type TransitionView struct {
 	From  domain.Status `json:"from"`
 	To    domain.Status `json:"to"`
 	Cause string        `json:"cause"`
@@ -202,7 +202,7 @@ func viewOf(b domain.Booking, history []domain.Transition) BookingView {
 			Passed: len(b.QC.Failures(b.DoseCells)) == 0, ReportedAt: b.QC.ReportedAt}
 	}
 	for _, t := range history {
-		v.History = append(v.History, TransitionJSON{From: t.From, To: t.To, Cause: t.Cause, At: t.At})
+		v.History = append(v.History, TransitionView{From: t.From, To: t.To, Cause: t.Cause, At: t.At})
 	}
 	return v
 }

@@ -67,7 +67,7 @@ type searchRequest struct {
 	display money.Currency
 }
 
-type searchResponse struct {
+type treatmentPageView struct {
 	Items      []TreatmentView `json:"items"`
 	NextCursor *string         `json:"next_cursor"`
 }
@@ -79,7 +79,7 @@ func makeSearchEndpoint(s *service.Catalogs) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		resp := searchResponse{Items: make([]TreatmentView, 0, len(page.Items))}
+		resp := treatmentPageView{Items: make([]TreatmentView, 0, len(page.Items))}
 		day := s.Today()
 		for _, l := range page.Items {
 			resp.Items = append(resp.Items, viewOf(l, day, req.lang, s.Rates(), req.display))
@@ -108,13 +108,13 @@ func makeGetTreatmentEndpoint(s *service.Catalogs) endpoint.Endpoint {
 	}
 }
 
-type conditionsResponse struct {
+type conditionListView struct {
 	Items []ConditionView `json:"items"`
 }
 
 func makeListConditionsEndpoint() endpoint.Endpoint {
 	return func(_ context.Context, request any) (any, error) {
-		return conditionsResponse{Items: conditionViews(domain.Conditions, request.(string))}, nil
+		return conditionListView{Items: conditionViews(domain.Conditions, request.(string))}, nil
 	}
 }
 
@@ -133,7 +133,7 @@ type CountryView struct {
 	Regulation string      `json:"regulation"`
 }
 
-type comparisonResponse struct {
+type comparisonView struct {
 	Condition ConditionView  `json:"condition"`
 	Currency  money.Currency `json:"currency"`
 	Source    string         `json:"source"`
@@ -147,7 +147,7 @@ func makePriceComparisonEndpoint(s *service.Catalogs) endpoint.Endpoint {
 		if !ok {
 			return nil, fmt.Errorf("%w: no condition %q", service.ErrNotFound, req.condition)
 		}
-		resp := comparisonResponse{Condition: ConditionView{Code: req.condition, Name: names.In(req.lang)}, Currency: req.currency,
+		resp := comparisonView{Condition: ConditionView{Code: req.condition, Name: names.In(req.lang)}, Currency: req.currency,
 			Source: "published estimates in USD (shared/domain.md), converted at the platform's rate", Countries: []CountryView{}}
 		convert := func(m money.Money) (money.Money, error) {
 			if req.currency == money.USD {

@@ -30,7 +30,7 @@ type EmailView struct {
 	SentAt    *time.Time `json:"sent_at,omitempty"`
 }
 
-type emailsResponse struct {
+type emailListView struct {
 	Items []EmailView `json:"items"`
 }
 
@@ -41,7 +41,7 @@ func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger) http.Hand
 		if err != nil {
 			return nil, err
 		}
-		resp := emailsResponse{Items: []EmailView{}}
+		resp := emailListView{Items: []EmailView{}}
 		for _, e := range es {
 			resp.Items = append(resp.Items, EmailView{ID: e.ID, Template: e.Template, Language: e.Language, To: e.To,
 				Subject: e.Subject, Status: e.Status, Attempts: e.Attempts, LastError: e.LastError, CreatedAt: e.CreatedAt, SentAt: e.SentAt})

@@ -33,7 +33,7 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 	}
 }
 
-type patientJSON struct {
+type patientRequest struct {
 	Name     string `json:"name"`
 	Email    string `json:"email"`
 	Country  string `json:"country"`
@@ -41,11 +41,11 @@ type patientJSON struct {
 }
 
 type createDepositRequest struct {
-	BookingID string      `json:"booking_id"`
-	ClinicID  string      `json:"clinic_id"`
-	Deposit   money.Money `json:"deposit"`
-	Balance   money.Money `json:"balance"`
-	Patient   patientJSON `json:"patient"`
+	BookingID string         `json:"booking_id"`
+	ClinicID  string         `json:"clinic_id"`
+	Deposit   money.Money    `json:"deposit"`
+	Balance   money.Money    `json:"balance"`
+	Patient   patientRequest `json:"patient"`
 }
 
 // DepositView answers booking with what the patient's app needs.
@@ -98,7 +98,7 @@ func paymentView(p domain.Payment) PaymentView {
 
 type listPaymentsRequest struct{ bookingID string }
 
-type listPaymentsResponse struct {
+type paymentListView struct {
 	Items []PaymentView `json:"items"`
 }
 
@@ -108,7 +108,7 @@ func makeListPaymentsEndpoint(s *service.Payments) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		resp := listPaymentsResponse{Items: []PaymentView{}}
+		resp := paymentListView{Items: []PaymentView{}}
 		for _, p := range ps {
 			resp.Items = append(resp.Items, paymentView(p))
 		}
@@ -116,9 +116,9 @@ func makeListPaymentsEndpoint(s *service.Payments) endpoint.Endpoint {
 	}
 }
 
-// StageFinance compares what a stage should bring in with what Stripe
+// StageFinanceView compares what a stage should bring in with what Stripe
 // reported received.
-type StageFinance struct {
+type StageFinanceView struct {
 	Expected        money.Money   `json:"expected"`
 	Received        money.Money   `json:"received"`
 	Outstanding     money.Money   `json:"outstanding"`
@@ -129,15 +129,15 @@ type StageFinance struct {
 
 // FinanceView is one booking's money, for reconciliation.
 type FinanceView struct {
-	BookingID   string         `json:"booking_id"`
-	ClinicID    string         `json:"clinic_id"`
-	Currency    money.Currency `json:"currency"`
-	Expected    money.Money    `json:"expected"`
-	Received    money.Money    `json:"received"`
-	Outstanding money.Money    `json:"outstanding"`
-	Settled     bool           `json:"settled"`
-	Deposit     StageFinance   `json:"deposit"`
-	Balance     StageFinance   `json:"balance"`
+	BookingID   string           `json:"booking_id"`
+	ClinicID    string           `json:"clinic_id"`
+	Currency    money.Currency   `json:"currency"`
+	Expected    money.Money      `json:"expected"`
+	Received    money.Money      `json:"received"`
+	Outstanding money.Money      `json:"outstanding"`
+	Settled     bool             `json:"settled"`
+	Deposit     StageFinanceView `json:"deposit"`
+	Balance     StageFinanceView `json:"balance"`
 }
 
 func makeFinanceEndpoint(s *service.Payments) endpoint.Endpoint {
@@ -153,8 +153,8 @@ func makeFinanceEndpoint(s *service.Payments) endpoint.Endpoint {
 func financeView(f service.Finance) (FinanceView, error) {
 	c := f.Plan.Deposit.Currency
 	v := FinanceView{BookingID: f.Plan.BookingID, ClinicID: f.Plan.ClinicID, Currency: c}
-	stage := func(st domain.Stage) (StageFinance, error) {
-		sf := StageFinance{Expected: f.Plan.Due(st), Received: money.Zero(c), Status: "not_started"}
+	stage := func(st domain.Stage) (StageFinanceView, error) {
+		sf := StageFinanceView{Expected: f.Plan.Due(st), Received: money.Zero(c), Status: "not_started"}
 		switch {
 		case st == domain.Balance && f.Plan.BalanceCancelledAt != nil:
 			sf.Status = "cancelled"
@@ -195,7 +195,7 @@ type stripeWebhookRequest struct {
 	signature string
 }
 
-type stripeWebhookResponse struct {
+type webhookReceiptView struct {
 	Received bool   `json:"received"`
 	Outcome  string `json:"outcome"`
 }
@@ -207,6 +207,6 @@ func makeStripeWebhookEndpoint(s *service.Payments) endpoint.Endpoint {
 		if err != nil {
 			return nil, err
 		}
-		return stripeWebhookResponse{Received: true, Outcome: outcome}, nil
+		return webhookReceiptView{Received: true, Outcome: outcome}, nil
 	}
 }
