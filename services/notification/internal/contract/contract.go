@@ -2,6 +2,7 @@
 package contract
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
-	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/subject"
+	"github.com/saisei-health/platform/pkg/wire"
 	"github.com/saisei-health/platform/services/notification/internal/domain"
 )
 
@@ -20,11 +21,18 @@ func Booking(b *bookingv1.Booking) (domain.Booking, error) {
 	if b.GetId() == "" || b.GetClinicId() == "" {
 		return domain.Booking{}, fmt.Errorf("booking snapshot is incomplete")
 	}
+	// Amounts keep the currency the event states: an email must never print
+	// a price in the wrong unit.
+	total, err1 := wire.FromMoney(b.GetTotal())
+	deposit, err2 := wire.FromMoney(b.GetDeposit())
+	balance, err3 := wire.FromMoney(b.GetBalance())
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return domain.Booking{}, fmt.Errorf("booking %s: amounts: %w", b.GetId(), err)
+	}
 	return domain.Booking{
 		ID: b.GetId(), ClinicID: b.GetClinicId(), ClinicName: b.GetClinicName(), TreatmentName: b.GetTreatmentName(),
 		PatientName: b.GetPatient().GetName(), PatientEmail: b.GetPatient().GetEmail(), Language: b.GetPatient().GetLanguage(),
-		Status: b.GetStatus(), Total: money.Yen(b.GetTotal().GetAmount()), Deposit: money.Yen(b.GetDeposit().GetAmount()),
-		Balance: money.Yen(b.GetBalance().GetAmount()),
+		Status: b.GetStatus(), Total: total, Deposit: deposit, Balance: balance,
 	}, nil
 }
 
