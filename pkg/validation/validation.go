@@ -22,6 +22,15 @@ func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 // field in one round trip.
 type Errors []FieldError
 
+// Unwrap lets errors.As find each FieldError.
+func (e Errors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, f := range e {
+		out[i] = f
+	}
+	return out
+}
+
 func (e Errors) Error() string {
 	parts := make([]string, len(e))
 	for i, f := range e {

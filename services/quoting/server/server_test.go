@@ -740,6 +740,18 @@ func TestQuotesAreItemizedTaxedDisplayedAndAnnouncedOnce(t *testing.T) {
 		sci["injury_date"] = "1 September"
 		problemFrom(t, h.do(t, "POST", "/v1/quotes", request(stroke, strokeDose, "USD", sci)), 422, "validation", "screening.injury_date")
 
+		// Everything wrong at once is named at once, whichever layer finds
+		// it: a malformed date and an extra in the wrong unit (transport),
+		// the patient (domain), the dose, currency and an unknown extra
+		// (pricing). The patient fixes them in one round trip.
+		all := request(stroke, 150_000_000, "CHF", sci, map[string]any{"code": "hotel", "days": 2}, map[string]any{"code": "spa"})
+		all["patient"] = map[string]any{"name": "Kim Min-jun", "email": "minjun at example.kr", "country": "KR", "language": "ko"}
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", all), 422, "validation",
+			"extras[0].days", "extras[0].nights", "screening.injury_date", "patient.email", "dose_cells", "currency", "extras[1].code")
+		unknown := request("no-such-treatment", strokeDose, "CHF", fit())
+		unknown["patient"] = all["patient"]
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", unknown), 422, "validation", "treatment_id", "patient.email", "currency")
+
 		body := `{"treatment_id": "` + stroke + `", "dose_cells": 100000000, "currency": "USD", "coupon": "SPRING",
 			"patient": {"name": "Kim Min-jun", "email": "minjun@example.kr", "country": "KR", "language": "ko"}}`
 		problemFrom(t, h.do(t, "POST", "/v1/quotes", body), 400, "malformed-request", "coupon")

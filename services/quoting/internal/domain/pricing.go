@@ -72,15 +72,16 @@ type FX struct {
 
 // price fills the lines, totals, deposit, display amount and validity.
 func (q *Quote) price(t Treatment, doseCells int64, currency money.Currency, extras []ExtraRequest, rates fx.Table, now time.Time) error {
-	dose, ok := t.Dose(doseCells)
-	if !ok {
-		return validation.FieldError{Field: "dose_cells", Message: fmt.Sprintf("must be one of %v", t.DoseCells())}
+	var v validation.Validator
+	dose, doseOK := t.Dose(doseCells)
+	v.Check(doseOK, "dose_cells", fmt.Sprintf("must be one of %v", t.DoseCells()))
+	rate, rateErr := rates.For(currency)
+	v.Check(rateErr == nil, "currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD")
+	lines, err := itemize(t, dose, extras) // with a bad dose, still checks the extras
+	v.Add(validation.Fields(err)...)
+	if fields := v.Err(); fields != nil {
+		return fields
 	}
-	rate, err := rates.For(currency)
-	if err != nil {
-		return validation.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
-	}
-	lines, err := itemize(t, dose, extras)
 	if err != nil {
 		return err
 	}

@@ -121,26 +121,29 @@ type Request struct {
 	Screening *Screening
 }
 
-// Issue builds version 1 of a quote for t at now.
+// Issue builds version 1 of a quote for t at now. Every field that is
+// wrong is reported at once (patient, screening, dose, currency, extras),
+// so the patient fixes them in one round trip.
 func Issue(id string, t Treatment, req Request, rates fx.Table, now time.Time) (Quote, error) {
 	today := tokyo.Date(now)
-	var errs []error
-	for _, fe := range req.Patient.Validate() {
-		errs = append(errs, fe)
-	}
+	var v validation.Validator
+	v.Add(req.Patient.Validate()...)
 	if req.Screening != nil {
-		for _, fe := range req.Screening.Validate(t, today) {
-			errs = append(errs, fe)
-		}
-	}
-	if len(errs) > 0 {
-		return Quote{}, errors.Join(errs...)
+		v.Add(req.Screening.Validate(t, today)...)
 	}
 	if !t.Bookable(today) {
+		if err := v.Err(); err != nil {
+			return Quote{}, err
+		}
 		return Quote{}, notBookable(t)
 	}
 	q := Quote{ID: id, Version: 1, Patient: req.Patient, Screening: req.Screening}
-	if err := q.price(t, req.DoseCells, req.Currency, req.Extras, rates, now); err != nil {
+	err := q.price(t, req.DoseCells, req.Currency, req.Extras, rates, now)
+	v.Add(validation.Fields(err)...)
+	if fields := v.Err(); fields != nil {
+		return Quote{}, fields
+	}
+	if err != nil {
 		return Quote{}, err
 	}
 	q.Eligibility = Screen(t, req.Screening, today)

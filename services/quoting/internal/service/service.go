@@ -49,6 +49,10 @@ type Catalog interface {
 
 // IssueRequest asks for a quote.
 type IssueRequest struct {
+	// Unreadable are fields the transport could not read (an extra counted
+	// in the wrong unit, a malformed date); they are reported together with
+	// everything else that is wrong, and no quote is issued.
+	Unreadable  []validation.FieldError
 	TreatmentID string
 	DoseCells   int64
 	Currency    string
@@ -90,20 +94,36 @@ func (s *Quoting) treatment(ctx context.Context, db pgdb.Querier, id string) (do
 // IssueQuote prices the treatment from the catalog read model, screens the
 // patient, and stores the quote with its QuoteIssued event.
 func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error) {
-	if req.TreatmentID == "" {
-		return domain.Quote{}, validation.FieldError{Field: "treatment_id", Message: "is required"}
+	var v validation.Validator
+	v.Add(req.Unreadable...)
+	v.Check(req.TreatmentID != "", "treatment_id", "is required")
+	// An unknown currency is the domain's to report, with the rest.
+	currency, _ := money.ParseCurrency(req.Currency)
+	var t domain.Treatment
+	var err error
+	if req.TreatmentID != "" {
+		t, err = s.treatment(ctx, s.pool, req.TreatmentID)
+		if fields := validation.Fields(err); len(fields) > 0 {
+			v.Add(fields...)
+		} else if err != nil {
+			return domain.Quote{}, err
+		}
 	}
-	currency, err := money.ParseCurrency(req.Currency)
-	if err != nil {
-		return domain.Quote{}, validation.FieldError{Field: "currency", Message: "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD"}
-	}
-	t, err := s.treatment(ctx, s.pool, req.TreatmentID)
-	if err != nil {
-		return domain.Quote{}, err
+	if t.ID == "" {
+		// Without the treatment only the patient and currency can be checked too.
+		v.Add(req.Patient.Validate()...)
+		v.Check(currency != "", "currency", "must be one of JPY, USD, EUR, KRW, CNY, TWD, GBP, AUD")
+		return domain.Quote{}, v.Err()
 	}
 	q, err := domain.Issue(uuid.Must(uuid.NewV7()).String(), t,
 		domain.Request{DoseCells: req.DoseCells, Currency: currency, Patient: req.Patient, Extras: req.Extras, Screening: req.Screening},
 		s.rates, s.now())
+	if fields := validation.Fields(err); len(fields) > 0 || v.Err() != nil {
+		v.Add(fields...)
+		if err := v.Err(); err != nil {
+			return domain.Quote{}, err
+		}
+	}
 	if err != nil {
 		return domain.Quote{}, err
 	}

@@ -115,13 +115,9 @@ func makeIssueQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		req := request.(issueQuoteRequest)
 		extras, errs := toRequests(req.Extras)
 		screening, err := req.Screening.ToScreening()
-		if err != nil {
-			errs = append(errs, err.(validation.FieldError))
-		}
-		if len(errs) > 0 {
-			return nil, validation.Errors(errs)
-		}
+		errs = append(errs, validation.Fields(err)...)
 		q, err := s.IssueQuote(ctx, service.IssueRequest{
+			Unreadable:  errs,
 			TreatmentID: req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency, Extras: extras, Screening: screening,
 			Patient: domain.Patient{Name: req.Patient.Name, Email: req.Patient.Email, Country: req.Patient.Country, Language: req.Patient.Language},
 		})
