@@ -86,7 +86,10 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 		b.DoseCells, b.RequiresHarvest, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
 		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt)
 	switch {
-	case pgdb.IsUniqueViolation(err, "bookings_idempotency_key_key"):
+	// Quoting answers a repeated idempotency key with the booking id it first
+	// recorded, so a concurrent request with the same key collides on the id
+	// (checked first) before it reaches the key's own constraint.
+	case pgdb.IsUniqueViolation(err, "bookings_pkey"), pgdb.IsUniqueViolation(err, "bookings_idempotency_key_key"):
 		return ErrDuplicateKey
 	case pgdb.IsUniqueViolation(err, "bookings_quote_id_key"):
 		return ErrQuoteAlreadyTaken

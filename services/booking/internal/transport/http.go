@@ -69,11 +69,13 @@ func decodeTimedReport(field string, now func() time.Time) kithttp.DecodeRequest
 }
 
 type cellsReadyBody struct {
-	CellCount    *int64      `json:"cell_count"`
-	ViabilityPct json.Number `json:"viability_pct"`
-	Sterility    string      `json:"sterility"`
-	Endotoxin    string      `json:"endotoxin"`
-	ReportedAt   *time.Time  `json:"reported_at"`
+	CellCount *int64 `json:"cell_count"`
+	// ViabilityPct is kept raw: a number (92.5) or a string holding one
+	// ("92.5"); anything else is a 422 on the field, not a 400 on the body.
+	ViabilityPct json.RawMessage `json:"viability_pct"`
+	Sterility    string          `json:"sterility"`
+	Endotoxin    string          `json:"endotoxin"`
+	ReportedAt   *time.Time      `json:"reported_at"`
 }
 
 func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
@@ -84,7 +86,7 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 		}
 		var v validation.Validator
 		v.Check(body.CellCount != nil && *body.CellCount > 0, "cell_count", "must be a positive number of cells")
-		viability, err := domain.ParsePercent(body.ViabilityPct.String())
+		viability, err := domain.ParsePercent(percentLiteral(body.ViabilityPct))
 		v.Check(err == nil, "viability_pct", "must be a percentage between 0 and 100 with at most two decimals")
 		v.Check(body.Sterility == "pass" || body.Sterility == "fail", "sterility", `must be "pass" or "fail"`)
 		v.Check(body.Endotoxin == "pass" || body.Endotoxin == "fail", "endotoxin", `must be "pass" or "fail"`)
@@ -100,6 +102,20 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 			SterilityPassed: body.Sterility == "pass", EndotoxinPassed: body.Endotoxin == "pass", ReportedAt: at,
 		}}, nil
 	}
+}
+
+// percentLiteral is a percentage as the clinic wrote it, from a JSON number
+// or string; any other JSON reads as "", which ParsePercent refuses.
+func percentLiteral(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
 }
 
 // Booking's problem types, beyond httpkit's own. Why a quote cannot be

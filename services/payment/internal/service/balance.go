@@ -71,6 +71,16 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 	if err != nil {
 		return err
 	}
+	if pay.Status != domain.Creating {
+		// Charged under an earlier event (booking announced the cells
+		// again): Stripe's idempotency key lasts only a day, so asking
+		// again could charge twice. Only a payment still being created,
+		// whose charge may not have reached Stripe, is sent (again).
+		return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			_, err := inbox.Claim(ctx, tx, BalanceConsumer, eventID)
+			return err
+		})
+	}
 
 	var events []bus.Event
 	intent, err := s.stripe.ChargeBalance(ctx, pay)

@@ -205,10 +205,14 @@ type Event struct {
 // Stripe dashboard; an event of another version is still accepted, because
 // only fields stable across versions are read.
 func (g *Gateway) VerifyWebhook(payload []byte, signature string) (Event, error) {
-	e, err := webhook.ConstructEventWithOptions(payload, signature, g.webhookSecret,
-		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
-	if err != nil {
+	// Checked apart from parsing: a correctly signed body that cannot be
+	// read is a malformed event, not a bad signature.
+	if err := webhook.ValidatePayload(payload, signature, g.webhookSecret); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	var e stripe.Event
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
 	}
 	ev := Event{ID: e.ID, Type: string(e.Type), Created: time.Unix(e.Created, 0).UTC()}
 	if ev.ID == "" {
