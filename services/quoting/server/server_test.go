@@ -1026,6 +1026,10 @@ func TestRevisionsAndCatalogChanges(t *testing.T) {
 				t.Errorf("QuoteWithdrawn = %v", &ev)
 			}
 		}
+		// Withdrawn, an ineligible patient's quote still asks for no money.
+		if got := h.get(t, ineligible.ID); got.Deposit != nil || got.Balance != nil {
+			t.Errorf("withdrawn ineligible quote shows deposit %v, balance %v", got.Deposit, got.Balance)
+		}
 		for id, want := range map[string]string{v1.ID: "superseded", booked.ID: "accepted", otherTreatment.ID: "issued"} {
 			if got := h.get(t, id); got.Status != want {
 				t.Errorf("quote %s is %s, want %s", id, got.Status, want)

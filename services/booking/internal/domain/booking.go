@@ -166,6 +166,11 @@ func (b *Booking) ConfirmBalance(paymentID string, amount money.Money, at time.T
 // RecordBalanceFailure notes why the balance could not be charged; the
 // booking waits in awaiting_balance for the patient to pay on-session.
 func (b *Booking) RecordBalanceFailure(reason string, at time.Time) error {
+	if b.BalancePaymentID != "" {
+		// Payment's failed and succeeded events travel on different
+		// consumers: a decline reported after the balance was paid is stale.
+		return nil
+	}
 	if b.Status != AwaitingBalance {
 		return TransitionError{"record a balance failure for", b.Status}
 	}

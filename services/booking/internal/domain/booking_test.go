@@ -162,3 +162,24 @@ func TestProtocolsWithoutHarvestOrBalance(t *testing.T) {
 		t.Fatalf("cells ready before harvest: %v", err)
 	}
 }
+
+func TestABalanceDeclineReportedAfterThePaymentIsStale(t *testing.T) {
+	b := newBooking()
+	b.Status = AwaitingBalance
+	if err := b.RecordBalanceFailure("card_declined: Your card was declined.", t0); err != nil || b.BalanceFailure == "" {
+		t.Fatalf("decline while awaiting the balance: %v %q", err, b.BalanceFailure)
+	}
+	if _, err := b.ConfirmBalance("pay_bal", money.Yen(1_100_000), t0.Add(time.Hour)); err != nil || b.BalanceFailure != "" {
+		t.Fatalf("balance paid: %v, failure %q", err, b.BalanceFailure)
+	}
+	// The decline of an earlier attempt arrives late, on its own consumer.
+	if err := b.RecordBalanceFailure("card_declined: late", t0.Add(2*time.Hour)); err != nil ||
+		b.BalanceFailure != "" || b.Status != ReadyForAdministration {
+		t.Fatalf("late decline: %v, failure %q, status %s", err, b.BalanceFailure, b.Status)
+	}
+	// Before the balance is due, a decline still does not fit.
+	early := newBooking()
+	if err := early.RecordBalanceFailure("x", t0); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("decline before the balance is due: %v", err)
+	}
+}

@@ -15,6 +15,9 @@ func TestExpiry(t *testing.T) {
 	if q.EffectiveStatus(lastSecond) != StatusIssued || q.Bookable(lastSecond) != nil {
 		t.Fatal("bookable on its last second")
 	}
+	if late := lastSecond.Add(999 * time.Millisecond); q.EffectiveStatus(late) != StatusIssued {
+		t.Fatal("expired before its last second was over")
+	}
 	after := lastSecond.Add(time.Second)
 	if q.EffectiveStatus(after) != StatusExpired || !errors.Is(q.Bookable(after), ErrQuoteExpired) {
 		t.Fatalf("after validity: %s %v", q.EffectiveStatus(after), q.Bookable(after))

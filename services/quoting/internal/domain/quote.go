@@ -208,7 +208,9 @@ func (q *Quote) Revise(newID string, t Treatment, r Revision, rates fx.Table, no
 // EffectiveStatus is the status as of now: an issued quote past its
 // validity is expired even before anything records it.
 func (q Quote) EffectiveStatus(now time.Time) Status {
-	if (q.Status == StatusIssued || q.Status == StatusIneligible) && now.After(q.ValidUntil) {
+	// ValidUntil is the last second of the day (23:59:59 in Tokyo); the
+	// quote holds through all of that second.
+	if (q.Status == StatusIssued || q.Status == StatusIneligible) && now.Truncate(time.Second).After(q.ValidUntil) {
 		return StatusExpired
 	}
 	return q.Status

@@ -245,7 +245,9 @@ func viewOf(q domain.Quote) QuoteView {
 		FX:           FXView{Currency: q.FX.Currency, Rate: q.FX.Price, Base: q.FX.Base, Quote: q.FX.Quote, AsOf: q.FX.AsOf},
 		IssuedAt:     q.IssuedAt, ValidUntil: q.ValidUntil, BookingID: q.BookingID, Note: q.Note,
 	}
-	if q.Status != domain.StatusIneligible {
+	// An ineligible patient is never asked to pay, whatever the quote's
+	// status has become since (expired, withdrawn).
+	if q.Eligibility.Status != domain.Ineligible {
 		d, b := q.Deposit, q.Balance
 		v.Deposit, v.Balance = &d, &b
 	}
