@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -123,54 +119,6 @@ func startPlatform(t *testing.T) *platform {
 	return p
 }
 
-// response is an HTTP answer with its decoded JSON body.
-type response struct {
-	Status int
-	Header http.Header
-	Body   map[string]any
-	Raw    []byte
-}
-
-func (p *platform) call(t *testing.T, method, path string, body any, header map[string]string) response {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequest(method, p.gateway+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // amounts stay exact integers
-	_ = dec.Decode(&out.Body)
-	return out
-}
-
-func (p *platform) mustCall(t *testing.T, want int, method, path string, body any, header map[string]string) response {
-	t.Helper()
-	r := p.call(t, method, path, body, header)
-	if r.Status != want {
-		t.Fatalf("%s %s = %d, want %d: %s", method, path, r.Status, want, r.Raw)
-	}
-	return r
-}
-
 // eventually polls cond until it holds or 15 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -184,33 +132,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func (p *platform) waitForStatus(t *testing.T, bookingID, status string) response {
+func (p *platform) waitForStatus(t *testing.T, bookingID, status string) Result[BookingWithPayments] {
 	t.Helper()
-	var last response
+	var last Result[BookingWithPayments]
 	eventually(t, "booking "+bookingID+" to be "+status, func() bool {
-		last = p.call(t, "GET", "/v1/bookings/"+bookingID, nil, nil)
-		return last.Status == 200 && last.Body["status"] == status
+		last = p.Booking(t, bookingID)
+		return last.Status == 200 && last.Value.Status == status
 	})
 	return last
 }
 
 // stripeEvent builds a webhook event as Stripe would send it, signed with
 // the endpoint secret.
-func stripeEvent(t *testing.T, id, typ string, intent map[string]any) (payload []byte, signature string) {
+func stripeEvent(t *testing.T, id, typ string, intent paymentIntent) (payload []byte, signature string) {
 	t.Helper()
-	ev := map[string]any{
-		"id": id, "object": "event", "api_version": "2023-10-16", "created": time.Now().Unix(),
-		"type": typ, "livemode": false, "pending_webhooks": 1,
-		"data": map[string]any{"object": intent},
+	intent.Object = "payment_intent"
+	ev := stripeEventJSON{ID: id, Object: "event", APIVersion: "2023-10-16", Created: time.Now().Unix(),
+		Type: typ, PendingWebhooks: 1}
+	ev.Data.Object = intent
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
 	}
-	payload, _ = json.Marshal(ev)
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret, Timestamp: time.Now()})
 	return payload, signed.Header
-}
-
-func (p *platform) webhook(t *testing.T, payload []byte, signature string) response {
-	t.Helper()
-	return p.call(t, "POST", "/v1/webhooks/stripe", payload, map[string]string{"Stripe-Signature": signature})
 }
 
 // clinicInbox reads a clinic's notices the way a clinic would: a durable
@@ -261,27 +206,6 @@ func (in *clinicInbox) kindsFor(bookingID string) []notificationv1.NoticeKind {
 		}
 	}
 	return out
-}
-
-func num(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	panic(fmt.Sprintf("not a number: %#v", v))
-}
-
-func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
-
-func list(v any) []any { l, _ := v.([]any); return l }
-
-// money reads {"amount", "currency"}.
-func money(v any) (int64, string) {
-	m := obj(v)
-	return num(m["amount"]), fmt.Sprint(m["currency"])
 }
 
 func findRequest(reqs []devstack.StripeRequest, method, pathPrefix, idempotencyKey string) (devstack.StripeRequest, bool) {

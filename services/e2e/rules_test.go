@@ -1,8 +1,9 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,250 +16,216 @@ const (
 	trialID   = "kyoto-univ-ips-dopaminergic-parkinsons-trial"
 )
 
-func (p *platform) quote(t *testing.T, body map[string]any) response {
+// quote asks for a quote until quoting knows the treatment, and returns its
+// answer, whatever it is.
+func (p *platform) quote(t *testing.T, req QuoteRequest) Result[Quote] {
 	t.Helper()
-	var q response
+	var q Result[Quote]
 	eventually(t, "quoting to answer", func() bool {
-		q = p.call(t, "POST", "/v1/quotes", body, nil)
-		return q.Status != 422 || !strings.Contains(string(q.Raw), "in the catalog")
+		q = p.IssueQuote(t, req)
+		return q.Status != 422 || !q.Problem.Mentions("in the catalog")
 	})
 	return q
 }
 
-func (p *platform) book(t *testing.T, quoteID any) response {
-	t.Helper()
-	return p.call(t, "POST", "/v1/bookings", map[string]any{"quote_id": quoteID}, map[string]string{"Idempotency-Key": uuid.NewString()})
-}
-
-func problemType(r response) string {
-	s := fmt.Sprint(r.Body["type"])
-	return s[strings.LastIndex(s, "/")+1:]
-}
-
-func admin() map[string]string { return map[string]string{"Authorization": "Bearer " + adminToken} }
-
 func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 	p := startPlatform(t)
-	base := map[string]any{"treatment_id": treatmentID, "dose_cells": dose, "currency": "KRW", "patient": patient}
-	with := func(extra map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range base {
-			out[k] = v
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
+	base := QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "KRW", Patient: patient}
+	screened := func(s Screening) QuoteRequest {
+		r := base
+		r.Screening = &s
+		return r
 	}
 
 	t.Run("search, languages and the country comparison", func(t *testing.T) {
-		r := p.mustCall(t, 200, "GET", "/v1/treatments?condition=parkinsons&lang=ko&limit=2", nil, nil)
-		items := list(r.Body["items"])
-		must(t, len(items) == 2 && r.Body["next_cursor"] != nil, fmt.Sprintf("first page: %s", r.Raw))
-		first := obj(items[0])
-		must(t, first["language"] == "ko" && list(first["conditions"])[0] == "parkinsons" && obj(first["condition_names"])["parkinsons"] == "파킨슨병", "Korean names")
-		next := p.mustCall(t, 200, "GET", fmt.Sprint("/v1/treatments?condition=parkinsons&lang=ko&limit=2&cursor=", r.Body["next_cursor"]), nil, nil)
-		must(t, len(list(next.Body["items"])) > 0 && obj(list(next.Body["items"])[0])["id"] != first["id"], "second page continues")
+		r := p.SearchTreatments(t, "condition=parkinsons&lang=ko&limit=2").Expect(t, 200)
+		items := r.Value.Items
+		must(t, len(items) == 2 && r.Value.NextCursor != nil, fmt.Sprintf("first page: %s", r.Raw))
+		first := items[0]
+		must(t, first.Language == "ko" && len(first.Conditions) > 0 && first.Conditions[0] == "parkinsons" &&
+			first.ConditionNames["parkinsons"] == "파킨슨병", "Korean names")
+		next := p.SearchTreatments(t, "condition=parkinsons&lang=ko&limit=2&cursor="+url.QueryEscape(*r.Value.NextCursor)).Expect(t, 200)
+		must(t, len(next.Value.Items) > 0 && next.Value.Items[0].ID != first.ID, "second page continues")
 
-		ja := p.mustCall(t, 200, "GET", "/v1/treatments/"+treatmentID, nil, map[string]string{"Accept-Language": "ja-JP,en;q=0.5"})
-		must(t, ja.Body["language"] == "ja" && !strings.Contains(fmt.Sprint(ja.Body["name"]), "Adipose"), "Japanese via Accept-Language")
+		ja := p.TreatmentIn(t, treatmentID, "ja-JP,en;q=0.5").Expect(t, 200)
+		must(t, ja.Value.Language == "ja" && !strings.Contains(ja.Value.Name, "Adipose"), "Japanese via Accept-Language")
 
-		trials := p.mustCall(t, 200, "GET", "/v1/treatments?bookable=false&condition=parkinsons", nil, nil)
-		var trial map[string]any
-		for _, it := range list(trials.Body["items"]) {
-			if obj(it)["id"] == trialID {
-				trial = obj(it)
-			}
-		}
-		must(t, trial != nil && obj(trial["trial"])["institution"] != "" && obj(trial["plan"])["risk_class"] == "I", "trial listed, class I")
+		trials := p.SearchTreatments(t, "bookable=false&condition=parkinsons").Expect(t, 200)
+		i := slices.IndexFunc(trials.Value.Items, func(tr Treatment) bool { return tr.ID == trialID })
+		must(t, i >= 0, fmt.Sprintf("trial listed: %s", trials.Raw))
+		trial := trials.Value.Items[i]
+		must(t, trial.Trial != nil && trial.Trial.Institution != "" && trial.Plan.RiskClass == "I", "trial listed, class I")
 
 		// $10,000 – $20,000, shown in dollars: every item has a dose inside.
-		priced := p.mustCall(t, 200, "GET", "/v1/treatments?price_currency=USD&min_price=1000000&max_price=2000000&limit=100", nil, nil)
-		must(t, len(list(priced.Body["items"])) > 0, "some treatments cost $10k–$20k")
-		for _, it := range list(priced.Body["items"]) {
-			from, c := money(obj(it)["display_price_from"])
-			must(t, c == "USD" && from <= 2_000_000, fmt.Sprintf("%v from %d %s", obj(it)["id"], from, c))
+		priced := p.SearchTreatments(t, "price_currency=USD&min_price=1000000&max_price=2000000&limit=100").Expect(t, 200)
+		must(t, len(priced.Value.Items) > 0, "some treatments cost $10k–$20k")
+		for _, it := range priced.Value.Items {
+			from := it.DisplayPriceFrom
+			must(t, from != nil && from.Currency == "USD" && from.Amount <= 2_000_000, fmt.Sprintf("%s from %+v", it.ID, from))
 		}
-		text := p.mustCall(t, 200, "GET", "/v1/treatments?q=脊髄損傷&bookable=true", nil, nil)
-		for _, it := range list(text.Body["items"]) {
-			must(t, obj(it)["condition"] == "spinal_cord_injury", fmt.Sprintf("%v matched 脊髄損傷", obj(it)["id"]))
+		text := p.SearchTreatments(t, "q=脊髄損傷&bookable=true").Expect(t, 200)
+		for _, it := range text.Value.Items {
+			must(t, it.Condition == "spinal_cord_injury", fmt.Sprintf("%s matched 脊髄損傷", it.ID))
 		}
-		must(t, len(list(text.Body["items"])) > 0, "Japanese full-text search")
-		bad := p.mustCall(t, 422, "GET", "/v1/treatments?route=oral&price_currency=BTC&limit=1000", nil, nil)
+		must(t, len(text.Value.Items) > 0, "Japanese full-text search")
+		bad := p.SearchTreatments(t, "route=oral&price_currency=BTC&limit=1000").Expect(t, 422)
 		for _, f := range []string{"route", "price_currency", "limit"} {
-			must(t, strings.Contains(string(bad.Raw), `"field":"`+f+`"`), "names "+f)
+			must(t, bad.Problem.Names(f), "names "+f)
 		}
 
-		cmp := p.mustCall(t, 200, "GET", "/v1/conditions/stroke/price-comparison?currency=USD", nil, nil)
+		cmp := p.PriceComparison(t, "stroke", "currency=USD").Expect(t, 200)
 		countries := map[string]bool{}
-		for _, c := range list(cmp.Body["countries"]) {
-			countries[fmt.Sprint(obj(c)["country"])] = true
+		for _, c := range cmp.Value.Countries {
+			countries[c.Country] = true
 		}
 		must(t, countries["JP"] && countries["US"] && countries["MX"] && countries["TR"], fmt.Sprintf("stroke comparison %s", cmp.Raw))
-		jp := obj(list(cmp.Body["countries"])[0])
-		lo, _ := money(jp["min"])
-		hi, _ := money(jp["max"])
-		must(t, lo == 1_500_000 && hi == 4_500_000, "Japan $15,000 – $45,000")
-		p.mustCall(t, 404, "GET", "/v1/conditions/baldness/price-comparison", nil, nil)
+		jp := cmp.Value.Countries[0]
+		must(t, jp.Min == Money{1_500_000, "USD"} && jp.Max == Money{4_500_000, "USD"}, "Japan $15,000 – $45,000")
+		p.PriceComparison(t, "baldness", "").Expect(t, 404)
 	})
 
 	t.Run("an ineligible screening is quoted but cannot be booked", func(t *testing.T) {
-		q := p.quote(t, with(map[string]any{"screening": map[string]any{"diagnosis_confirmed": true, "cancer_free_years": 2,
-			"severe_organ_disease": false, "can_travel": true}}))
-		must(t, q.Status == 201 && q.Body["status"] == "ineligible" && q.Body["deposit"] == nil && q.Body["balance"] == nil,
+		q := p.quote(t, screened(Screening{DiagnosisConfirmed: ptr(true), CancerFreeYears: ptr(2), SevereOrganDisease: ptr(false), CanTravel: ptr(true)}))
+		must(t, q.Status == 201 && q.Value.Status == "ineligible" && q.Value.Deposit == nil && q.Value.Balance == nil,
 			fmt.Sprintf("ineligible quote: %s", q.Raw))
-		reasons := list(obj(q.Body["eligibility"])["reasons"])
-		must(t, len(reasons) == 1 && obj(reasons[0])["code"] == "recent_cancer", "reason given")
-		r := p.book(t, q.Body["id"])
-		must(t, r.Status == 422 && problemType(r) == "quote-ineligible", fmt.Sprintf("booking: %d %s", r.Status, r.Raw))
+		reasons := q.Value.Eligibility.Reasons
+		must(t, len(reasons) == 1 && reasons[0].Code == "recent_cancer", "reason given")
+		r := p.Book(t, q.Value.ID, uuid.NewString())
+		must(t, r.Status == 422 && r.Problem.Slug() == "quote-ineligible", fmt.Sprintf("booking: %d %s", r.Status, r.Raw))
 	})
 
 	t.Run("a quote needing review is booked only after the clinic's revision", func(t *testing.T) {
 		v1 := p.quote(t, base) // no screening: a clinician must look
-		must(t, v1.Status == 201 && obj(v1.Body["eligibility"])["status"] == "needs_review", fmt.Sprintf("v1 %s", v1.Raw))
-		r := p.book(t, v1.Body["id"])
-		must(t, r.Status == 409 && problemType(r) == "quote-needs-review", fmt.Sprintf("booking v1: %d %s", r.Status, r.Raw))
+		must(t, v1.Status == 201 && v1.Value.Eligibility.Status == "needs_review", fmt.Sprintf("v1 %s", v1.Raw))
+		r := p.Book(t, v1.Value.ID, uuid.NewString())
+		must(t, r.Status == 409 && r.Problem.Slug() == "quote-needs-review", fmt.Sprintf("booking v1: %d %s", r.Status, r.Raw))
 
-		v2 := p.mustCall(t, 201, "POST", fmt.Sprint("/v1/clinic/quotes/", v1.Body["id"], "/revisions"), map[string]any{
-			"dose_cells": 200_000_000, "note": "MRI reviewed; higher dose advised",
-			"eligibility": map[string]any{"status": "eligible", "reasons": []any{map[string]any{"code": "clinician_review", "outcome": "eligible", "message": "Records reviewed"}}},
-		}, nil)
-		must(t, v2.Body["version"] == json.Number("2") && v2.Body["supersedes"] == v1.Body["id"] && obj(v2.Body["eligibility"])["status"] == "eligible", fmt.Sprintf("v2 %s", v2.Raw))
-		t1, _ := money(v1.Body["total"])
-		t2, _ := money(v2.Body["total"])
-		must(t, t2 > t1, "the higher dose costs more")
-		old := p.book(t, v1.Body["id"])
-		must(t, old.Status == 409 && problemType(old) == "quote-superseded" && strings.Contains(fmt.Sprint(old.Body["detail"]), fmt.Sprint(v2.Body["id"])),
+		v2 := p.ReviseQuote(t, v1.Value.ID, RevisionRequest{DoseCells: ptr(int64(200_000_000)), Note: "MRI reviewed; higher dose advised",
+			Eligibility: &Eligibility{Status: "eligible", Reasons: []Reason{{Code: "clinician_review", Outcome: "eligible", Message: "Records reviewed"}}},
+		}).Expect(t, 201)
+		must(t, v2.Value.Version == 2 && v2.Value.Supersedes == v1.Value.ID && v2.Value.Eligibility.Status == "eligible", fmt.Sprintf("v2 %s", v2.Raw))
+		must(t, v2.Value.Total.Amount > v1.Value.Total.Amount, "the higher dose costs more")
+		old := p.Book(t, v1.Value.ID, uuid.NewString())
+		must(t, old.Status == 409 && old.Problem.Slug() == "quote-superseded" && v2.Value.ID != "" && strings.Contains(old.Problem.Detail, v2.Value.ID),
 			fmt.Sprintf("booking v1 after revision: %d %s", old.Status, old.Raw))
-		must(t, p.mustCall(t, 200, "GET", fmt.Sprint("/v1/quotes/", v1.Body["id"]), nil, nil).Body["status"] == "superseded", "v1 superseded")
-		booked := p.book(t, v2.Body["id"])
+		must(t, p.Quote(t, v1.Value.ID).Expect(t, 200).Value.Status == "superseded", "v1 superseded")
+		booked := p.Book(t, v2.Value.ID, uuid.NewString())
 		must(t, booked.Status == 201, fmt.Sprintf("booking v2: %d %s", booked.Status, booked.Raw))
-		dep, _ := money(obj(booked.Body["deposit"])["amount"])
-		want, _ := money(v2.Body["deposit"])
-		must(t, dep == want, "deposit of v2")
+		must(t, v2.Value.Deposit != nil && booked.Value.Deposit.Amount == *v2.Value.Deposit, "deposit of v2")
 	})
 
 	t.Run("a trial is never quoted", func(t *testing.T) {
-		r := p.quote(t, map[string]any{"treatment_id": trialID, "dose_cells": 1, "currency": "JPY", "patient": patient, "screening": fit})
-		must(t, r.Status == 422 && problemType(r) == "treatment-not-bookable", fmt.Sprintf("trial quote: %d %s", r.Status, r.Raw))
+		r := p.quote(t, QuoteRequest{TreatmentID: trialID, DoseCells: 1, Currency: "JPY", Patient: patient, Screening: &fit})
+		must(t, r.Status == 422 && r.Problem.Slug() == "treatment-not-bookable", fmt.Sprintf("trial quote: %d %s", r.Status, r.Raw))
 	})
 
 	t.Run("a product with no culture stage is paid in full up front and needs no harvest", func(t *testing.T) {
-		tr := p.mustCall(t, 200, "GET", "/v1/treatments/"+exosomeID, nil, nil).Body
-		doseCells := num(obj(list(tr["dose_options"])[0])["cells"])
-		q := p.quote(t, map[string]any{"treatment_id": exosomeID, "dose_cells": doseCells, "currency": "JPY", "patient": patient, "screening": fit})
-		total, _ := money(q.Body["total"])
-		deposit, _ := money(q.Body["deposit"])
-		balance, _ := money(q.Body["balance"])
-		must(t, q.Status == 201 && deposit == total && balance == 0 && q.Body["requires_harvest"] == false, fmt.Sprintf("full up front: %s", q.Raw))
-		created := p.book(t, q.Body["id"])
+		tr := p.Treatment(t, exosomeID).Expect(t, 200)
+		must(t, len(tr.Value.DoseOptions) > 0, fmt.Sprintf("doses of %s: %s", exosomeID, tr.Raw))
+		doseCells := tr.Value.DoseOptions[0].Cells
+		q := p.quote(t, QuoteRequest{TreatmentID: exosomeID, DoseCells: doseCells, Currency: "JPY", Patient: patient, Screening: &fit})
+		must(t, q.Status == 201 && q.Value.Deposit != nil && q.Value.Balance != nil && *q.Value.Deposit == q.Value.Total &&
+			*q.Value.Balance == yen(0) && q.Has("requires_harvest") && !q.Value.RequiresHarvest, fmt.Sprintf("full up front: %s", q.Raw))
+		deposit := q.Value.Deposit.Amount
+		created := p.Book(t, q.Value.ID, uuid.NewString())
 		must(t, created.Status == 201, fmt.Sprintf("booked: %s", created.Raw))
-		id := fmt.Sprint(created.Body["id"])
-		payload, sig := stripeEvent(t, "evt_exo_"+id, "payment_intent.succeeded", map[string]any{"id": obj(created.Body["deposit"])["payment_intent_id"],
-			"object": "payment_intent", "amount": deposit, "amount_received": deposit, "currency": "jpy", "status": "succeeded", "payment_method": "pm_exo"})
-		p.webhook(t, payload, sig)
+		id := created.Value.ID
+		payload, sig := stripeEvent(t, "evt_exo_"+id, "payment_intent.succeeded", paymentIntent{ID: created.Value.Deposit.PaymentIntentID,
+			Amount: deposit, AmountReceived: deposit, Currency: "jpy", Status: "succeeded", PaymentMethod: "pm_exo"})
+		p.StripeWebhook(t, payload, sig)
 		p.waitForStatus(t, id, "confirmed")
-		p.mustCall(t, 409, "POST", "/v1/clinic/bookings/"+id+"/harvest", nil, nil)
-		ready := p.mustCall(t, 200, "POST", "/v1/clinic/bookings/"+id+"/cells-ready",
-			map[string]any{"cell_count": doseCells, "viability_pct": 100, "sterility": "pass", "endotoxin": "pass"}, nil)
-		must(t, ready.Body["status"] == "ready_for_administration", fmt.Sprintf("straight to administration: %s", ready.Raw))
-		fin := p.mustCall(t, 200, "GET", "/v1/finance/bookings/"+id, nil, nil).Body
-		must(t, obj(fin["balance"])["status"] == "not_required" && fin["settled"] == true, fmt.Sprintf("finance %v", fin))
+		p.ReportHarvest(t, id).Expect(t, 409)
+		ready := p.ReportCellsReady(t, id, CellsReport{CellCount: doseCells, ViabilityPct: 100, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
+		must(t, ready.Value.Status == "ready_for_administration", fmt.Sprintf("straight to administration: %s", ready.Raw))
+		fin := p.Finance(t, id).Expect(t, 200).Value
+		must(t, fin.Balance.Status == "not_required" && fin.Settled, fmt.Sprintf("finance %+v", fin))
 		_, charged := findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents", "booking:"+id+":balance")
 		must(t, !charged, "no balance charge")
 	})
 
 	t.Run("a quote past its validity cannot be booked", func(t *testing.T) {
-		q := p.quote(t, with(map[string]any{"screening": fit}))
+		q := p.quote(t, screened(fit))
 		must(t, q.Status == 201, string(q.Raw))
-		validUntil, _ := time.Parse(time.RFC3339, fmt.Sprint(q.Body["valid_until"]))
+		validUntil := q.Value.ValidUntil
 		p.clock.Advance(time.Until(validUntil) + time.Minute)
 		defer p.clock.Advance(-(time.Until(validUntil) + time.Minute))
-		must(t, p.mustCall(t, 200, "GET", fmt.Sprint("/v1/quotes/", q.Body["id"]), nil, nil).Body["status"] == "expired", "reads as expired")
-		r := p.book(t, q.Body["id"])
-		must(t, r.Status == 409 && problemType(r) == "quote-expired", fmt.Sprintf("booking an expired quote: %d %s", r.Status, r.Raw))
+		must(t, p.Quote(t, q.Value.ID).Expect(t, 200).Value.Status == "expired", "reads as expired")
+		r := p.Book(t, q.Value.ID, uuid.NewString())
+		must(t, r.Status == 409 && r.Problem.Slug() == "quote-expired", fmt.Sprintf("booking an expired quote: %d %s", r.Status, r.Raw))
 	})
 
 	t.Run("suspending a plan stops bookings at once and withdraws open quotes", func(t *testing.T) {
-		tr := p.mustCall(t, 200, "GET", "/v1/treatments/"+treatmentID, nil, nil).Body
-		plan := fmt.Sprint(tr["plan_number"])
-		open := p.quote(t, with(map[string]any{"screening": fit}))
+		plan := p.Treatment(t, treatmentID).Expect(t, 200).Value.PlanNumber
+		open := p.quote(t, screened(fit))
 		must(t, open.Status == 201, string(open.Raw))
 
-		p.mustCall(t, 401, "PATCH", "/v1/admin/plans/"+plan, map[string]any{"status": "suspended"}, nil)
-		bad := p.mustCall(t, 422, "PATCH", "/v1/admin/plans/"+plan, map[string]any{"status": "paused"}, admin())
-		must(t, strings.Contains(string(bad.Raw), `"field":"status"`), "bad status named")
-		p.mustCall(t, 200, "PATCH", "/v1/admin/plans/"+plan, map[string]any{"status": "suspended"}, admin())
-		defer p.mustCall(t, 200, "PATCH", "/v1/admin/plans/"+plan, map[string]any{"status": "active"}, admin())
+		p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, nil).Expect(t, 401)
+		bad := p.PatchPlan(t, plan, map[string]any{"status": "paused"}, admin()).Expect(t, 422)
+		must(t, bad.Problem.Names("status"), "bad status named")
+		p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, admin()).Expect(t, 200)
+		defer func() { p.PatchPlan(t, plan, map[string]any{"status": "active"}, admin()).Expect(t, 200) }()
 
 		// At once: the catalog says so, and booking asks the catalog.
-		now := p.mustCall(t, 200, "GET", "/v1/treatments/"+treatmentID, nil, nil).Body
-		must(t, now["bookable"] == false && obj(now["plan"])["status"] == "suspended", "unbookable at once")
-		r := p.book(t, open.Body["id"])
-		must(t, r.Status == 409 && (problemType(r) == "treatment-not-bookable" || problemType(r) == "quote-withdrawn"),
+		now := p.Treatment(t, treatmentID).Expect(t, 200)
+		must(t, now.Has("bookable") && !now.Value.Bookable && now.Value.Plan.Status == "suspended", "unbookable at once")
+		r := p.Book(t, open.Value.ID, uuid.NewString())
+		must(t, r.Status == 409 && (r.Problem.Slug() == "treatment-not-bookable" || r.Problem.Slug() == "quote-withdrawn"),
 			fmt.Sprintf("booking under a suspended plan: %d %s", r.Status, r.Raw))
 		// Within a second, quoting follows: new quotes refused, open ones withdrawn.
 		eventually(t, "quoting to refuse new quotes", func() bool {
-			q := p.call(t, "POST", "/v1/quotes", with(map[string]any{"screening": fit}), nil)
-			return q.Status == 422 && problemType(q) == "treatment-not-bookable"
+			q := p.IssueQuote(t, screened(fit))
+			return q.Status == 422 && q.Problem.Slug() == "treatment-not-bookable"
 		})
 		eventually(t, "the open quote to be withdrawn", func() bool {
-			return p.call(t, "GET", fmt.Sprint("/v1/quotes/", open.Body["id"]), nil, nil).Body["status"] == "withdrawn"
+			q := p.Quote(t, open.Value.ID)
+			return q.Status == 200 && q.Value.Status == "withdrawn"
 		})
-		r = p.book(t, open.Body["id"])
-		must(t, r.Status == 409 && problemType(r) == "quote-withdrawn", fmt.Sprintf("booking a withdrawn quote: %d %s", r.Status, r.Raw))
+		r = p.Book(t, open.Value.ID, uuid.NewString())
+		must(t, r.Status == 409 && r.Problem.Slug() == "quote-withdrawn", fmt.Sprintf("booking a withdrawn quote: %d %s", r.Status, r.Raw))
 	})
 
 	t.Run("operators create clinics, plans and treatments with validation", func(t *testing.T) {
-		clinic := map[string]any{"id": "osaka-test-clinic", "names": map[string]any{"en": "Osaka Test Clinic", "ja": "大阪テストクリニック"},
-			"kind": "clinic", "city": "osaka", "mhlw_registration": "27-1234567", "languages": []any{"ja", "en"},
-			"deposit_policy": map[string]any{"covers": []any{"consultation", "harvest", "cell_culture", "quality_testing"}, "full_without_culture": false},
-			"extras":         []any{map[string]any{"code": "hotel", "price": 20000, "unit": "night", "taxable": true}}}
-		p.mustCall(t, 401, "POST", "/v1/admin/clinics", clinic, nil)
-		clinic["city"] = "nagoya"
-		bad := p.mustCall(t, 422, "POST", "/v1/admin/clinics", clinic, admin())
-		must(t, strings.Contains(string(bad.Raw), `"field":"city"`), "city named")
-		clinic["city"] = "osaka"
-		p.mustCall(t, 201, "POST", "/v1/admin/clinics", clinic, admin())
-		p.mustCall(t, 409, "POST", "/v1/admin/clinics", clinic, admin())
-		p.mustCall(t, 201, "POST", "/v1/admin/plans", map[string]any{"number": "PB5269999", "clinic_id": "osaka-test-clinic", "risk_class": "II",
-			"therapy": "Autologous adipose MSC, intra-articular, knee osteoarthritis", "committee": "Osaka Certified Committee No. 1",
-			"cpc": map[string]any{"name": "Osaka Cell Lab", "in_house": false}, "valid_from": "2026-01-01", "valid_until": "2028-12-31", "status": "active"}, admin())
-		treatment := map[string]any{"id": "osaka-test-knee", "clinic_id": "osaka-test-clinic", "plan_number": "PB5269999",
-			"names": map[string]any{"en": "Adipose MSC for knee osteoarthritis"}, "descriptions": map[string]any{"en": "One injection per knee."},
-			"conditions": []any{"knee_osteoarthritis"}, "cell_type": "msc", "cell_source": "adipose", "autologous": true,
-			"routes": []any{"intra_articular"}, "sessions": 1, "culture_days": map[string]any{"min": 21, "max": 28}, "visits": 2,
-			"typical_stay_days": 2, "follow_up_months": []any{1, 3, 6}, "included": []any{"Certificate of analysis"},
-			"prices":       map[string]any{"consultation": 50000, "harvest": 200000, "quality_testing": 50000, "administration_per_session": 300000},
-			"dose_options": []any{map[string]any{"cells": 50000000, "culture": 700000}},
-			"eligibility":  map[string]any{"requires_confirmed_diagnosis": true, "min_cancer_free_years": 5, "organ_disease": "review", "excludes_severed_cord": false, "injury_window": nil},
-			"trial":        nil}
-		p.mustCall(t, 201, "POST", "/v1/admin/treatments", treatment, admin())
+		clinic := ClinicDocument{ID: "osaka-test-clinic", Names: map[string]string{"en": "Osaka Test Clinic", "ja": "大阪テストクリニック"},
+			Kind: "clinic", City: "osaka", MHLWRegistration: "27-1234567", Languages: []string{"ja", "en"},
+			DepositPolicy: DepositPolicy{Covers: []string{"consultation", "harvest", "cell_culture", "quality_testing"}, FullWithoutCulture: false},
+			Extras:        []ExtraDocument{{Code: "hotel", Price: 20000, Unit: "night", Taxable: true}}}
+		p.CreateClinic(t, clinic, nil).Expect(t, 401)
+		clinic.City = "nagoya"
+		bad := p.CreateClinic(t, clinic, admin()).Expect(t, 422)
+		must(t, bad.Problem.Names("city"), "city named")
+		clinic.City = "osaka"
+		p.CreateClinic(t, clinic, admin()).Expect(t, 201)
+		p.CreateClinic(t, clinic, admin()).Expect(t, 409)
+		p.CreatePlan(t, PlanDocument{Number: "PB5269999", ClinicID: "osaka-test-clinic", RiskClass: "II",
+			Therapy: "Autologous adipose MSC, intra-articular, knee osteoarthritis", Committee: "Osaka Certified Committee No. 1",
+			CPC: CPC{Name: "Osaka Cell Lab", InHouse: false}, ValidFrom: "2026-01-01", ValidUntil: "2028-12-31", Status: "active"}, admin()).Expect(t, 201)
+		treatment := TreatmentDocument{ID: "osaka-test-knee", ClinicID: "osaka-test-clinic", PlanNumber: "PB5269999",
+			Names: map[string]string{"en": "Adipose MSC for knee osteoarthritis"}, Descriptions: map[string]string{"en": "One injection per knee."},
+			Conditions: []string{"knee_osteoarthritis"}, CellType: "msc", CellSource: "adipose", Autologous: true,
+			Routes: []string{"intra_articular"}, Sessions: 1, CultureDays: DayRange{Min: 21, Max: 28}, Visits: 2,
+			TypicalStayDays: 2, FollowUpMonths: []int{1, 3, 6}, Included: []string{"Certificate of analysis"},
+			Prices:      PricesDocument{Consultation: 50000, Harvest: 200000, QualityTesting: 50000, AdministrationPerSession: 300000},
+			DoseOptions: []DoseDocument{{Cells: 50000000, Culture: 700000}},
+			Eligibility: EligibilityRules{RequiresConfirmedDiagnosis: true, MinCancerFreeYears: 5, OrganDisease: "review", ExcludesSeveredCord: false, InjuryWindow: nil},
+			Trial:       nil}
+		p.CreateTreatment(t, treatment, admin()).Expect(t, 201)
+		kneeQuote := QuoteRequest{TreatmentID: "osaka-test-knee", DoseCells: 50000000, Currency: "JPY", Patient: patient, Screening: &fit}
 		// Quoting follows within a second.
 		eventually(t, "quoting to quote the new treatment", func() bool {
-			q := p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": "osaka-test-knee", "dose_cells": 50000000, "currency": "JPY",
-				"patient": patient, "screening": fit}, nil)
-			if q.Status != 201 {
-				return false // quoting has not seen the treatment yet
-			}
-			total, _ := money(q.Body["total"])
-			return total == 1_430_000 // (50k + 200k + 700k + 50k + 300k) × 1.1
+			q := p.IssueQuote(t, kneeQuote)
+			// Until quoting has seen the treatment it refuses the quote.
+			return q.Status == 201 && q.Value.Total.Amount == 1_430_000 // (50k + 200k + 700k + 50k + 300k) × 1.1
 		})
 		// A price change reaches quoting too.
-		p.mustCall(t, 200, "PATCH", "/v1/admin/treatments/osaka-test-knee", map[string]any{"prices": map[string]any{
-			"consultation": 50000, "harvest": 200000, "quality_testing": 50000, "administration_per_session": 400000}}, admin())
+		p.PatchTreatment(t, "osaka-test-knee", map[string]any{"prices": map[string]any{
+			"consultation": 50000, "harvest": 200000, "quality_testing": 50000, "administration_per_session": 400000}}, admin()).Expect(t, 200)
 		eventually(t, "quoting to use the new price", func() bool {
-			q := p.call(t, "POST", "/v1/quotes", map[string]any{"treatment_id": "osaka-test-knee", "dose_cells": 50000000, "currency": "JPY",
-				"patient": patient, "screening": fit}, nil)
-			if q.Status != 201 {
-				return false
-			}
-			total, _ := money(q.Body["total"])
-			return total == 1_540_000
+			q := p.IssueQuote(t, kneeQuote)
+			return q.Status == 201 && q.Value.Total.Amount == 1_540_000
 		})
-		badPatch := p.mustCall(t, 422, "PATCH", "/v1/admin/treatments/osaka-test-knee", map[string]any{"routes": []any{"oral"}, "sessions": 0}, admin())
-		must(t, strings.Contains(string(badPatch.Raw), `"field":"routes"`) && strings.Contains(string(badPatch.Raw), `"field":"sessions"`), string(badPatch.Raw))
-		unknown := p.mustCall(t, 400, "PATCH", "/v1/admin/treatments/osaka-test-knee", map[string]any{"colour": "blue"}, admin())
-		must(t, strings.Contains(string(unknown.Raw), `"field":"colour"`), string(unknown.Raw))
+		badPatch := p.PatchTreatment(t, "osaka-test-knee", map[string]any{"routes": []any{"oral"}, "sessions": 0}, admin()).Expect(t, 422)
+		must(t, badPatch.Problem.Names("routes") && badPatch.Problem.Names("sessions"), string(badPatch.Raw))
+		unknown := p.PatchTreatment(t, "osaka-test-knee", map[string]any{"colour": "blue"}, admin()).Expect(t, 400)
+		must(t, unknown.Problem.Names("colour"), string(unknown.Raw))
 	})
 }
