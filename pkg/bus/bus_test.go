@@ -127,18 +127,6 @@ func (r *rig) effects(t *testing.T) map[string]int {
 	return out
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestCommittedEventsArriveOnceInTheirTraceAndRolledBackOnesNever(t *testing.T) {
 	r := newRig(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,14 +139,14 @@ func TestCommittedEventsArriveOnceInTheirTraceAndRolledBackOnesNever(t *testing.
 	r.enqueue(t, tctx, bus.Event{ID: "committed", Subject: "booking.v1.c1.created", Message: &commonv1.Money{Amount: 1_900_000, Currency: "JPY"}}, true)
 	span.End()
 
-	eventually(t, "the committed event", func() bool { return r.effects(t)["committed"] == 1 })
+	devtest.Eventually(t, "the committed event", func() bool { return r.effects(t)["committed"] == 1 })
 
 	// A relay that crashed after publishing but before marking re-publishes:
 	// JetStream drops the duplicate and the inbox would catch what slipped by.
 	if _, err := r.pool.Exec(ctx, `UPDATE outbox SET published_at = NULL`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the re-publish", func() bool { n, _ := outbox.Pending(ctx, r.pool); return n == 0 })
+	devtest.Eventually(t, "the re-publish", func() bool { n, _ := outbox.Pending(ctx, r.pool); return n == 0 })
 	time.Sleep(200 * time.Millisecond)
 	if got := r.effects(t); got["committed"] != 1 || got["rolled-back"] != 0 || len(got) != 1 {
 		t.Fatalf("effects = %v, want committed exactly once", got)
@@ -197,7 +185,7 @@ func TestRedeliveryAfterTransientFailureAppliesOnce(t *testing.T) {
 			return nil
 		})
 	r.enqueue(t, ctx, bus.Event{ID: "e1", Subject: "booking.v1.c1.confirmed", Message: &commonv1.Money{Amount: 5}}, true)
-	eventually(t, "the retried event", func() bool { return r.effects(t)["e1"] == 1 })
+	devtest.Eventually(t, "the retried event", func() bool { return r.effects(t)["e1"] == 1 })
 	if attempts.Load() != 2 {
 		t.Fatalf("attempts = %d, want 2", attempts.Load())
 	}
@@ -229,7 +217,7 @@ func TestPoisonAndExhaustedMessagesAreDeadLetteredAndReplayable(t *testing.T) {
 	r.enqueue(t, ctx, bus.Event{ID: "exhausted", Subject: "payment.v1.c1.deposit.succeeded", Message: &commonv1.Money{Amount: 2}}, true)
 
 	var dls []bus.DeadLetter
-	eventually(t, "two dead letters", func() bool {
+	devtest.Eventually(t, "two dead letters", func() bool {
 		var err error
 		dls, err = bus.DeadLetters(ctx, r.js)
 		return err == nil && len(dls) == 2
@@ -251,7 +239,7 @@ func TestPoisonAndExhaustedMessagesAreDeadLetteredAndReplayable(t *testing.T) {
 	if err := bus.Replay(ctx, r.js, reasons["exhausted"]); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the replayed event", func() bool { return r.effects(t)["exhausted"] == 1 })
+	devtest.Eventually(t, "the replayed event", func() bool { return r.effects(t)["exhausted"] == 1 })
 	left, _ := bus.DeadLetters(ctx, r.js)
 	if len(left) != 1 || left[0].EventID != "poison" {
 		t.Fatalf("after replay the dead letters are %+v, want only the poison one", left)

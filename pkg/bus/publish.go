@@ -36,6 +36,19 @@ func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider) *Publisher {
 	return &Publisher{js: js, tracer: tp.Tracer("github.com/saisei-health/platform/pkg/bus")}
 }
 
+// NewMsg is e as a NATS message with the platform's headers: the event id,
+// its type (what consumers dispatch on), when it occurred, and the trace
+// context of ctx.
+func NewMsg(ctx context.Context, e Envelope) *nats.Msg {
+	msg := nats.NewMsg(e.Subject)
+	msg.Data = e.Data
+	msg.Header.Set(HeaderEventID, e.ID)
+	msg.Header.Set(HeaderEventType, e.Type)
+	msg.Header.Set(HeaderOccurredAt, e.OccurredAt.UTC().Format(time.RFC3339Nano))
+	telemetry.Propagator.Inject(ctx, propagation.HeaderCarrier(http.Header(msg.Header)))
+	return msg
+}
+
 // Publish sends e and waits for JetStream's acknowledgement. Nats-Msg-Id is
 // the event id, so publishing the same event twice stores it once.
 func (p *Publisher) Publish(ctx context.Context, e Envelope) error {
@@ -47,13 +60,7 @@ func (p *Publisher) Publish(ctx context.Context, e Envelope) error {
 			attribute.String("saisei.event.type", e.Type),
 		))
 	defer span.End()
-	msg := nats.NewMsg(e.Subject)
-	msg.Data = e.Data
-	msg.Header.Set(HeaderEventID, e.ID)
-	msg.Header.Set(HeaderEventType, e.Type)
-	msg.Header.Set(HeaderOccurredAt, e.OccurredAt.UTC().Format(time.RFC3339Nano))
-	telemetry.Propagator.Inject(ctx, propagation.HeaderCarrier(http.Header(msg.Header)))
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(e.ID))
+	ack, err := p.js.PublishMsg(ctx, NewMsg(ctx, e), jetstream.WithMsgID(e.ID))
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")

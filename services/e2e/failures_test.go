@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
 )
 
 // bookConfirmed takes a fresh quote to a confirmed booking and returns the
@@ -96,7 +97,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 	t.Run("a reused Idempotency-Key for another quote is refused", func(t *testing.T) {
 		key := uuid.NewString()
 		var q1, q2 Result[Quote]
-		eventually(t, "two quotes", func() bool {
+		devtest.Eventually(t, "two quotes", func() bool {
 			q1 = p.IssueQuote(t, fitQuote)
 			q2 = p.IssueQuote(t, fitQuote)
 			return q1.Status == 201 && q2.Status == 201
@@ -161,7 +162,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		r := p.ReportCellsReady(t, bookingID, CellsReport{CellCount: 110_000_000, ViabilityPct: "91", Sterility: "fail", Endotoxin: "pass"}).Expect(t, 200)
 		must(t, r.Value.Status == "qc_failed" && r.Value.QualityReport != nil && r.Has("quality_report", "passed") && !r.Value.QualityReport.Passed,
 			"QC failed")
-		eventually(t, "finance to cancel the balance", func() bool {
+		devtest.Eventually(t, "finance to cancel the balance", func() bool {
 			fin := p.Finance(t, bookingID)
 			return fin.Status == 200 && fin.Value.Balance.Status == "cancelled"
 		})
@@ -178,7 +179,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		p.stripe.FailNext("POST", "/v1/payment_intents", 500, devstack.StripeError{Type: "api_error", Message: "simulated outage"})
 		p.ReportCellsReady(t, bookingID, CellsReport{CellCount: 150_000_000, ViabilityPct: 90, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
 		var balanceIntent string
-		eventually(t, "the retried balance charge to be recorded", func() bool {
+		devtest.Eventually(t, "the retried balance charge to be recorded", func() bool {
 			b := p.Booking(t, bookingID)
 			if b.Status != 200 {
 				return false
@@ -212,7 +213,7 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 			Code: "authentication_required", DeclineCode: "authentication_required", Message: "This payment requires authentication."})
 		p.ReportCellsReady(t, bookingID, CellsReport{CellCount: 101_000_000, ViabilityPct: 88, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
 		var b Result[BookingWithPayments]
-		eventually(t, "the booking to record the failed balance", func() bool {
+		devtest.Eventually(t, "the booking to record the failed balance", func() bool {
 			b = p.Booking(t, bookingID)
 			return b.Status == 200 && strings.HasPrefix(b.Value.BalanceFailure, "authentication_required")
 		})

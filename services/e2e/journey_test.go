@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
 	pkgmoney "github.com/saisei-health/platform/pkg/money"
 )
@@ -144,7 +145,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	must(t, len(pays) == 1 && pays[0].Stage == "deposit" && pays[0].Status == "succeeded" &&
 		pays[0].PaymentIntentID == depositIntent, fmt.Sprintf("payments after deposit: %+v", pays))
 
-	eventually(t, "the clinic to be told of the confirmed booking", func() bool {
+	devtest.Eventually(t, "the clinic to be told of the confirmed booking", func() bool {
 		return slices.Contains(clinic.kindsFor(bookingID), notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED)
 	})
 	confirmMail := p.waitForMail(t, patient.Email, "is confirmed")
@@ -163,7 +164,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 
 	// 6. Payment charges the balance off-session on the saved card.
 	var balanceReq devstack.StripeRequest
-	eventually(t, "the balance charge", func() bool {
+	devtest.Eventually(t, "the balance charge", func() bool {
 		balanceReq, ok = findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents", "booking:"+bookingID+":balance")
 		return ok
 	})
@@ -172,7 +173,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 		balanceReq.Form.Get("payment_method") == savedCard && balanceReq.Form.Get("customer") == customerID,
 		fmt.Sprintf("balance charged off-session with the deposit's card: %v", balanceReq.Form))
 	var balanceIntent string
-	eventually(t, "the balance payment to be recorded", func() bool {
+	devtest.Eventually(t, "the balance payment to be recorded", func() bool {
 		b := p.Booking(t, bookingID)
 		if b.Status != 200 {
 			return false
@@ -211,7 +212,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 		fin.Deposit.Received == yen(deposit) && fin.Balance.Received == yen(balance), fmt.Sprintf("finance %+v", fin))
 
 	// 9. Exactly once: three notices to the clinic, two emails to the patient.
-	eventually(t, "the clinic's three notices", func() bool { return len(clinic.kindsFor(bookingID)) >= 3 })
+	devtest.Eventually(t, "the clinic's three notices", func() bool { return len(clinic.kindsFor(bookingID)) >= 3 })
 	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
 	must(t, slices.Equal(clinic.kindsFor(bookingID), []notificationv1.NoticeKind{
 		notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED,
@@ -238,7 +239,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 func (p *platform) issueWhenKnown(t *testing.T, req QuoteRequest) Result[Quote] {
 	t.Helper()
 	var q Result[Quote]
-	eventually(t, "quoting to issue a quote for "+req.TreatmentID, func() bool {
+	devtest.Eventually(t, "quoting to issue a quote for "+req.TreatmentID, func() bool {
 		q = p.IssueQuote(t, req)
 		return q.Status == 201
 	})
@@ -255,7 +256,7 @@ func must(t *testing.T, ok bool, what string) {
 func (p *platform) waitForMail(t *testing.T, to, subjectPart string) devstack.Mail {
 	t.Helper()
 	var found devstack.Mail
-	eventually(t, "an email to "+to+" about "+subjectPart, func() bool {
+	devtest.Eventually(t, "an email to "+to+" about "+subjectPart, func() bool {
 		for _, m := range p.mail.Messages() {
 			if slices.Contains(m.To, to) && strings.Contains(m.Subject, subjectPart) {
 				found = m

@@ -119,23 +119,10 @@ func startPlatform(t *testing.T) *platform {
 	return p
 }
 
-// eventually polls cond until it holds or 15 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func (p *platform) waitForStatus(t *testing.T, bookingID, status string) Result[BookingWithPayments] {
 	t.Helper()
 	var last Result[BookingWithPayments]
-	eventually(t, "booking "+bookingID+" to be "+status, func() bool {
+	devtest.Eventually(t, "booking "+bookingID+" to be "+status, func() bool {
 		last = p.Booking(t, bookingID)
 		return last.Status == 200 && last.Value.Status == status
 	})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
 )
 
 const (
@@ -21,7 +23,7 @@ const (
 func (p *platform) quote(t *testing.T, req QuoteRequest) Result[Quote] {
 	t.Helper()
 	var q Result[Quote]
-	eventually(t, "quoting to answer", func() bool {
+	devtest.Eventually(t, "quoting to answer", func() bool {
 		q = p.IssueQuote(t, req)
 		return q.Status != 422 || !q.Problem.Mentions("in the catalog")
 	})
@@ -172,11 +174,11 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		must(t, r.Status == 409 && (r.Problem.Slug() == "treatment-not-bookable" || r.Problem.Slug() == "quote-withdrawn"),
 			fmt.Sprintf("booking under a suspended plan: %d %s", r.Status, r.Raw))
 		// Within a second, quoting follows: new quotes refused, open ones withdrawn.
-		eventually(t, "quoting to refuse new quotes", func() bool {
+		devtest.Eventually(t, "quoting to refuse new quotes", func() bool {
 			q := p.IssueQuote(t, screened(fit))
 			return q.Status == 422 && q.Problem.Slug() == "treatment-not-bookable"
 		})
-		eventually(t, "the open quote to be withdrawn", func() bool {
+		devtest.Eventually(t, "the open quote to be withdrawn", func() bool {
 			q := p.Quote(t, open.Value.ID)
 			return q.Status == 200 && q.Value.Status == "withdrawn"
 		})
@@ -211,7 +213,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		p.CreateTreatment(t, treatment, admin()).Expect(t, 201)
 		kneeQuote := QuoteRequest{TreatmentID: "osaka-test-knee", DoseCells: 50000000, Currency: "JPY", Patient: patient, Screening: &fit}
 		// Quoting follows within a second.
-		eventually(t, "quoting to quote the new treatment", func() bool {
+		devtest.Eventually(t, "quoting to quote the new treatment", func() bool {
 			q := p.IssueQuote(t, kneeQuote)
 			// Until quoting has seen the treatment it refuses the quote.
 			return q.Status == 201 && q.Value.Total.Amount == 1_430_000 // (50k + 200k + 700k + 50k + 300k) × 1.1
@@ -219,7 +221,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		// A price change reaches quoting too.
 		p.PatchTreatment(t, "osaka-test-knee", map[string]any{"prices": map[string]any{
 			"consultation": 50000, "harvest": 200000, "quality_testing": 50000, "administration_per_session": 400000}}, admin()).Expect(t, 200)
-		eventually(t, "quoting to use the new price", func() bool {
+		devtest.Eventually(t, "quoting to use the new price", func() bool {
 			q := p.IssueQuote(t, kneeQuote)
 			return q.Status == 201 && q.Value.Total.Amount == 1_540_000
 		})

@@ -19,9 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -411,7 +409,6 @@ type rig struct {
 	quoting *fakeQuoting
 	payment *fakePayment
 	js      jetstream.JetStream
-	publish *bus.Publisher
 	db      *pgxpool.Pool
 	stream  *bookingStream
 }
@@ -440,25 +437,13 @@ func startBooking(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	r.js, r.publish = js, bus.NewPublisher(js, noop.NewTracerProvider())
+	r.js = js
 	if r.db, err = pgxpool.New(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.db.Close)
 	r.stream = followBookingStream(t, js)
 	return r
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type reply struct {
@@ -612,7 +597,7 @@ func (r *rig) get(t *testing.T, id string) bookingView {
 func (r *rig) waitForStatus(t *testing.T, id, status string) bookingView {
 	t.Helper()
 	var b bookingView
-	eventually(t, "booking "+id+" to be "+status, func() bool {
+	devtest.Eventually(t, "booking "+id+" to be "+status, func() bool {
 		b = r.get(t, id)
 		return b.Status == status
 	})
@@ -658,11 +643,7 @@ func (r *rig) bookingRows(t *testing.T, quoteID string) int {
 func (r *rig) events(t *testing.T, bookingID string) []bookingEvent {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, "the outbox to drain", func() bool {
-		var n int
-		err := r.db.QueryRow(ctx, `SELECT count(*) FROM booking.outbox WHERE published_at IS NULL`).Scan(&n)
-		return err == nil && n == 0
-	})
+	devtest.OutboxDrained(t, r.db, "booking")
 	stream, err := r.js.Stream(ctx, bus.StreamBooking)
 	if err != nil {
 		t.Fatal(err)
@@ -671,7 +652,7 @@ func (r *rig) events(t *testing.T, bookingID string) []bookingEvent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the booking stream to be read", func() bool { return r.stream.readUpTo() >= info.State.LastSeq })
+	devtest.Eventually(t, "the booking stream to be read", func() bool { return r.stream.readUpTo() >= info.State.LastSeq })
 	return r.stream.of(bookingID)
 }
 
@@ -679,13 +660,7 @@ func (r *rig) events(t *testing.T, bookingID string) []bookingEvent {
 
 func (r *rig) publishEvent(t *testing.T, id, subj string, msg proto.Message) {
 	t.Helper()
-	data, err := proto.Marshal(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.publish.Publish(context.Background(), bus.Envelope{ID: id, Subject: subj, Type: bus.TypeName(msg), Data: data, OccurredAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
+	devtest.Publish(t, r.js, bus.Event{ID: id, Subject: subj, Message: msg}, time.Now())
 }
 
 // redeliver sends an event again under its own event id but a fresh
@@ -693,16 +668,7 @@ func (r *rig) publishEvent(t *testing.T, id, subj string, msg proto.Message) {
 // otherwise drop it before booking's inbox is ever asked.
 func (r *rig) redeliver(t *testing.T, id, subj string, msg proto.Message) {
 	t.Helper()
-	data, _ := proto.Marshal(msg)
-	m := nats.NewMsg(subj)
-	m.Data = data
-	m.Header.Set(bus.HeaderEventID, id)
-	m.Header.Set(bus.HeaderEventType, bus.TypeName(msg))
-	m.Header.Set(bus.HeaderOccurredAt, time.Now().UTC().Format(time.RFC3339Nano))
-	ack, err := r.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(id+":redelivered"))
-	if err != nil || ack.Duplicate {
-		t.Fatalf("redelivery of %s not stored: %v", id, err)
-	}
+	devtest.Redeliver(t, r.js, bus.Event{ID: id, Subject: subj, Message: msg}, time.Now())
 }
 
 // payment is a succeeded payment as payment's contract announces it.
@@ -739,7 +705,7 @@ const succeededConsumer = "booking-payments-succeeded"
 func (r *rig) settled(t *testing.T, durable string) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, durable+" to settle", func() bool {
+	devtest.Eventually(t, durable+" to settle", func() bool {
 		c, err := r.js.Consumer(ctx, bus.StreamPayment, durable)
 		if err != nil {
 			return false
@@ -753,7 +719,7 @@ func (r *rig) settled(t *testing.T, durable string) {
 func (r *rig) deadLetter(t *testing.T, eventID string) bus.DeadLetter {
 	t.Helper()
 	var found bus.DeadLetter
-	eventually(t, "dead letter "+eventID, func() bool {
+	devtest.Eventually(t, "dead letter "+eventID, func() bool {
 		dls, err := bus.DeadLetters(context.Background(), r.js)
 		for _, d := range dls {
 			if d.EventID == eventID {
@@ -1283,7 +1249,7 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 			Amount: wire.Money(standardBalance), PaymentIntentId: "pi_" + randomHex(12), FailureCode: "card_declined",
 			FailureMessage: "Your card was declined.", FailedAt: timestamppb.Now()}
 		r.publishEvent(t, "payment:"+paymentID+":failed:1", subject.Payment(clinicID, subject.Balance, subject.Failed), failed)
-		eventually(t, "the balance failure", func() bool { return r.get(t, b.ID).BalanceFailure != "" })
+		devtest.Eventually(t, "the balance failure", func() bool { return r.get(t, b.ID).BalanceFailure != "" })
 		got := r.get(t, b.ID)
 		if got.Status != "awaiting_balance" || got.BalanceFailure != "card_declined: Your card was declined." || len(got.History) != 4 {
 			t.Fatalf("after a declined balance: %+v", got)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -254,7 +253,7 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 			Consumer  string `json:"consumer"`
 			StreamSeq uint64 `json:"stream_seq"`
 		}
-		eventually(t, "the incomplete event to be dead-lettered", func() bool {
+		devtest.Eventually(t, "the incomplete event to be dead-lettered", func() bool {
 			for _, raw := range f.streamMessages(t, bus.StreamDeadLetter, ">") {
 				if json.Unmarshal(raw.Data, &advisory) == nil && advisory.StreamSeq == seq && advisory.Stream == bus.StreamBooking {
 					return true
@@ -348,7 +347,7 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 
 		f.clinic(ginza).waitFor(t, b.Id, notificationv1.NoticeKind_NOTICE_KIND_READY_FOR_ADMINISTRATION)
 		var e emailView
-		eventually(t, "a failed send to be recorded", func() bool {
+		devtest.Eventually(t, "a failed send to be recorded", func() bool {
 			es := f.emails(t, b.Id)
 			if len(es) == 1 {
 				e = es[0]
@@ -378,7 +377,6 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 type fixture struct {
 	base string
 	js   jetstream.JetStream
-	pub  *bus.Publisher
 	mail *devstack.MailSink
 
 	readers map[string]*clinicReader
@@ -394,7 +392,7 @@ func startNotification(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &fixture{js: js, pub: bus.NewPublisher(js, noop.NewTracerProvider()), mail: devtest.MailSink(t), readers: map[string]*clinicReader{}}
+	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}}
 
 	// The durable notification ran on payment events before the balance
 	// email followed ready_for_administration, beside another team's.
@@ -440,23 +438,7 @@ func newBooking(clinicID, language, status string) *bookingv1.Booking {
 // and returns its stream sequence.
 func (f *fixture) publish(t *testing.T, eventID, subj string, msg proto.Message, occurredAt time.Time) uint64 {
 	t.Helper()
-	ctx := context.Background()
-	data, err := proto.Marshal(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.pub.Publish(ctx, bus.Envelope{ID: eventID, Subject: subj, Type: bus.TypeName(msg), Data: data, OccurredAt: occurredAt}); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := f.js.Stream(ctx, bus.StreamBooking)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := stream.GetLastMsgForSubject(ctx, subj)
-	if err != nil || raw.Header.Get(bus.HeaderEventID) != eventID {
-		t.Fatalf("event %s is not the last on %s: %v", eventID, subj, err)
-	}
-	return raw.Sequence
+	return devtest.Publish(t, f.js, bus.Event{ID: eventID, Subject: subj, Message: msg}, occurredAt)
 }
 
 // redeliver stores the message at seq again, byte for byte and with the same
@@ -585,7 +567,7 @@ func (r *clinicReader) forBooking(bookingID string) []clinicNotice {
 func (r *clinicReader) waitFor(t *testing.T, bookingID string, kind notificationv1.NoticeKind) clinicNotice {
 	t.Helper()
 	var found clinicNotice
-	eventually(t, kind.String()+" notice for "+bookingID, func() bool {
+	devtest.Eventually(t, kind.String()+" notice for "+bookingID, func() bool {
 		for _, n := range r.forBooking(bookingID) {
 			if n.notice.GetKind() == kind {
 				found = n
@@ -610,7 +592,7 @@ func (f *fixture) mailsTo(addr string) []devstack.Mail {
 func (f *fixture) waitForMail(t *testing.T, to, subjectPart string) devstack.Mail {
 	t.Helper()
 	var found devstack.Mail
-	eventually(t, "an email to "+to+" about "+subjectPart, func() bool {
+	devtest.Eventually(t, "an email to "+to+" about "+subjectPart, func() bool {
 		for _, m := range f.mailsTo(to) {
 			if strings.Contains(m.Subject, subjectPart) {
 				found = m
@@ -649,7 +631,7 @@ func (f *fixture) emails(t *testing.T, bookingID string) []emailView {
 func (f *fixture) waitForEmailStatus(t *testing.T, bookingID, template, status string) emailView {
 	t.Helper()
 	var found emailView
-	eventually(t, template+" email of "+bookingID+" to be "+status, func() bool {
+	devtest.Eventually(t, template+" email of "+bookingID+" to be "+status, func() bool {
 		for _, e := range f.emails(t, bookingID) {
 			if e.Template == template && e.Status == status {
 				found = e
@@ -672,17 +654,4 @@ func get(t *testing.T, url string, into any) int {
 		t.Fatal(err)
 	}
 	return resp.StatusCode
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

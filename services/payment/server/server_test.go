@@ -15,10 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stripe/stripe-go/v76/webhook"
-	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -613,7 +611,7 @@ func TestBalanceIsNeverChargedWhenNotOwed(t *testing.T) {
 func (s *service) assertRefused(t *testing.T, bookingID, eventID, reason string) {
 	t.Helper()
 	var dl bus.DeadLetter
-	eventually(t, "the dead letter of "+eventID, func() bool {
+	devtest.Eventually(t, "the dead letter of "+eventID, func() bool {
 		for _, l := range s.deadLetters(t, bookingID) {
 			if l.EventID == eventID {
 				dl = l
@@ -966,46 +964,14 @@ func qcFailed(bookingID string) *bookingv1.QualityCheckFailed {
 // BOOKING stream sequence.
 func (s *service) publish(t *testing.T, eventID, subj string, msg proto.Message) uint64 {
 	t.Helper()
-	ctx := context.Background()
-	data, err := proto.Marshal(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bus.NewPublisher(s.js, noop.NewTracerProvider()).Publish(ctx, bus.Envelope{
-		ID: eventID, Subject: subj, Type: bus.TypeName(msg), Data: data, OccurredAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := s.js.Stream(ctx, bus.StreamBooking)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := stream.GetLastMsgForSubject(ctx, subj)
-	if err != nil || raw.Header.Get(bus.HeaderEventID) != eventID {
-		t.Fatalf("event %s is not the last on %s: %v", eventID, subj, err)
-	}
-	return raw.Sequence
+	return devtest.Publish(t, s.js, bus.Event{ID: eventID, Subject: subj, Message: msg}, time.Now())
 }
 
-// redeliver stores the event once more under another Nats-Msg-Id, as
-// JetStream delivers a message again when its ack is lost: the consumer sees
-// the same event id a second time.
+// redeliver stores the event again under a fresh Nats-Msg-Id: the consumer
+// really receives it twice, and only its inbox keeps the effect single.
 func (s *service) redeliver(t *testing.T, eventID, subj string, msg proto.Message) uint64 {
 	t.Helper()
-	data, err := proto.Marshal(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := nats.NewMsg(subj)
-	m.Data = data
-	m.Header.Set(bus.HeaderEventID, eventID)
-	m.Header.Set(bus.HeaderEventType, bus.TypeName(msg))
-	m.Header.Set(bus.HeaderOccurredAt, time.Now().UTC().Format(time.RFC3339Nano))
-	ack, err := s.js.PublishMsg(context.Background(), m, jetstream.WithMsgID(eventID+":redelivered"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ack.Sequence
+	return devtest.Redeliver(t, s.js, bus.Event{ID: eventID, Subject: subj, Message: msg}, time.Now())
 }
 
 // waitHandled waits until consumer has finished with every message up to
@@ -1014,7 +980,7 @@ func (s *service) redeliver(t *testing.T, eventID, subj string, msg proto.Messag
 func (s *service) waitHandled(t *testing.T, consumer string, seq uint64) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, fmt.Sprintf("%s to finish with message %d", consumer, seq), func() bool {
+	devtest.Eventually(t, fmt.Sprintf("%s to finish with message %d", consumer, seq), func() bool {
 		c, err := s.js.Consumer(ctx, bus.StreamBooking, consumer)
 		if err != nil {
 			return false
@@ -1056,11 +1022,7 @@ func (e paymentEvent) String() string { return e.Subject + " " + e.ID }
 func (s *service) paymentEvents(t *testing.T, bookingID string) []paymentEvent {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, "the outbox to be published", func() bool {
-		var pending int
-		err := s.db.QueryRow(ctx, `SELECT count(*) FROM payment.outbox WHERE published_at IS NULL`).Scan(&pending)
-		return err == nil && pending == 0
-	})
+	devtest.OutboxDrained(t, s.db, "payment")
 	stream, err := s.js.Stream(ctx, bus.StreamPayment)
 	if err != nil {
 		t.Fatal(err)
@@ -1098,17 +1060,4 @@ func (s *service) paymentEvents(t *testing.T, bookingID string) []paymentEvent {
 		}
 	}
 	return out
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

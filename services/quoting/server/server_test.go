@@ -143,7 +143,6 @@ func (c *fakeCatalog) askedFor(id string) int {
 type harness struct {
 	base    string
 	js      jetstream.JetStream
-	pub     *bus.Publisher
 	clock   *clock
 	catalog *fakeCatalog
 }
@@ -165,7 +164,7 @@ func startQuoting(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	h.js, h.pub = js, bus.NewPublisher(js, deps.TracerProvider)
+	h.js = js
 	h.announce(t, strokeSnapshot(1, "active", 38_000))
 	h.announce(t, exosomeSnapshot())
 	h.announce(t, trialSnapshot())
@@ -182,28 +181,12 @@ func (h *harness) announce(t *testing.T, ev *catalogv1.TreatmentChanged) {
 func (h *harness) announceAs(t *testing.T, ev *catalogv1.TreatmentChanged, eventID string) {
 	t.Helper()
 	ctx := context.Background()
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pub.Publish(ctx, bus.Envelope{ID: eventID, Subject: subject.Treatment(ev.GetTreatment().GetId()),
-		Type: bus.TypeName(ev), Data: data, OccurredAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := h.js.Stream(ctx, bus.StreamCatalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	published := info.State.LastSeq
+	published := devtest.Publish(t, h.js, bus.Event{ID: eventID, Subject: subject.Treatment(ev.GetTreatment().GetId()), Message: ev}, time.Now())
 	cons, err := h.js.Consumer(ctx, bus.StreamCatalog, "quoting-catalog")
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "quoting to handle "+eventID, func() bool {
+	devtest.Eventually(t, "quoting to handle "+eventID, func() bool {
 		ci, err := cons.Info(ctx)
 		return err == nil && ci.AckFloor.Stream >= published
 	})
@@ -516,7 +499,7 @@ func (h *harness) events(t *testing.T) []event {
 func (h *harness) published(t *testing.T, id string) []event {
 	t.Helper()
 	var found []event
-	eventually(t, "event "+id, func() bool {
+	devtest.Eventually(t, "event "+id, func() bool {
 		found = nil
 		for _, e := range h.events(t) {
 			if e.id == id {
@@ -560,18 +543,6 @@ func (h *harness) count(t *testing.T, subj string, quoteID string) int {
 		}
 	}
 	return n
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var (
