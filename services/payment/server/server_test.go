@@ -296,6 +296,9 @@ func TestStripeWebhooksMovePaymentsForwardOnce(t *testing.T) {
 		if out := s.deliver(t, "evt_customer_"+id, "customer.created", t0, map[string]any{"id": "cus_X", "object": "customer"}); out != "ignored" {
 			t.Errorf("customer.created: %q, want ignored", out)
 		}
+		if out := s.deliver(t, "evt_customer_"+id, "customer.created", t0, map[string]any{"id": "cus_X", "object": "customer"}); out != "duplicate" {
+			t.Errorf("customer.created again: %q, want duplicate", out)
+		}
 		// Another integration's intent on the same Stripe account.
 		if out := s.deliver(t, "evt_foreign_"+id, "payment_intent.succeeded", t0, paidIntent("pi_not_ours_"+id[:8], "", 500, "pm_other")); out != "unknown_payment_intent" {
 			t.Errorf("foreign intent: %q, want unknown_payment_intent", out)

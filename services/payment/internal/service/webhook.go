@@ -43,16 +43,14 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 		return "", err
 	}
 	if ev.Intent == nil {
-		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, ev.Type, "", ev.Created, OutcomeIgnored, payload)
-		return OutcomeIgnored, err
+		return s.recordOnly(ctx, ev, "", OutcomeIgnored, payload)
 	}
 	st := *ev.Intent
 	pay, err := s.findPayment(ctx, s.pool, st.ID, ev.PaymentID, false)
 	if errors.Is(err, store.ErrNotFound) {
 		// Not ours (another integration on the account) or not stored yet;
 		// recorded so finance sees it, answered 200 so Stripe stops.
-		_, err := s.store.RecordEvent(ctx, s.pool, ev.ID, ev.Type, st.ID, ev.Created, OutcomeUnknown, payload)
-		return OutcomeUnknown, err
+		return s.recordOnly(ctx, ev, st.ID, OutcomeUnknown, payload)
 	}
 	if err != nil {
 		return "", err
@@ -103,4 +101,17 @@ func (s *Payments) findPayment(ctx context.Context, db pgdb.Querier, intentID, p
 		return p, store.ErrNotFound // metadata names a payment that has another intent
 	}
 	return p, err
+}
+
+// recordOnly keeps an event the platform does not act on, for finance; a
+// redelivery of it is a duplicate like any other.
+func (s *Payments) recordOnly(ctx context.Context, ev stripegw.Event, intentID, outcome string, payload []byte) (string, error) {
+	fresh, err := s.store.RecordEvent(ctx, s.pool, ev.ID, ev.Type, intentID, ev.Created, outcome, payload)
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return OutcomeDuplicate, nil
+	}
+	return outcome, nil
 }
