@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,4 +69,16 @@ func (p *Publisher) Publish(ctx context.Context, e Envelope) error {
 	}
 	span.SetAttributes(attribute.Int64("messaging.nats.stream_sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	return nil
+}
+
+// IsUnpublishable reports whether err means the message can never be
+// published as it is: larger than the server accepts, or refused by the
+// stream for its size. Anything else (no connection, no stream yet, a
+// timeout) may pass on a retry.
+func IsUnpublishable(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }

@@ -61,9 +61,10 @@ func Enqueue(ctx context.Context, tx pgx.Tx, events ...bus.Event) error {
 	return nil
 }
 
-// Pending counts events not yet published (for readiness and tests).
+// Pending counts events not yet published and not parked (for readiness
+// and tests).
 func Pending(ctx context.Context, db pgdb.Querier) (int, error) {
 	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	err := db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -20,15 +24,64 @@ type Relay struct {
 	publisher *bus.Publisher
 	schema    string
 	log       *slog.Logger
+	parked    metric.Int64Counter
 	// BatchSize rows are locked and published per transaction.
 	BatchSize int
 	// PollInterval is the fallback when a NOTIFY is missed.
 	PollInterval time.Duration
+	// StaleAfter is how old the oldest unpublished row may grow before the
+	// relay warns in the log (checked every StaleAfter).
+	StaleAfter time.Duration
 }
 
-// NewRelay returns a relay for the outbox in schema.
+// NewRelay returns a relay for the outbox in schema. It reports, through
+// the global OpenTelemetry MeterProvider, the rows it parked
+// (saisei.outbox.parked), and the count and age of the rows still waiting
+// (saisei.outbox.unpublished, saisei.outbox.oldest_unpublished_age).
 func NewRelay(pool *pgxpool.Pool, publisher *bus.Publisher, schema string, log *slog.Logger) *Relay {
-	return &Relay{pool: pool, publisher: publisher, schema: schema, log: log, BatchSize: 100, PollInterval: time.Second}
+	r := &Relay{pool: pool, publisher: publisher, schema: schema, log: log, BatchSize: 100, PollInterval: time.Second,
+		StaleAfter: 30 * time.Second}
+	meter := otel.Meter("github.com/saisei-health/platform/pkg/outbox")
+	attrs := metric.WithAttributes(attribute.String("schema", schema))
+	r.parked, _ = meter.Int64Counter("saisei.outbox.parked", metric.WithUnit("{event}"),
+		metric.WithDescription("events that could never be published and were set aside"))
+	waiting, _ := meter.Int64ObservableGauge("saisei.outbox.unpublished", metric.WithUnit("{event}"),
+		metric.WithDescription("events committed and not yet published"))
+	age, _ := meter.Float64ObservableGauge("saisei.outbox.oldest_unpublished_age", metric.WithUnit("s"),
+		metric.WithDescription("age of the oldest event committed and not yet published"))
+	_, _ = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		b, err := r.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(waiting, int64(b.Unpublished), attrs)
+		o.ObserveFloat64(age, b.OldestAge.Seconds(), attrs)
+		return nil
+	}, waiting, age)
+	return r
+}
+
+// Backlog is what waits in an outbox.
+type Backlog struct {
+	Unpublished int
+	// OldestAge is how long the oldest unpublished row has waited (0 when
+	// none waits).
+	OldestAge time.Duration
+	Parked    int
+}
+
+// Backlog reads the outbox's backlog.
+func (r *Relay) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	var oldest *time.Time
+	err := r.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE parked_at IS NULL), min(created_at) FILTER (WHERE parked_at IS NULL),
+			count(*) FILTER (WHERE parked_at IS NOT NULL)
+		FROM outbox WHERE published_at IS NULL`).Scan(&b.Unpublished, &oldest, &b.Parked)
+	if oldest != nil {
+		b.OldestAge = max(time.Since(*oldest), 0)
+	}
+	return b, err
 }
 
 // Run publishes until ctx is done. It wakes on the outbox trigger's NOTIFY
@@ -41,10 +94,15 @@ func NewRelay(pool *pgxpool.Pool, publisher *bus.Publisher, schema string, log *
 func (r *Relay) Run(ctx context.Context) {
 	wake := pgdb.NewWakeup(r.pool, r.schema+"_outbox", r.PollInterval, r.log)
 	go wake.Run(ctx)
+	stale := time.NewTicker(r.StaleAfter)
+	defer stale.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-stale.C:
+			r.warnIfStale(ctx)
+			continue
 		case <-wake.C():
 		}
 		for ctx.Err() == nil {
@@ -62,6 +120,16 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
+// warnIfStale says in the log when events wait longer than StaleAfter, or
+// when parked events wait for an operator.
+func (r *Relay) warnIfStale(ctx context.Context) {
+	b, err := r.Backlog(ctx)
+	if err != nil || (b.OldestAge < r.StaleAfter && b.Parked == 0) {
+		return
+	}
+	r.log.WarnContext(ctx, "outbox backlog", "unpublished", b.Unpublished, "oldest_age_s", int(b.OldestAge.Seconds()), "parked", b.Parked)
+}
+
 type row struct {
 	seq     int64
 	env     bus.Envelope
@@ -69,13 +137,17 @@ type row struct {
 }
 
 // PublishBatch publishes up to BatchSize pending rows and marks them; it
-// stops at the first failure so order is kept. It returns how many it marked.
+// stops at the first failure that a retry may cure, so order is kept. A row
+// that can never be published as it is (bus.IsUnpublishable: too large,
+// refused by the stream) is parked with its reason, logged and counted, and
+// the rows after it go on: one bad event must not stop every later booking.
+// It returns how many rows it marked published or parked.
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	published := 0
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT seq, event_id, subject, event_type, payload, trace, created_at
-			FROM outbox WHERE published_at IS NULL
+			FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
 			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.BatchSize)
 		if err != nil {
 			return err
@@ -94,9 +166,23 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 		}
 		var done []int64
 		var pubErr error
+		parked := 0
 		for _, x := range batch {
 			pctx := telemetry.Extract(ctx, x.carrier)
-			if pubErr = r.publisher.Publish(pctx, x.env); pubErr != nil {
+			pubErr = r.publisher.Publish(pctx, x.env)
+			if pubErr != nil && bus.IsUnpublishable(pubErr) {
+				if _, err := tx.Exec(ctx, `UPDATE outbox SET parked_at = now(), park_reason = $2 WHERE seq = $1`,
+					x.seq, truncate(pubErr.Error(), 500)); err != nil {
+					return err
+				}
+				r.log.ErrorContext(pctx, "outbox: event parked, it can never be published as it is",
+					"event_id", x.env.ID, "subject", x.env.Subject, "type", x.env.Type, "bytes", len(x.env.Data), "err", pubErr)
+				r.parked.Add(ctx, 1, metric.WithAttributes(attribute.String("schema", r.schema)))
+				parked++
+				pubErr = nil
+				continue
+			}
+			if pubErr != nil {
 				break
 			}
 			done = append(done, x.seq)
@@ -106,11 +192,19 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 				return err
 			}
 		}
-		published = len(done)
-		if pubErr != nil && len(done) == 0 {
+		published = len(done) + parked
+		if pubErr != nil && published == 0 {
 			return pubErr
 		}
 		return nil
 	})
 	return published, err
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }

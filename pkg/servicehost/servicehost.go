@@ -198,10 +198,16 @@ func Main(name string, run func(ctx context.Context, deps Deps) error) {
 		log.Error("telemetry", "err", err)
 		os.Exit(1)
 	}
+	mp, err := telemetry.NewMeterProvider(ctx, name)
+	if err != nil {
+		log.Error("telemetry", "err", err)
+		os.Exit(1)
+	}
 	err = run(ctx, Deps{Log: log, TracerProvider: tp})
 	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = tp.Shutdown(flushCtx)
+	_ = mp.Shutdown(flushCtx)
 	if err != nil {
 		log.Error("exited", "err", err)
 		os.Exit(1)

@@ -10,8 +10,10 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
@@ -101,4 +103,30 @@ func ContinueTrace(ctx context.Context, tracer trace.Tracer, stored map[string]s
 	}
 	// Keep ctx's values and deadline, swap only the parent span.
 	return tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), name, opts...)
+}
+
+// NewMeterProvider returns the service's MeterProvider and installs it as
+// the global one, which the platform's instruments (the outbox backlog)
+// report through. When OTEL_EXPORTER_OTLP_ENDPOINT (or the metrics-specific
+// variable) is set, metrics are pushed to that OTLP/HTTP endpoint every
+// minute; otherwise they are kept in memory and go nowhere.
+func NewMeterProvider(ctx context.Context, serviceName string) (*sdkmetric.MeterProvider, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(serviceName),
+		attribute.String("service.namespace", "saisei"),
+	))
+	if err != nil {
+		return nil, err
+	}
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "" {
+		exp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	mp := sdkmetric.NewMeterProvider(opts...)
+	otel.SetMeterProvider(mp)
+	return mp, nil
 }

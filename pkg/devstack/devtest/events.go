@@ -70,7 +70,7 @@ func OutboxDrained(t testing.TB, db pgdb.Querier, schema string) {
 	}
 	Eventually(t, schema+"'s outbox to drain", func() bool {
 		var n int
-		err := db.QueryRow(context.Background(), `SELECT count(*) FROM `+schema+`.outbox WHERE published_at IS NULL`).Scan(&n)
+		err := db.QueryRow(context.Background(), `SELECT count(*) FROM `+schema+`.outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 		return err == nil && n == 0
 	})
 }
