@@ -54,6 +54,11 @@ func TestDecodeJSONNamesTheOffendingField(t *testing.T) {
 			t.Errorf("%q: errors = %+v, want field %q", c.body, p.Errors, c.field)
 		}
 	}
+	big := httptest.NewRequest("POST", "/v1/quotes", strings.NewReader(`{"treatment_id": "`+strings.Repeat("x", MaxBody)+`"}`))
+	var p *Problem
+	if err := DecodeJSON(big, &quoteRequest{}); !errors.As(err, &p) || p.Status != 413 || p.Slug() != "payload-too-large" {
+		t.Errorf("an over-long body: %v, want 413 payload-too-large", err)
+	}
 	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"treatment_id":"t","dose_cells":100}`))
 	var ok quoteRequest
 	if err := DecodeJSON(r, &ok); err != nil || ok.DoseCells != 100 {

@@ -24,15 +24,43 @@ func DecodeJSON(r *http.Request, dst any) error {
 			return ProblemUnsupportedMediaType.New("send application/json")
 		}
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
+	dec := json.NewDecoder(&limitedBody{r: r.Body, left: MaxBody})
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			return ProblemPayloadTooLarge.New(fmt.Sprintf("a request body is at most %d bytes", MaxBody))
+		}
 		return jsonProblem(err)
 	}
 	if dec.More() {
 		return Malformed("body", "must hold a single JSON object")
 	}
 	return nil
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// limitedBody reads at most left bytes and then fails with errBodyTooLarge,
+// so an over-long body is a 413, not a truncated-JSON 400.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, errBodyTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // FromJSONError turns an encoding/json decoding error into a 400 Problem

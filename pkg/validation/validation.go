@@ -6,7 +6,10 @@ package validation
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FieldError names one invalid field (or header, or query parameter) and
@@ -83,4 +86,21 @@ func (v *Validator) Err() error {
 		return nil
 	}
 	return v.errs
+}
+
+// Text checks a free-text value: valid UTF-8, at most max characters, and
+// no control characters (a line break or tab only where multiline). Names,
+// emails and notes end up in emails, PDFs, Stripe and clinics' systems;
+// none of them wants a NUL or a megabyte.
+func (v *Validator) Text(field, s string, max int, multiline bool) {
+	switch {
+	case !utf8.ValidString(s):
+		v.Check(false, field, "must be valid UTF-8 text")
+	case utf8.RuneCountInString(s) > max:
+		v.Check(false, field, fmt.Sprintf("must be at most %d characters", max))
+	case strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))
+	}):
+		v.Check(false, field, "must not contain control characters")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,36 @@ func TestValidatorReportsEveryFailedCheckInOrder(t *testing.T) {
 	var none Validator
 	if none.Err() != nil {
 		t.Fatal("a validator with no failures reports an error")
+	}
+}
+
+func TestTextIsBoundedAndPrintable(t *testing.T) {
+	var v Validator
+	v.Text("patient.name", "Kim Min-jun 김민준", 200, false)
+	v.Text("note", "MRI reviewed.\nHigher dose advised.", 2000, true)
+	if err := v.Err(); err != nil {
+		t.Fatalf("plain text refused: %v", err)
+	}
+	for _, c := range []struct {
+		s         string
+		max       int
+		multiline bool
+	}{
+		{strings.Repeat("가", 201), 200, false}, // counted in characters, not bytes
+		{"Kim\x00", 200, false},
+		{"Kim\nMin-jun", 200, false},
+		{"bell\a", 2000, true},
+		{"\xff\xfe", 200, false},
+	} {
+		var v Validator
+		v.Text("f", c.s, c.max, c.multiline)
+		if fields := Fields(v.Err()); len(fields) != 1 || fields[0].Field != "f" {
+			t.Errorf("%q accepted: %v", c.s, fields)
+		}
+	}
+	var ok Validator
+	ok.Text("f", strings.Repeat("가", 200), 200, false)
+	if ok.Err() != nil {
+		t.Fatal("200 characters refused at a 200 limit")
 	}
 }

@@ -1165,6 +1165,7 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 			{"exponent", certificate(100_000_000, pct("7e1"), "pass", "pass"), []string{"viability_pct"}},
 			{"not a number", certificate(100_000_000, "abc", "pass", "pass"), []string{"viability_pct"}},
 			{"not a percentage at all", certificate(100_000_000, true, "pass", "pass"), []string{"viability_pct"}},
+			{"an impossible cell count", certificate(100_000_000_001, pct("94.5"), "pass", "pass"), []string{"cell_count"}},
 			{"everything", certificate(0, pct("101"), "passed", ""), []string{"cell_count", "viability_pct", "sterility", "endotoxin"}},
 			{"nothing", map[string]any{}, []string{"cell_count", "viability_pct", "sterility", "endotoxin"}},
 		} {

@@ -139,6 +139,20 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	if code := get(t, base+"/v1/treatments?city=nagoya", &problem); code != 422 || problem.Errors[0].Field != "city" {
 		t.Fatalf("bad city: %d %+v", code, problem)
 	}
+	// Price filters are range-checked: once, an amount near the int64 limit
+	// overflowed the conversion and answered 500.
+	for _, q := range []string{"max_price=9223372036854775807&price_currency=USD", "max_price=9223372036854775807",
+		"min_price=-1", "max_price=1000000000001&price_currency=KRW"} {
+		problem.Errors = nil
+		field := q[:strings.Index(q, "=")]
+		if code := get(t, base+"/v1/treatments?"+q, &problem); code != 422 || len(problem.Errors) != 1 || problem.Errors[0].Field != field {
+			t.Errorf("%s: %d %+v, want 422 naming %s", q, code, problem, field)
+		}
+	}
+	var upToTrillion struct{ Items []treatment }
+	if code := get(t, base+"/v1/treatments?max_price=1000000000000&price_currency=USD&limit=100", &upToTrillion); code != 200 || len(upToTrillion.Items) != len(all.Items)-trials {
+		t.Errorf("max_price at its bound: %d, %d items, want every priced one, %d", code, len(upToTrillion.Items), len(all.Items)-trials)
+	}
 	if code := get(t, base+"/v1/treatments/no-such-thing", &problem); code != 404 {
 		t.Fatalf("unknown id: %d", code)
 	}

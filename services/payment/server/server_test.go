@@ -147,6 +147,9 @@ func TestDepositIntentIsCreatedOnceUnderTheBookingsKeys(t *testing.T) {
 			{"negative balance", func(r map[string]any) { r["balance"] = jpy(-1) }, 422, "balance"},
 			{"balance in euros", func(r map[string]any) { r["balance"] = map[string]any{"amount": 750_000, "currency": "EUR"} }, 422, "balance"},
 			{"no email to bill", func(r map[string]any) { r["patient"].(map[string]any)["email"] = "" }, 422, "patient.email"},
+			{"more than one card payment takes", func(r map[string]any) { r["deposit"] = jpy(100_000_000) }, 422, "deposit"},
+			{"a balance Stripe would refuse", func(r map[string]any) { r["balance"] = jpy(100_000_000) }, 422, "balance"},
+			{"a name Stripe would refuse", func(r map[string]any) { r["patient"].(map[string]any)["name"] = strings.Repeat("A", 300) }, 422, "patient.name"},
 			{"an unknown field", func(r map[string]any) { r["coupon"] = "SPRING" }, 400, "coupon"},
 		}
 		for _, c := range cases {

@@ -719,6 +719,27 @@ func TestQuotesAreItemizedTaxedDisplayedAndAnnouncedOnce(t *testing.T) {
 		all["patient"] = map[string]any{"name": "Kim Min-jun", "email": "minjun at example.kr", "country": "KR", "language": "ko"}
 		problemFrom(t, h.do(t, "POST", "/v1/quotes", all), 422, "validation",
 			"extras[0].days", "extras[0].nights", "screening.injury_date", "patient.email", "dose_cells", "currency", "extras[1].code")
+		// Bounded free text: the name that once made a booking event larger
+		// than NATS accepts (about a million characters) is refused before
+		// anything is stored, as are control characters; a body over 1 MiB
+		// is a 413.
+		long := request(stroke, strokeDose, "USD", fit())
+		long["patient"] = map[string]any{"name": strings.Repeat("A", 1_040_000), "email": "minjun@example.kr", "country": "KR", "language": "ko"}
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", long), 422, "validation", "patient.name")
+		nul := request(stroke, strokeDose, "USD", fit())
+		nul["patient"] = map[string]any{"name": "Kim\u0000Min-jun", "email": strings.Repeat("m", 250) + "@example.kr", "country": "KR", "language": "ko"}
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", nul), 422, "validation", "patient.name", "patient.email")
+		huge := request(stroke, strokeDose, "USD", fit())
+		huge["patient"] = map[string]any{"name": strings.Repeat("A", 1_100_000), "email": "minjun@example.kr", "country": "KR", "language": "ko"}
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", huge), 413, "payload-too-large")
+		tooMany := request(stroke, strokeDose, "USD", fit())
+		var extras []any
+		for range 1000 {
+			extras = append(extras, map[string]any{"code": "hotel", "nights": 1})
+		}
+		tooMany["extras"] = extras
+		problemFrom(t, h.do(t, "POST", "/v1/quotes", tooMany), 422, "validation", "extras")
+
 		unknown := request("no-such-treatment", strokeDose, "CHF", fit())
 		unknown["patient"] = all["patient"]
 		problemFrom(t, h.do(t, "POST", "/v1/quotes", unknown), 422, "validation", "treatment_id", "patient.email", "currency")

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -68,6 +69,10 @@ func decodeTimedReport(field string, now func() time.Time) kithttp.DecodeRequest
 	}
 }
 
+// maxCellCount bounds a reported cell count: a hundred billion cells is far
+// beyond any dose, and keeps the number exact everywhere it travels.
+const maxCellCount = 100_000_000_000
+
 type cellsReadyBody struct {
 	CellCount *int64 `json:"cell_count"`
 	// ViabilityPct is kept raw: a number (92.5) or a string holding one
@@ -85,7 +90,8 @@ func decodeCellsReady(now func() time.Time) kithttp.DecodeRequestFunc {
 			return nil, err
 		}
 		var v validation.Validator
-		v.Check(body.CellCount != nil && *body.CellCount > 0, "cell_count", "must be a positive number of cells")
+		v.Check(body.CellCount != nil && *body.CellCount > 0 && *body.CellCount <= maxCellCount, "cell_count",
+			fmt.Sprintf("must be a positive number of cells, at most %d", maxCellCount))
 		viability, err := domain.ParsePercent(percentLiteral(body.ViabilityPct))
 		v.Check(err == nil, "viability_pct", "must be a percentage between 0 and 100 with at most two decimals")
 		v.Check(body.Sterility == "pass" || body.Sterility == "fail", "sterility", `must be "pass" or "fail"`)

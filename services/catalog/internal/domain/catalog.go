@@ -6,6 +6,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -220,21 +221,47 @@ func check(errs *[]error, ok bool, field, msg string) {
 	}
 }
 
-func checkText(errs *[]error, t Text, field string) {
-	check(errs, t["en"] != "", field+".en", "is required (English is the fallback)")
-	for lang := range t {
-		check(errs, slices.Contains(Languages, lang), field, fmt.Sprintf("%q is not a catalog language (en, ko, ja, zh)", lang))
+// Bounds of the catalog's text and prices: they are shown to patients,
+// copied into quotes and events, and a price must stay chargeable in one
+// card payment (Stripe takes at most ¥99,999,999) even with its tax.
+const (
+	MaxNameLength        = 200
+	MaxDescriptionLength = 5000
+	MaxLabelLength       = 300
+	MaxIncluded          = 30
+	MaxPrice             = 50_000_000 // JPY, per price
+)
+
+// checkPlain bounds one free-text value (see validation.Validator.Text).
+func checkPlain(errs *[]error, field, s string, max int, multiline bool) {
+	var v validation.Validator
+	v.Text(field, s, max, multiline)
+	for _, fe := range validation.Fields(v.Err()) {
+		*errs = append(*errs, fe)
 	}
+}
+
+func checkText(errs *[]error, t Text, field string, max int, multiline bool) {
+	check(errs, t["en"] != "", field+".en", "is required (English is the fallback)")
+	for _, lang := range slices.Sorted(maps.Keys(t)) {
+		check(errs, slices.Contains(Languages, lang), field, fmt.Sprintf("%q is not a catalog language (en, ko, ja, zh)", lang))
+		checkPlain(errs, field+"."+lang, t[lang], max, multiline)
+	}
+}
+
+func checkPrice(errs *[]error, field string, m money.Money) {
+	check(errs, m.Amount <= MaxPrice, field, fmt.Sprintf("must be at most ¥%d", MaxPrice))
 }
 
 // Validate checks a clinic's fields.
 func (c Clinic) Validate() error {
 	var errs []error
 	check(&errs, ValidID(c.ID), "id", "must be a lower-case slug (a-z, 0-9, -)")
-	checkText(&errs, c.Names, "names")
+	checkText(&errs, c.Names, "names", MaxNameLength, false)
 	check(&errs, slices.Contains(ClinicKinds, c.Kind), "kind", "must be clinic or university_hospital")
 	check(&errs, slices.Contains(Cities, c.City), "city", "must be one of tokyo, osaka, kyoto")
 	check(&errs, c.MHLWRegistration != "", "mhlw_registration", "is required")
+	checkPlain(&errs, "mhlw_registration", c.MHLWRegistration, 50, false)
 	for _, l := range c.Languages {
 		check(&errs, slices.Contains(Languages, l), "languages", fmt.Sprintf("%q is not one of en, ko, ja, zh", l))
 	}
@@ -252,6 +279,7 @@ func (c Clinic) Validate() error {
 		check(&errs, !seen[e.Code], field+".code", "is listed twice")
 		check(&errs, !known || e.Unit == unit, field+".unit", fmt.Sprintf("must be %q for %s", unit, e.Code))
 		check(&errs, e.Price.Currency == money.JPY && e.Price.IsPositive(), field+".price", "must be a positive JPY amount")
+		checkPrice(&errs, field+".price", e.Price)
 		seen[e.Code] = true
 	}
 	return errors.Join(errs...)
@@ -277,6 +305,9 @@ func (p Plan) Validate() error {
 	}
 	check(&errs, p.Therapy != "", "therapy", "is required")
 	check(&errs, p.Committee != "", "committee", "is required")
+	checkPlain(&errs, "therapy", p.Therapy, MaxLabelLength, false)
+	checkPlain(&errs, "committee", p.Committee, MaxLabelLength, false)
+	checkPlain(&errs, "cpc.name", p.CPCName, MaxLabelLength, false)
 	check(&errs, slices.Contains(PlanStatuses, p.Status), "status", "must be active, suspended or withdrawn")
 	check(&errs, !p.ValidFrom.IsZero() && !p.ValidUntil.Before(p.ValidFrom), "valid_until", "must not be before valid_from")
 	check(&errs, p.CPCName != "", "cpc.name", "is required")
@@ -287,8 +318,12 @@ func (p Plan) Validate() error {
 func (t Treatment) Validate() error {
 	var errs []error
 	check(&errs, ValidID(t.ID), "id", "must be a lower-case slug (a-z, 0-9, -)")
-	checkText(&errs, t.Names, "names")
-	checkText(&errs, t.Descriptions, "descriptions")
+	checkText(&errs, t.Names, "names", MaxNameLength, false)
+	checkText(&errs, t.Descriptions, "descriptions", MaxDescriptionLength, true)
+	check(&errs, len(t.Included) <= MaxIncluded, "included", fmt.Sprintf("must list at most %d items", MaxIncluded))
+	for i, item := range t.Included {
+		checkPlain(&errs, fmt.Sprintf("included[%d]", i), item, MaxLabelLength, false)
+	}
 	check(&errs, len(t.Conditions) > 0, "conditions", "needs at least one condition")
 	for _, c := range t.Conditions {
 		check(&errs, slices.Contains(Conditions, c), "conditions", fmt.Sprintf("%q is not a known condition", c))
@@ -318,15 +353,20 @@ func (t Treatment) Validate() error {
 	}
 	if t.Trial != nil {
 		check(&errs, t.Trial.Institution != "", "trial.institution", "is required")
+		checkPlain(&errs, "trial.institution", t.Trial.Institution, MaxLabelLength, false)
 		check(&errs, slices.Contains(TrialStatus, t.Trial.Status), "trial.status", "is not a known trial status")
 		check(&errs, len(t.DoseOptions) == 0, "dose_options", "a trial is not sold: no doses")
 		return errors.Join(errs...)
 	}
-	for name, m := range map[string]money.Money{
-		"prices.consultation": t.Prices.Consultation, "prices.harvest": t.Prices.Harvest,
-		"prices.quality_testing": t.Prices.QualityTesting, "prices.administration_per_session": t.Prices.AdministrationPerSession,
+	for _, p := range []struct {
+		name string
+		m    money.Money
+	}{
+		{"prices.consultation", t.Prices.Consultation}, {"prices.harvest", t.Prices.Harvest},
+		{"prices.quality_testing", t.Prices.QualityTesting}, {"prices.administration_per_session", t.Prices.AdministrationPerSession},
 	} {
-		check(&errs, m.Currency == money.JPY && !m.IsNegative(), name, "must be a non-negative JPY amount")
+		check(&errs, p.m.Currency == money.JPY && !p.m.IsNegative(), p.name, "must be a non-negative JPY amount")
+		checkPrice(&errs, p.name, p.m)
 	}
 	check(&errs, t.Prices.AdministrationPerSession.IsPositive(), "prices.administration_per_session", "must be positive")
 	check(&errs, len(t.DoseOptions) > 0, "dose_options", "needs at least one dose")
@@ -334,6 +374,7 @@ func (t Treatment) Validate() error {
 	for _, d := range t.DoseOptions {
 		check(&errs, d.Cells > 0 && !seen[d.Cells], "dose_options", "cells must be positive and distinct")
 		check(&errs, d.Culture.Currency == money.JPY && d.Culture.IsPositive(), "dose_options", "culture must be a positive JPY amount")
+		checkPrice(&errs, "dose_options", d.Culture)
 		seen[d.Cells] = true
 	}
 	return errors.Join(errs...)

@@ -147,3 +147,20 @@ func TestPickLanguage(t *testing.T) {
 		t.Fatal("fallback to English")
 	}
 }
+
+func TestTextAndPricesAreBounded(t *testing.T) {
+	tr := stroke()
+	tr.Names = Text{"en": strings.Repeat("n", MaxNameLength+1), "ja": "幹細胞\x00"}
+	tr.Descriptions = Text{"en": "One infusion.\nTwo weeks' stay."}
+	tr.Included = []string{"Interpreter", strings.Repeat("i", MaxLabelLength+1)}
+	tr.Prices.AdministrationPerSession = money.Yen(MaxPrice + 1)
+	got := strings.Join(fieldsOf(tr.Validate()), ",")
+	if got != "names.en,names.ja,included[1],prices.administration_per_session" {
+		t.Fatalf("fields = %s", got)
+	}
+	p := Plan{Number: "PB3230045", RiskClass: "II", Status: "active", Therapy: strings.Repeat("t", MaxLabelLength+1),
+		Committee: "y", CPCName: "z\n", ValidFrom: day("2024-01-01"), ValidUntil: day("2025-01-01")}
+	if got := strings.Join(fieldsOf(p.Validate()), ","); got != "therapy,cpc.name" {
+		t.Fatalf("plan fields = %s", got)
+	}
+}

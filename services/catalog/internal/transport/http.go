@@ -58,6 +58,11 @@ func lang(r *http.Request) string {
 var searchParams = []string{"condition", "city", "cell_source", "route", "autologous", "language", "min_price", "max_price",
 	"price_currency", "bookable", "q", "limit", "cursor", "lang"}
 
+// maxPriceFilter bounds the price filters: a trillion minor units is above
+// any treatment in any of the currencies, and keeps the conversion between
+// currencies far from overflowing.
+const maxPriceFilter = 1_000_000_000_000
+
 func decodeSearch(_ context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
 	var v validation.Validator
@@ -107,7 +112,8 @@ func decodeSearch(_ context.Context, r *http.Request) (any, error) {
 			return nil
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
-		v.Check(err == nil && n >= 0, key, "must be a non-negative integer amount in minor units of price_currency")
+		v.Check(err == nil && n >= 0 && n <= maxPriceFilter, key,
+			fmt.Sprintf("must be an integer amount from 0 to %d in minor units of price_currency", maxPriceFilter))
 		m := money.New(n, currency)
 		return &m
 	}

@@ -31,6 +31,10 @@ var (
 	ErrStripe       = errors.New("stripe is unavailable")
 )
 
+// maxChargeJPY is Stripe's limit on one JPY payment: an amount above it is
+// refused before a plan is stored, never sent to Stripe.
+const maxChargeJPY = 99_999_999
+
 // DepositRequest comes from booking when a patient books.
 type DepositRequest struct {
 	BookingID    string
@@ -122,6 +126,10 @@ func (r DepositRequest) validate() error {
 		return validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 	case r.ClinicID == "":
 		return validation.FieldError{Field: "clinic_id", Message: "is required"}
+	case r.Deposit.Amount > maxChargeJPY:
+		return validation.FieldError{Field: "deposit", Message: fmt.Sprintf("must be at most ¥%d, the most one card payment takes", maxChargeJPY)}
+	case r.Balance.Amount > maxChargeJPY:
+		return validation.FieldError{Field: "balance", Message: fmt.Sprintf("must be at most ¥%d, the most one card payment takes", maxChargeJPY)}
 	case r.Deposit.Currency != money.JPY || !r.Deposit.IsPositive():
 		return validation.FieldError{Field: "deposit", Message: "must be a positive JPY amount"}
 	case r.Balance.Currency != money.JPY || r.Balance.IsNegative():
@@ -129,7 +137,11 @@ func (r DepositRequest) validate() error {
 	case r.PatientEmail == "":
 		return validation.FieldError{Field: "patient.email", Message: "is required"}
 	}
-	return nil
+	// Sent to Stripe with the customer: bounded as quoting bounds them.
+	var v validation.Validator
+	v.Text("patient.name", r.PatientName, 200, false)
+	v.Text("patient.email", r.PatientEmail, 254, false)
+	return v.Err()
 }
 
 // PaymentsOf lists a booking's payments.

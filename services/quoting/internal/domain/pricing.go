@@ -27,6 +27,11 @@ const (
 	LineConsumptionTax = "consumption_tax"
 )
 
+// MaxChargeJPY is the most one card payment can take (Stripe's limit for
+// JPY): a deposit or balance above it could never be paid, so such a quote
+// is refused before anything is stored.
+const MaxChargeJPY = 99_999_999
+
 // ConsumptionTaxPercent is Japan's standard consumption tax rate. Self-pay
 // (non-insured) medical care is taxable; the tax is computed once per quote
 // on the total of the taxable lines and rounded down, as on an invoice.
@@ -126,6 +131,11 @@ func (q *Quote) price(t Treatment, doseCells int64, currency money.Currency, ext
 	balance, err := total.Sub(deposit)
 	if err != nil {
 		return err
+	}
+	if deposit.Amount > MaxChargeJPY || balance.Amount > MaxChargeJPY {
+		return validation.FieldError{Field: "dose_cells", Message: fmt.Sprintf(
+			"with these extras the deposit would be %s and the balance %s; one card payment takes at most ¥%d",
+			deposit.Format(), balance.Format(), MaxChargeJPY)}
 	}
 	if !deposit.IsPositive() || (balance.IsZero() && !full) || balance.IsNegative() {
 		return fmt.Errorf("deposit policy of clinic %s leaves deposit %s and balance %s", t.ClinicID, deposit, balance)

@@ -58,15 +58,32 @@ type Patient struct {
 
 var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 
+// Bounds of the free text a quote carries.
+const (
+	MaxNameLength  = 200
+	MaxEmailLength = 254 // RFC 5321's limit on a forward path
+	MaxNoteLength  = 2000
+	MaxReasons     = 20
+	MaxReasonCode  = 64
+	MaxReasonText  = 1000
+)
+
 // Validate checks the patient's contact details.
+// Names and addresses travel into emails, Stripe (which takes a name of at
+// most 256 characters) and every booking event, so they are bounded here.
 func (p Patient) Validate() []validation.FieldError {
-	var errs []validation.FieldError
+	var v validation.Validator
 	if strings.TrimSpace(p.Name) == "" {
-		errs = append(errs, validation.FieldError{Field: "patient.name", Message: "is required"})
+		v.Check(false, "patient.name", "is required")
+	} else {
+		v.Text("patient.name", p.Name, MaxNameLength, false)
 	}
-	if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email {
-		errs = append(errs, validation.FieldError{Field: "patient.email", Message: "must be an email address like name@example.com"})
+	if len(p.Email) > MaxEmailLength {
+		v.Check(false, "patient.email", fmt.Sprintf("must be at most %d characters", MaxEmailLength))
+	} else if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email {
+		v.Check(false, "patient.email", "must be an email address like name@example.com")
 	}
+	errs := validation.Fields(v.Err())
 	if !countryCode.MatchString(p.Country) {
 		errs = append(errs, validation.FieldError{Field: "patient.country", Message: "must be an ISO 3166-1 alpha-2 code such as KR or US"})
 	}

@@ -239,3 +239,19 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("last day of the plan: %v", err)
 	}
 }
+
+// A deposit or balance one card payment cannot take is refused at the
+// quote, never discovered at Stripe after the booking exists.
+func TestAQuoteNoCardPaymentCouldPayIsRefused(t *testing.T) {
+	tr := adiposeStroke()
+	tr.Sessions, tr.AdministrationPerSession = 12, money.Yen(9_000_000) // ¥108,000,000 + tax in the balance
+	_, err := Issue("q1", tr, Request{DoseCells: 100_000_000, Currency: money.JPY, Patient: patient, Screening: fit()}, fx.Default(), issuedAt)
+	var fe validation.FieldError
+	if !errors.As(err, &fe) || fe.Field != "dose_cells" || !strings.Contains(fe.Message, "99,999,999") && !strings.Contains(fe.Message, "99999999") {
+		t.Fatalf("err = %v", err)
+	}
+	tr.AdministrationPerSession = money.Yen(7_000_000) // ¥84,000,000 + tax = ¥92,400,000: chargeable
+	if _, err := Issue("q2", tr, Request{DoseCells: 100_000_000, Currency: money.JPY, Patient: patient, Screening: fit()}, fx.Default(), issuedAt); err != nil {
+		t.Fatalf("a balance of ¥92,400,000: %v", err)
+	}
+}

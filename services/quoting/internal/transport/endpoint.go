@@ -72,6 +72,11 @@ type ExtraRequest struct {
 func toRequests(extras []ExtraRequest) ([]domain.ExtraRequest, []validation.FieldError) {
 	var out []domain.ExtraRequest
 	var errs []validation.FieldError
+	if len(extras) > len(domain.ExtraUnits) {
+		// Each extra is listed once at most; a longer list is refused whole
+		// rather than answered with an error per item.
+		return nil, []validation.FieldError{{Field: "extras", Message: fmt.Sprintf("must list at most %d extras", len(domain.ExtraUnits))}}
+	}
 	for i, x := range extras {
 		units := []struct {
 			unit string
@@ -171,11 +176,19 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 			if reasons == nil {
 				reasons = []domain.Reason{}
 			}
+			var v validation.Validator
+			v.Check(len(reasons) <= domain.MaxReasons, "eligibility.reasons", fmt.Sprintf("must be at most %d reasons", domain.MaxReasons))
+			for i, reason := range reasons {
+				field := fmt.Sprintf("eligibility.reasons[%d]", i)
+				v.Text(field+".code", reason.Code, domain.MaxReasonCode, false)
+				v.Text(field+".message", reason.Message, domain.MaxReasonText, true)
+			}
+			errs = append(errs, validation.Fields(v.Err())...)
 			r.Eligibility = &domain.Eligibility{Status: e.Status, Reasons: reasons}
 		}
-		if len(req.Note) > 2000 {
-			errs = append(errs, validation.FieldError{Field: "note", Message: "must be at most 2000 characters"})
-		}
+		var v validation.Validator
+		v.Text("note", req.Note, domain.MaxNoteLength, true)
+		errs = append(errs, validation.Fields(v.Err())...)
 		if len(errs) > 0 {
 			return nil, validation.Errors(errs)
 		}
