@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -210,8 +211,21 @@ func serverCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// FreePort asks the kernel for a free TCP port on loopback.
+// FreePort finds a free TCP port on loopback for a server to listen on.
 func FreePort() (int, error) {
+	// Ports below Linux's ephemeral range (32768–60999 by default): the
+	// kernel never hands these to outgoing connections, so a port found
+	// free here is not taken by a client socket of another test between
+	// this check and the server's own listen (which happened with :0).
+	for range 100 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
