@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -82,10 +85,13 @@ func StartStripeMock(ctx context.Context, port int, log io.Writer) (*StripeMock,
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", "127.0.0.1:"+strconv.Itoa(httpsPort))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Its last words say why, if it exits while starting (a port taken).
+	var startup bytes.Buffer
 	if log == nil {
 		log = io.Discard
 	}
-	cmd.Stdout, cmd.Stderr = log, log
+	out := io.MultiWriter(log, &limitedBuffer{buf: &startup, max: 4096})
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("devstack: start stripe-mock: %w", err)
 	}
@@ -99,7 +105,7 @@ func StartStripeMock(ctx context.Context, port int, log io.Writer) (*StripeMock,
 		}
 		select {
 		case err := <-m.done:
-			return nil, fmt.Errorf("devstack: stripe-mock exited: %v", err)
+			return nil, fmt.Errorf("devstack: stripe-mock exited: %v: %s", err, strings.TrimSpace(startup.String()))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -119,4 +125,20 @@ func (m *StripeMock) Stop() {
 		_ = m.cmd.Process.Kill()
 		<-m.done
 	}
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -44,6 +45,9 @@ type Config struct {
 	NATSURL string
 	// StreamReplicas for streams this service creates (3 on a cluster).
 	StreamReplicas int
+	// Identity is the OpenID Connect issuer the service trusts and its own
+	// client credentials.
+	Identity identity.Config
 }
 
 // Env reads a variable, falling back to def.
@@ -64,6 +68,7 @@ func ConfigFromEnv(name, defaultAddr string) Config {
 		DatabaseURL:    Env("DATABASE_URL", ""),
 		NATSURL:        Env("NATS_URL", "nats://127.0.0.1:4222"),
 		StreamReplicas: replicas,
+		Identity:       identity.ConfigFromEnv(),
 	}
 }
 
@@ -101,6 +106,10 @@ type Host struct {
 	Pool      *pgxpool.Pool
 	NATS      *nats.Conn
 	JetStream jetstream.JetStream
+	// Guard verifies callers' tokens; ServiceClient calls other services
+	// as this one.
+	Guard    *identity.Guard
+	verifier *identity.Verifier
 
 	relay     *outbox.Relay
 	consumers []*bus.Consumer
@@ -115,6 +124,10 @@ func Start(ctx context.Context, cfg Config, deps Deps, migrations pgdb.Migration
 	}
 	h := &Host{Config: cfg, Deps: deps}
 	var err error
+	if h.verifier, err = NewVerifier(ctx, cfg.Identity, deps.TracerProvider); err != nil {
+		return nil, err
+	}
+	h.Guard = identity.NewGuard(h.verifier, deps.Log)
 	if h.Pool, err = pgdb.Connect(ctx, cfg.DatabaseURL, cfg.Name, deps.TracerProvider); err != nil {
 		return nil, err
 	}
@@ -132,6 +145,21 @@ func Start(ctx context.Context, cfg Config, deps Deps, migrations pgdb.Migration
 	}
 	h.relay = outbox.NewRelay(h.Pool, bus.NewPublisher(h.JetStream, deps.TracerProvider), cfg.Name, deps.Log)
 	return h, nil
+}
+
+// NewVerifier reads the issuer's discovery document, waiting up to 30 s for
+// an issuer that starts with the platform. A service without an issuer does
+// not start: nothing is served without identity.
+func NewVerifier(ctx context.Context, cfg identity.Config, tp trace.TracerProvider) (*identity.Verifier, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return identity.NewVerifier(ctx, cfg, httpkit.NewClient(tp, 10*time.Second))
+}
+
+// ServiceClient is an HTTP client that calls other services as this one
+// (client credentials), traced, with timeout.
+func (h *Host) ServiceClient(timeout time.Duration) (*http.Client, error) {
+	return identity.ServiceClient(h.verifier, httpkit.NewClient(h.TracerProvider, timeout))
 }
 
 // Consume registers a durable consumer; it starts with Run.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/saisei-health/platform/pkg/identity"
 )
 
 // response is an HTTP answer as it came: status, headers and body.
@@ -42,8 +44,15 @@ func (p *platform) call(t *testing.T, method, path string, body any, header map[
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if _, given := header["Authorization"]; !given {
+		if token := p.tokenFor(t, method, path); token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -55,6 +64,64 @@ func (p *platform) call(t *testing.T, method, path string, body any, header map[
 		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
 	}
 	return response{Request: method + " " + path, Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+}
+
+// The callers the journeys act as, unless a test names another with an
+// Authorization header (an empty one sends none).
+var (
+	thePatient = identity.Principal{Subject: "patient-kim", Role: identity.Patient}
+	finance    = identity.Principal{Subject: "finance-1", Role: identity.Finance}
+	operator   = identity.Principal{Subject: "operator-1", Role: identity.Admin}
+)
+
+// token mints (once) a bearer token for p, as the issuer's login would.
+func (p *platform) token(t *testing.T, who identity.Principal) string {
+	t.Helper()
+	p.tokensMu.Lock()
+	defer p.tokensMu.Unlock()
+	if tok, ok := p.tokens[who]; ok {
+		return tok
+	}
+	tok := p.issuer.Token(t, who)
+	p.tokens[who] = tok
+	return tok
+}
+
+// tokenFor is who a journey's request is made by: nobody for the catalog's
+// reads and Stripe's webhook, the operator for the catalog's administration,
+// finance for the finance API, the staff of the booking's or quote's own
+// clinic for clinic requests, and the patient for everything else.
+func (p *platform) tokenFor(t *testing.T, method, path string) string {
+	t.Helper()
+	switch {
+	case strings.HasPrefix(path, "/v1/treatments"), strings.HasPrefix(path, "/v1/conditions"),
+		strings.HasPrefix(path, "/v1/webhooks/"), strings.HasPrefix(path, "/v1/dev/"):
+		return ""
+	case strings.HasPrefix(path, "/v1/admin/"):
+		return p.token(t, operator)
+	case strings.HasPrefix(path, "/v1/finance/"):
+		return p.token(t, finance)
+	case strings.HasPrefix(path, "/v1/clinic/bookings/"), strings.HasPrefix(path, "/v1/clinic/quotes/"):
+		kind, rest, _ := strings.Cut(strings.TrimPrefix(path, "/v1/clinic/"), "/")
+		id, _, _ := strings.Cut(rest, "/")
+		return p.token(t, p.clinicStaffOf(t, kind, id))
+	}
+	return p.token(t, thePatient)
+}
+
+// clinicStaffOf is a member of staff of the clinic a booking or quote
+// belongs to, found as the patient sees it.
+func (p *platform) clinicStaffOf(t *testing.T, kind, id string) identity.Principal {
+	t.Helper()
+	r := p.call(t, "GET", "/v1/"+kind+"/"+url.PathEscape(id), nil, map[string]string{"Authorization": "Bearer " + p.token(t, thePatient)})
+	var owner struct {
+		ClinicID string `json:"clinic_id"`
+	}
+	_ = json.Unmarshal(r.Raw, &owner)
+	if owner.ClinicID == "" {
+		owner.ClinicID = "unknown-clinic" // an id that is nobody's: the request answers 404
+	}
+	return identity.Principal{Subject: "staff-of-" + owner.ClinicID, Role: identity.Clinic, ClinicID: owner.ClinicID}
 }
 
 // Result is a decoded answer: Value when the status is a success, Problem

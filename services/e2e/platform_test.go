@@ -18,6 +18,7 @@ import (
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	booking "github.com/saisei-health/platform/services/booking/server"
 	catalog "github.com/saisei-health/platform/services/catalog/server"
@@ -63,11 +64,18 @@ type platform struct {
 	spans   *tracetest.InMemoryExporter
 	js      jetstream.JetStream
 	clock   *clock
+	// issuer is the platform's OpenID Connect issuer; tests mint tokens
+	// with it, as a login would.
+	issuer   *devtest.Issuer
+	tokensMu sync.Mutex
+	tokens   map[identity.Principal]string
 }
 
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
-	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t), clock: &clock{}}
+	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t), clock: &clock{},
+		issuer: devtest.NewIssuer(t, "catalog", "quoting", "booking", "payment", "notification", "gateway"),
+		tokens: map[identity.Principal]string{}}
 	admin := devtest.NewDatabase(t)
 	natsURL := devtest.NATS(t)
 	_, js, err := bus.Connect(natsURL, "e2e-observer")
@@ -78,7 +86,7 @@ func startPlatform(t *testing.T) *platform {
 
 	base := func(name string) (servicehost.Config, string) {
 		addr, url := devtest.Addr(t)
-		return servicehost.Config{Name: name, HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, name),
+		return servicehost.Config{Name: name, Identity: p.issuer.Config(name), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, name),
 			NATSURL: natsURL, StreamReplicas: 1}, url
 	}
 	catCfg, catURL := base("catalog")

@@ -427,7 +427,7 @@ func startBooking(t *testing.T) *rig {
 
 	addr, base := devtest.Addr(t)
 	r.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "booking", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "booking", Identity: devtest.NewIssuer(t, "booking").Config("booking"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
 		QuotingURL: quoting.URL, PaymentURL: payment.URL}
 	deps := devtest.Deps(t, "booking", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })

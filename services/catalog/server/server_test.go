@@ -63,7 +63,7 @@ const adminToken = "test-admin-token"
 
 func startCatalog(t *testing.T, dsn, natsURL string) string {
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "catalog", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "catalog", Identity: devtest.NewIssuer(t, "catalog").Config("catalog"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
 		Seed: true, AdminToken: adminToken}
 	deps := devtest.Deps(t, "catalog", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })

@@ -411,7 +411,7 @@ func startNotification(t *testing.T) *fixture {
 	}
 
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "notification", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
+	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: devtest.NewIssuer(t, "notification").Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
 	cfg.Mail.SMTPAddr, cfg.Mail.From = f.mail.Addr(), sender
 	deps := devtest.Deps(t, "notification", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })

@@ -661,7 +661,7 @@ func startPayment(t *testing.T) *service {
 	addr, base := devtest.Addr(t)
 	s.base = base
 	cfg := server.Config{
-		Config: servicehost.Config{Name: "payment", HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
+		Config: servicehost.Config{Name: "payment", Identity: devtest.NewIssuer(t, "payment").Config("payment"), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
 			NATSURL: natsURL, StreamReplicas: 1},
 		StripeAPIKey: "sk_test_payment", StripeAPIBase: s.stripe.URL, StripeWebhookSecret: webhookSecret,
 		BalanceRetry: []time.Duration{50 * time.Millisecond},

@@ -154,7 +154,7 @@ func startQuoting(t *testing.T) *harness {
 	natsURL := devtest.NATS(t)
 	addr, base := devtest.Addr(t)
 	h.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "quoting", HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: devtest.NewIssuer(t, "quoting").Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
 		CatalogURL: h.catalog.url}
 	deps := devtest.Deps(t, "quoting", nil)
 	deps.Now = h.clock.Now

@@ -12,9 +12,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -27,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/identity/devissuer"
 	"github.com/saisei-health/platform/pkg/pgdb"
 )
 
@@ -37,6 +42,8 @@ const (
 	natsPort   = 4222
 	stripePort = 12111
 	smtpAddr   = "127.0.0.1:1025"
+	issuerAddr = "127.0.0.1:8090"
+	audience   = "https://api.saisei.health"
 	mailUIAddr = "127.0.0.1:8025"
 	database   = "saisei"
 )
@@ -147,6 +154,25 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		smtp = smtpAddr
 	}
 
+	// Identity: an external issuer when OIDC_ISSUER_URL is given (each
+	// service then needs OIDC_CLIENT_ID/SECRET of its own from the
+	// environment, as <SERVICE>_OIDC_CLIENT_ID/SECRET), otherwise the dev
+	// issuer, with fresh client secrets every run.
+	issuerURL := os.Getenv("OIDC_ISSUER_URL")
+	clientSecrets := map[string]string{}
+	for _, s := range services {
+		clientSecrets[s.name] = envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_SECRET", randomSecret())
+	}
+	devIssuer := issuerURL == ""
+	if devIssuer {
+		issuerURL = "http://" + issuerAddr
+		stopIssuer, err := startDevIssuer(ctx, issuerURL, envOr("OIDC_AUDIENCE", audience), clientSecrets, logs)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stopIssuer)
+	}
+
 	urls := map[string]string{}
 	for _, s := range services {
 		urls[s.name] = "http://" + strings.Replace(s.addr, "0.0.0.0", "127.0.0.1", 1)
@@ -154,7 +180,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	common := []string{"NATS_URL=" + natsURL, "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
 		"PAYMENT_URL=" + urls["payment"]}
-	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME"} {
+	common = append(common, "OIDC_ISSUER_URL="+issuerURL, "OIDC_AUDIENCE="+envOr("OIDC_AUDIENCE", audience))
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME",
+		"OIDC_ROLE_CLAIM", "OIDC_CLINIC_CLAIM"} {
 		if v, ok := os.LookupEnv(k); ok {
 			common = append(common, k+"="+v)
 		}
@@ -166,9 +194,16 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		"notification": {"SMTP_ADDR=" + smtp},
 	}
 
+	if devIssuer {
+		// Only while the dev issuer runs does the gateway route
+		// POST /v1/dev/tokens to it.
+		env["gateway"] = append(env["gateway"], "DEV_ISSUER_URL="+issuerURL)
+	}
+
 	procs := &group{logs: logs}
 	for _, s := range services {
 		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name]}, common...), env[s.name]...)
+		e = append(e, "OIDC_CLIENT_ID="+envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_ID", s.name), "OIDC_CLIENT_SECRET="+clientSecrets[s.name])
 		if err := procs.start(filepath.Join(binDir, s.name), s.name, e); err != nil {
 			procs.stop()
 			return err
@@ -178,7 +213,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		procs.stop()
 		return err
 	}
-	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, adminToken)
+	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, adminToken, issuerURL, devIssuer)
 
 	select {
 	case <-ctx.Done():
@@ -240,12 +275,18 @@ func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
 
 var bannerOnce sync.Once
 
-func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, adminToken string) {
+func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, adminToken, issuerURL string, devIssuer bool) {
 	bannerOnce.Do(func() {
+		tokens := "POST http://localhost:8080/v1/dev/tokens {\"role\": \"patient\", \"subject\": \"me\"}"
+		if !devIssuer {
+			tokens = "from your issuer"
+		}
 		fmt.Printf(`
   Saisei is running. Ctrl-C stops it; data stays in .data/.
 
   Gateway (the API)      http://localhost:8080        try: curl 'http://localhost:8080/v1/treatments?condition=stroke&city=tokyo'
+  OpenID issuer          %s
+  Tokens                 %s
   Emails sent            http://%s/api/messages
   SMTP                   %s
   NATS JetStream         %s
@@ -253,6 +294,33 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
   Catalog admin API      Authorization: Bearer %s
   Postgres (booking)     %s
 
-`, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, adminToken, dsns["booking"])
+`, issuerURL, tokens, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, adminToken, dsns["booking"])
 	})
+}
+
+// startDevIssuer serves the dev OpenID Connect issuer at url until ctx ends.
+func startDevIssuer(ctx context.Context, url, audience string, clients map[string]string, logs *logMux) (func(), error) {
+	iss, err := devissuer.New(url, audience, clients)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", issuerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dev issuer: %w", err)
+	}
+	srv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	logs.line("devstack", "dev OpenID issuer at "+url+" (tokens for any role: never run this in production)")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// randomSecret is a fresh client secret.
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
