@@ -301,10 +301,11 @@ func (p *platform) StripeWebhook(t *testing.T, payload []byte, signature string)
 	return send[WebhookReceipt](p, t, "POST", "/v1/webhooks/stripe", payload, map[string]string{"Stripe-Signature": signature})
 }
 
-// The catalog's administration API; header carries the operator's
-// credentials (admin()), or nil for none.
+// The catalog's administration API. admin() is the operator (the default
+// caller of /v1/admin), anonymous is nobody.
+func admin() map[string]string { return nil }
 
-func admin() map[string]string { return map[string]string{"Authorization": "Bearer " + adminToken} }
+var anonymous = map[string]string{"Authorization": ""}
 
 // CreateClinic is POST /v1/admin/clinics.
 func (p *platform) CreateClinic(t *testing.T, doc ClinicDocument, header map[string]string) Result[ClinicDocument] {

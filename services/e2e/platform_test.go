@@ -32,7 +32,6 @@ func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 
 const (
 	webhookSecret = "whsec_e2e_test"
-	adminToken    = "e2e-admin-token"
 )
 
 // clock is the services' shared clock: real time plus an offset the test
@@ -103,7 +102,7 @@ func startPlatform(t *testing.T) *platform {
 		devtest.RunService(t, url, func(ctx context.Context) error { return fn(ctx, deps) })
 	}
 	run("catalog", catURL, func(ctx context.Context, d servicehost.Deps) error {
-		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true, AdminToken: adminToken}, d)
+		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true}, d)
 	})
 	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
 		return quoting.Run(ctx, quoting.Config{Config: quoCfg, CatalogURL: catURL}, d)
@@ -122,7 +121,8 @@ func startPlatform(t *testing.T) *platform {
 		return notification.Run(ctx, notifCfg, d)
 	})
 	run("gateway", gwURL, func(ctx context.Context, d servicehost.Deps) error {
-		return gateway.Run(ctx, gateway.Config{HTTPAddr: gwAddr, CatalogURL: catURL, QuotingURL: quoURL, BookingURL: bokURL, PaymentURL: payURL}, d)
+		return gateway.Run(ctx, gateway.Config{HTTPAddr: gwAddr, CatalogURL: catURL, QuotingURL: quoURL, BookingURL: bokURL, PaymentURL: payURL,
+			Identity: p.issuer.Config("gateway")}, d)
 	})
 	return p
 }

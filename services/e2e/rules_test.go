@@ -161,7 +161,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 		open := p.quote(t, screened(fit))
 		must(t, open.Status == 201, string(open.Raw))
 
-		p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, nil).Expect(t, 401)
+		p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, anonymous).Expect(t, 401)
 		bad := p.PatchPlan(t, plan, map[string]any{"status": "paused"}, admin()).Expect(t, 422)
 		must(t, bad.Problem.Names("status"), "bad status named")
 		p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, admin()).Expect(t, 200)
@@ -191,7 +191,7 @@ func TestCatalogAndQuotingRulesThroughTheGateway(t *testing.T) {
 			Kind: "clinic", City: "osaka", MHLWRegistration: "27-1234567", Languages: []string{"ja", "en"},
 			DepositPolicy: DepositPolicy{Covers: []string{"consultation", "harvest", "cell_culture", "quality_testing"}, FullWithoutCulture: false},
 			Extras:        []ExtraDocument{{Code: "hotel", Price: 20000, Unit: "night", Taxable: true}}}
-		p.CreateClinic(t, clinic, nil).Expect(t, 401)
+		p.CreateClinic(t, clinic, anonymous).Expect(t, 401)
 		clinic.City = "nagoya"
 		bad := p.CreateClinic(t, clinic, admin()).Expect(t, 422)
 		must(t, bad.Problem.Names("city"), "city named")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/booking/internal/service"
 	"github.com/saisei-health/platform/services/booking/internal/store"
@@ -39,7 +38,12 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	defer host.Close()
-	up, err := upstream.New(cfg.QuotingURL, cfg.PaymentURL, httpkit.NewClient(deps.TracerProvider, 15*time.Second))
+	// Booking calls quoting and payment as itself (client credentials).
+	client, err := host.ServiceClient(15 * time.Second)
+	if err != nil {
+		return err
+	}
+	up, err := upstream.New(cfg.QuotingURL, cfg.PaymentURL, client)
 	if err != nil {
 		return err
 	}

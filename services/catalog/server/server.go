@@ -21,19 +21,16 @@ type Config struct {
 	servicehost.Config
 	// Seed imports the built-in catalog at start (idempotent).
 	Seed bool
-	// AdminToken opens the /v1/admin API to "Authorization: Bearer <token>".
-	AdminToken string
 	// Rates convert price filters and display prices; zero means the default table.
 	Rates fx.Table
 }
 
 // ConfigFromEnv reads the standard variables plus CATALOG_SEED (default
-// true), CATALOG_ADMIN_TOKEN and FX_RATES.
+// true) and FX_RATES.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
-		Config:     servicehost.ConfigFromEnv("catalog", ":8081"),
-		Seed:       servicehost.Env("CATALOG_SEED", "true") == "true",
-		AdminToken: servicehost.Env("CATALOG_ADMIN_TOKEN", ""),
+		Config: servicehost.ConfigFromEnv("catalog", ":8081"),
+		Seed:   servicehost.Env("CATALOG_SEED", "true") == "true",
 	}
 	var err error
 	cfg.Rates, err = servicehost.Rates()
@@ -63,5 +60,5 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := svc.Refresh(ctx); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(svc), deps.Log, cfg.AdminToken), svc.KeepFresh)
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(svc), deps.Log, host.Guard), svc.KeepFresh)
 }

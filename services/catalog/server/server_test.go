@@ -14,6 +14,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/catalog/server"
 )
@@ -59,12 +60,10 @@ func get(t *testing.T, url string, into any) int {
 	return resp.StatusCode
 }
 
-const adminToken = "test-admin-token"
-
-func startCatalog(t *testing.T, dsn, natsURL string) string {
+func startCatalog(t *testing.T, iss *devtest.Issuer, dsn, natsURL string) string {
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "catalog", Identity: devtest.NewIssuer(t, "catalog").Config("catalog"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
-		Seed: true, AdminToken: adminToken}
+	cfg := server.Config{Config: servicehost.Config{Name: "catalog", Identity: iss.Config("catalog"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+		Seed: true}
 	deps := devtest.Deps(t, "catalog", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 	return base
@@ -73,7 +72,8 @@ func startCatalog(t *testing.T, dsn, natsURL string) string {
 func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "catalog")
 	natsURL := devtest.NATS(t)
-	base := startCatalog(t, dsn, natsURL)
+	iss := devtest.NewIssuer(t, "catalog")
+	base := startCatalog(t, iss, dsn, natsURL)
 
 	var all struct{ Items []treatment }
 	if code := get(t, base+"/v1/treatments?limit=100", &all); code != 200 {
@@ -180,7 +180,7 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 
 	// A second replica starting on the same database seeds the same catalog:
 	// nothing changed, so nothing is announced again.
-	second := startCatalog(t, dsn, natsURL)
+	second := startCatalog(t, iss, dsn, natsURL)
 	var again struct{ Items []treatment }
 	get(t, second+"/v1/treatments", &again)
 	if len(again.Items) != len(all.Items) {
@@ -188,11 +188,39 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	info, _ := stream.Info(ctx)
+	// Administration is for the admin role only: no token is 401, another
+	// role 403, and nothing changes.
+	patch := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPatch, base+"/v1/admin/plans/"+one.PlanNumber, strings.NewReader(`{"status": "suspended"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for who, want := range map[string]int{
+		"":            401,
+		"not-a-token": 401,
+		iss.Token(t, identity.Principal{Subject: "p-1", Role: identity.Patient}):                         403,
+		iss.Token(t, identity.Principal{Subject: "s-1", Role: identity.Clinic, ClinicID: one.Clinic.ID}): 403,
+		iss.Token(t, identity.Principal{Subject: "f-1", Role: identity.Finance}):                         403,
+	} {
+		if got := patch(who); got != want {
+			t.Errorf("PATCH a plan with %q: %d, want %d", who, got, want)
+		}
+	}
+	if get(t, base+"/v1/treatments/"+one.ID, &one); !one.Bookable {
+		t.Fatal("a refused request changed the plan")
+	}
 	defer func() {
 		// A change made through one replica reaches the other's search index
 		// (Postgres NOTIFY), not just its own.
 		req, _ := http.NewRequest(http.MethodPatch, base+"/v1/admin/plans/"+one.PlanNumber, strings.NewReader(`{"status": "withdrawn"}`))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Authorization", "Bearer "+iss.Token(t, identity.Principal{Subject: "operator-1", Role: identity.Admin}))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("withdraw plan: %v %v", resp, err)

@@ -12,36 +12,53 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/gateway/internal/compose"
 	"github.com/saisei-health/platform/services/gateway/internal/proxy"
 )
 
-// Config names the gateway's address and the services behind it.
+// Config names the gateway's address, the services behind it and the
+// issuer it trusts.
 type Config struct {
 	HTTPAddr   string
 	CatalogURL string
 	QuotingURL string
 	BookingURL string
 	PaymentURL string
+	// DevIssuerURL, set only while the dev issuer runs (make run), routes
+	// POST /v1/dev/tokens to it; otherwise that route does not exist.
+	DevIssuerURL string
+	Identity     identity.Config
 }
 
-// ConfigFromEnv reads HTTP_ADDR (default :8080) and the service URLs.
+// ConfigFromEnv reads HTTP_ADDR (default :8080), the service URLs,
+// DEV_ISSUER_URL and the OIDC_* variables.
 func ConfigFromEnv() Config {
 	return Config{
-		HTTPAddr:   servicehost.Env("HTTP_ADDR", ":8080"),
-		CatalogURL: servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081"),
-		QuotingURL: servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
-		BookingURL: servicehost.Env("BOOKING_URL", "http://127.0.0.1:8083"),
-		PaymentURL: servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
+		HTTPAddr:     servicehost.Env("HTTP_ADDR", ":8080"),
+		CatalogURL:   servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081"),
+		QuotingURL:   servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
+		BookingURL:   servicehost.Env("BOOKING_URL", "http://127.0.0.1:8083"),
+		PaymentURL:   servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
+		DevIssuerURL: servicehost.Env("DEV_ISSUER_URL", ""),
+		Identity:     identity.ConfigFromEnv(),
 	}
 }
 
-// Handler routes the public API. Only these routes are exposed: the
+// Handler routes the public API, each route to its owner and behind the
+// roles that may call it (the owning service checks again, and decides
+// which records the caller may see). Only these routes are exposed: the
 // services' /internal endpoints are not reachable through the gateway.
-func Handler(cfg Config, deps servicehost.Deps) (http.Handler, error) {
+// services is the gateway's own client credentials client, for the
+// payments it adds to a booking.
+func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services *http.Client) (http.Handler, error) {
 	urls := map[string]*url.URL{}
-	for name, raw := range map[string]string{"catalog": cfg.CatalogURL, "quoting": cfg.QuotingURL, "booking": cfg.BookingURL, "payment": cfg.PaymentURL} {
+	targets := map[string]string{"catalog": cfg.CatalogURL, "quoting": cfg.QuotingURL, "booking": cfg.BookingURL, "payment": cfg.PaymentURL}
+	if cfg.DevIssuerURL != "" {
+		targets["issuer"] = cfg.DevIssuerURL
+	}
+	for name, raw := range targets {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, err
@@ -49,36 +66,50 @@ func Handler(cfg Config, deps servicehost.Deps) (http.Handler, error) {
 		urls[name] = u
 	}
 	to := func(service string) http.Handler { return proxy.To(urls[service], deps.TracerProvider, deps.Log) }
+	only := func(roles ...identity.Role) func(http.Handler) http.Handler { return guard.Require(roles...) }
+	patient, clinic, finance, admin := identity.Patient, identity.Clinic, identity.Finance, identity.Admin
 
 	r := httpkit.NewRouter()
+	// Anyone: the catalog's reads; Stripe signs its webhook instead.
 	r.Handle("GET /v1/treatments", to("catalog"))
 	r.Handle("GET /v1/treatments/{id}", to("catalog"))
 	r.Handle("GET /v1/conditions", to("catalog"))
 	r.Handle("GET /v1/conditions/{code}/price-comparison", to("catalog"))
-	r.Handle("POST /v1/admin/clinics", to("catalog"))
-	r.Handle("PATCH /v1/admin/clinics/{id}", to("catalog"))
-	r.Handle("POST /v1/admin/plans", to("catalog"))
-	r.Handle("PATCH /v1/admin/plans/{number}", to("catalog"))
-	r.Handle("POST /v1/admin/treatments", to("catalog"))
-	r.Handle("PATCH /v1/admin/treatments/{id}", to("catalog"))
-	r.Handle("POST /v1/quotes", to("quoting"))
-	r.Handle("GET /v1/quotes/{id}", to("quoting"))
-	r.Handle("POST /v1/clinic/quotes/{id}/revisions", to("quoting"))
-	r.Handle("POST /v1/bookings", to("booking"))
-	r.Handle("GET /v1/bookings/{id}", kithttp.NewServer(
-		compose.MakeGetBookingEndpoint(urls["booking"], urls["payment"], httpkit.NewClient(deps.TracerProvider, 10*time.Second)),
-		compose.DecodeID, httpkit.EncodeResponse, httpkit.ServerOptions(deps.Log, nil)...))
-	r.Handle("POST /v1/clinic/bookings/{id}/harvest", to("booking"))
-	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", to("booking"))
-	r.Handle("POST /v1/clinic/bookings/{id}/administered", to("booking"))
-	r.Handle("GET /v1/finance/bookings/{id}", to("payment"))
 	r.Handle("POST /v1/webhooks/stripe", to("payment"))
+	if cfg.DevIssuerURL != "" {
+		r.Handle("POST /v1/dev/tokens", to("issuer"))
+	}
+
+	for _, route := range []string{"POST /v1/admin/clinics", "PATCH /v1/admin/clinics/{id}", "POST /v1/admin/plans",
+		"PATCH /v1/admin/plans/{number}", "POST /v1/admin/treatments", "PATCH /v1/admin/treatments/{id}"} {
+		r.Handle(route, only(admin)(to("catalog")))
+	}
+	r.Handle("POST /v1/quotes", only(patient)(to("quoting")))
+	r.Handle("GET /v1/quotes/{id}", only(patient, clinic)(to("quoting")))
+	r.Handle("POST /v1/clinic/quotes/{id}/revisions", only(clinic)(to("quoting")))
+	r.Handle("POST /v1/bookings", only(patient)(to("booking")))
+	r.Handle("GET /v1/bookings/{id}", only(patient, clinic)(kithttp.NewServer(
+		compose.MakeGetBookingEndpoint(urls["booking"], urls["payment"], httpkit.NewClient(deps.TracerProvider, 10*time.Second), services),
+		compose.DecodeID, httpkit.EncodeResponse,
+		append(httpkit.ServerOptions(deps.Log, nil), kithttp.ServerBefore(kithttp.PopulateRequestContext))...)))
+	r.Handle("POST /v1/clinic/bookings/{id}/harvest", only(clinic)(to("booking")))
+	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", only(clinic)(to("booking")))
+	r.Handle("POST /v1/clinic/bookings/{id}/administered", only(clinic)(to("booking")))
+	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
 	return httpkit.Instrument(r, "gateway", deps.TracerProvider, deps.Log), nil
 }
 
 // Run serves until ctx is done.
 func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
-	h, err := Handler(cfg, deps)
+	verifier, err := servicehost.NewVerifier(ctx, cfg.Identity, deps.TracerProvider)
+	if err != nil {
+		return err
+	}
+	services, err := identity.ServiceClient(verifier, httpkit.NewClient(deps.TracerProvider, 10*time.Second))
+	if err != nil {
+		return err
+	}
+	h, err := Handler(cfg, deps, identity.NewGuard(verifier, deps.Log), services)
 	if err != nil {
 		return err
 	}

@@ -54,5 +54,5 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log))
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log, host.Guard))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/pkg/subject"
@@ -49,6 +50,39 @@ const (
 
 func TestDepositIntentIsCreatedOnceUnderTheBookingsKeys(t *testing.T) {
 	s := startPayment(t)
+
+	t.Run("only services reach the internal API and only finance the finance view", func(t *testing.T) {
+		id := uuid.NewString()
+		bearer := func(p identity.Principal) map[string]string {
+			return map[string]string{"Authorization": "Bearer " + s.issuer.Token(t, p)}
+		}
+		patient := bearer(identity.Principal{Subject: "p-1", Role: identity.Patient})
+		clinic := bearer(identity.Principal{Subject: "s-1", Role: identity.Clinic, ClinicID: clinicID})
+		nobody := map[string]string{"Authorization": ""}
+		for _, c := range []struct {
+			method, path string
+			header       map[string]string
+			want         int
+		}{
+			{"POST", "/internal/v1/deposits", nobody, 401},
+			{"POST", "/internal/v1/deposits", patient, 403},
+			{"GET", "/internal/v1/payments?booking_id=" + id, clinic, 403},
+			{"GET", "/v1/finance/bookings/" + id, nobody, 401},
+			{"GET", "/v1/finance/bookings/" + id, patient, 403},
+			{"GET", "/v1/finance/bookings/" + id, clinic, 403},
+		} {
+			var body any
+			if c.method == "POST" {
+				body = depositRequest(id, clinicID, depositYen, balanceYen)
+			}
+			if r := s.call(t, c.method, c.path, body, c.header); r.Status != c.want {
+				t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, r.Status, c.want, r.Raw)
+			}
+		}
+		if calls := s.stripeCalls("/v1/customers", "booking:"+id+":customer"); len(calls) != 0 {
+			t.Fatalf("a refused request reached Stripe (%d customer calls)", len(calls))
+		}
+	})
 
 	t.Run("a booking's deposit intent saves the card for the balance, once", func(t *testing.T) {
 		id := uuid.NewString()
@@ -646,6 +680,7 @@ func (s *service) assertRefused(t *testing.T, bookingID, eventID, reason string)
 // and stripe-mock.
 type service struct {
 	base   string
+	issuer *devtest.Issuer
 	stripe *devstack.StripeProxy
 	js     jetstream.JetStream
 	// db is the superuser's connection, used only to see when the outbox
@@ -657,11 +692,11 @@ func startPayment(t *testing.T) *service {
 	t.Helper()
 	admin := devtest.NewDatabase(t)
 	natsURL := devtest.NATS(t)
-	s := &service{stripe: devtest.StripeProxy(t)}
+	s := &service{stripe: devtest.StripeProxy(t), issuer: devtest.NewIssuer(t, "payment")}
 	addr, base := devtest.Addr(t)
 	s.base = base
 	cfg := server.Config{
-		Config: servicehost.Config{Name: "payment", Identity: devtest.NewIssuer(t, "payment").Config("payment"), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
+		Config: servicehost.Config{Name: "payment", Identity: s.issuer.Config("payment"), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
 			NATSURL: natsURL, StreamReplicas: 1},
 		StripeAPIKey: "sk_test_payment", StripeAPIBase: s.stripe.URL, StripeWebhookSecret: webhookSecret,
 		BalanceRetry: []time.Duration{50 * time.Millisecond},
@@ -711,7 +746,19 @@ func (s *service) call(t *testing.T, method, path string, body any, header map[s
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// Booking calls the internal API as a service; finance reads its API;
+	// Stripe's webhook is signed instead.
+	switch {
+	case strings.HasPrefix(path, "/internal/"):
+		req.Header.Set("Authorization", "Bearer "+s.issuer.Token(t, identity.Principal{Subject: "booking", Role: identity.Service}))
+	case strings.HasPrefix(path, "/v1/finance/"):
+		req.Header.Set("Authorization", "Bearer "+s.issuer.Token(t, identity.Principal{Subject: "finance-1", Role: identity.Finance}))
+	}
 	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)

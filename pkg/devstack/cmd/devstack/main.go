@@ -187,9 +187,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 			common = append(common, k+"="+v)
 		}
 	}
-	adminToken := envOr("CATALOG_ADMIN_TOKEN", "dev-admin-token")
 	env := map[string][]string{
-		"catalog":      {"CATALOG_ADMIN_TOKEN=" + adminToken},
 		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
 		"notification": {"SMTP_ADDR=" + smtp},
 	}
@@ -213,7 +211,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		procs.stop()
 		return err
 	}
-	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, adminToken, issuerURL, devIssuer)
+	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, issuerURL, devIssuer)
 
 	select {
 	case <-ctx.Done():
@@ -275,9 +273,9 @@ func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
 
 var bannerOnce sync.Once
 
-func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, adminToken, issuerURL string, devIssuer bool) {
+func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, issuerURL string, devIssuer bool) {
 	bannerOnce.Do(func() {
-		tokens := "POST http://localhost:8080/v1/dev/tokens {\"role\": \"patient\", \"subject\": \"me\"}"
+		tokens := "POST http://localhost:8080/v1/dev/tokens {\"role\": \"patient\"|\"clinic\"|\"finance\"|\"admin\", \"subject\": \"me\"}"
 		if !devIssuer {
 			tokens = "from your issuer"
 		}
@@ -291,10 +289,9 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
   SMTP                   %s
   NATS JetStream         %s
   Stripe API             %s   (webhook secret %s)
-  Catalog admin API      Authorization: Bearer %s
   Postgres (booking)     %s
 
-`, issuerURL, tokens, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, adminToken, dsns["booking"])
+`, issuerURL, tokens, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, dsns["booking"])
 	})
 }
 

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/catalog/internal/domain"
@@ -25,22 +25,22 @@ import (
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// MakeHandler serves the catalog's HTTP API. The /v1/admin routes need
-// "Authorization: Bearer <adminToken>"; with no token configured they are
-// closed (until the platform's roles replace the token).
-func MakeHandler(e Endpoints, log *slog.Logger, adminToken string) http.Handler {
+// MakeHandler serves the catalog's HTTP API. Its reads are for anyone; the
+// /v1/admin routes need a token of role admin.
+func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	serve := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
 		r.Handle(pattern, kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...))
 	}
+	adminOnly := guard.Require(identity.Admin)
 	serve("GET /v1/treatments", e.SearchTreatments, decodeSearch)
 	serve("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment)
 	serve("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil })
 	serve("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison)
 
 	admin := func(pattern string, ep func(context.Context, any) (any, error), key string) {
-		serve(pattern, ep, requireAdmin(adminToken, decodeAdmin(key)))
+		r.Handle(pattern, adminOnly(kithttp.NewServer(ep, decodeAdmin(key), httpkit.EncodeResponse, opts...)))
 	}
 	admin("POST /v1/admin/clinics", e.CreateClinic, "")
 	admin("PATCH /v1/admin/clinics/{id}", e.PatchClinic, "id")
@@ -172,25 +172,10 @@ func decodeAdmin(key string) kithttp.DecodeRequestFunc {
 	}
 }
 
-func requireAdmin(token string, next kithttp.DecodeRequestFunc) kithttp.DecodeRequestFunc {
-	return func(ctx context.Context, r *http.Request) (any, error) {
-		if token == "" {
-			return nil, problemAdminOff.New("set CATALOG_ADMIN_TOKEN")
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return nil, problemUnauthorized.New("send Authorization: Bearer <token>")
-		}
-		return next(ctx, r)
-	}
-}
-
 // Catalog's problem types, beyond httpkit's own.
 var (
-	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Not found")
-	problemExists       = httpkit.DefineProblem(http.StatusConflict, "already-exists", "Already exists")
-	problemAdminOff     = httpkit.DefineProblem(http.StatusForbidden, "admin-disabled", "Administration is not enabled")
-	problemUnauthorized = httpkit.DefineProblem(http.StatusUnauthorized, "unauthorized", "Administrator credentials required")
+	problemNotFound = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Not found")
+	problemExists   = httpkit.DefineProblem(http.StatusConflict, "already-exists", "Already exists")
 )
 
 // problems maps the catalog's errors; field errors need no rule.

@@ -27,17 +27,21 @@ type payments struct {
 	Items json.RawMessage `json:"items"`
 }
 
-// MakeGetBookingEndpoint fetches the booking, then its payments.
-func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client *http.Client) endpoint.Endpoint {
-	opt := kithttp.SetClient(client)
-	getBooking := kithttp.NewClient(http.MethodGet, bookingURL, func(_ context.Context, r *http.Request, req any) error {
+// MakeGetBookingEndpoint fetches the booking as the caller (booking decides
+// whether the caller may see it: another patient's booking is a 404), then,
+// as the gateway itself (services), its payments.
+func MakeGetBookingEndpoint(bookingURL, paymentURL *url.URL, client, services *http.Client) endpoint.Endpoint {
+	getBooking := kithttp.NewClient(http.MethodGet, bookingURL, func(ctx context.Context, r *http.Request, req any) error {
 		r.URL.Path = "/v1/bookings/" + url.PathEscape(req.(string))
+		if auth, ok := ctx.Value(kithttp.ContextKeyRequestAuthorization).(string); ok {
+			r.Header.Set("Authorization", auth)
+		}
 		return nil
-	}, httpkit.DecodeJSONResponse[json.RawMessage](), opt).Endpoint()
+	}, httpkit.DecodeJSONResponse[json.RawMessage](), kithttp.SetClient(client)).Endpoint()
 	listPayments := kithttp.NewClient(http.MethodGet, paymentURL.JoinPath("/internal/v1/payments"), func(_ context.Context, r *http.Request, req any) error {
 		r.URL.RawQuery = url.Values{"booking_id": {req.(string)}}.Encode()
 		return nil
-	}, httpkit.DecodeJSONResponse[payments](), opt).Endpoint()
+	}, httpkit.DecodeJSONResponse[payments](), kithttp.SetClient(services)).Endpoint()
 
 	return func(ctx context.Context, request any) (any, error) {
 		id := request.(string)

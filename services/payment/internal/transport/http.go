@@ -10,6 +10,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
@@ -18,12 +19,16 @@ import (
 const maxWebhookBody = 256 << 10
 
 // MakeHandler serves payment's HTTP API.
-func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
+// Booking (and the gateway) call the internal routes as services; finance
+// reads the finance view; Stripe's webhook carries a signature instead of a
+// token.
+func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
-	r.Handle("POST /internal/v1/deposits", kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...))
-	r.Handle("GET /internal/v1/payments", kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...))
-	r.Handle("GET /v1/finance/bookings/{id}", kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...))
+	services, finance := guard.Require(identity.Service), guard.Require(identity.Finance)
+	r.Handle("POST /internal/v1/deposits", services(kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /internal/v1/payments", services(kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/finance/bookings/{id}", finance(kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
 	return r
 }
