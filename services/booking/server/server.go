@@ -51,5 +51,5 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, deps.Clock()))
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, deps.Clock(), host.Guard))
 }

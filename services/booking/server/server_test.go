@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +32,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/pkg/subject"
@@ -102,10 +105,14 @@ type acceptance struct {
 	QuoteID        string `json:"-"`
 	BookingID      string `json:"booking_id"`
 	IdempotencyKey string `json:"idempotency_key"`
+	PatientSubject string `json:"patient_subject"`
+	// Caller is whom the call's bearer token names.
+	Caller identity.Principal `json:"-"`
 }
 
 type offer struct {
 	quote   quoteJSON
+	owner   string           // the patient subject the quote was issued to
 	refusal *httpkit.Problem // what quoting answers instead of accepting
 	key     string           // the idempotency key it was accepted under
 }
@@ -113,7 +120,9 @@ type offer struct {
 // fakeQuoting answers POST /internal/v1/quotes/{id}/acceptance as quoting
 // does (services/quoting/internal/service AcceptQuote): 200 with the quote
 // and the booking id it recorded, the booking id it FIRST recorded when the
-// same idempotency key asks again, or a problem.
+// same idempotency key asks again, or a problem. Another patient's quote is,
+// as in quoting, no quote at all: 404. It sits behind the identity guard
+// quoting's route has (services only).
 type fakeQuoting struct {
 	mu          sync.Mutex
 	offers      map[string]*offer
@@ -138,6 +147,7 @@ func (q *fakeQuoting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call.QuoteID = id
+	call.Caller, _ = identity.FromContext(r.Context())
 	if g := q.together; g != nil {
 		g.Done()
 		g.Wait()
@@ -150,7 +160,7 @@ func (q *fakeQuoting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case q.unavailable:
 		httpkit.WriteProblem(w, problem(503, "dependency-unavailable", "Try again shortly", "catalog: connection refused"))
 		return
-	case o == nil:
+	case o == nil || o.owner == "" || o.owner != call.PatientSubject:
 		httpkit.WriteProblem(w, problem(404, "not-found", "Quote not found", fmt.Sprintf("quote not found: %q", id)))
 		return
 	case uuid.Validate(call.BookingID) != nil:
@@ -186,11 +196,17 @@ func problem(status int, slug, title, detail string) *httpkit.Problem {
 	return &httpkit.Problem{Type: httpkit.ProblemBase + slug, Title: title, Status: status, Detail: detail}
 }
 
-// offer makes q bookable (refusal nil) or refused with refusal; it returns the quote id.
+// offer issues quote to patient-kim, bookable (refusal nil) or refused
+// with refusal; it returns the quote id.
 func (q *fakeQuoting) offer(quote quoteJSON, refusal *httpkit.Problem) string {
+	return q.offerTo(kim.Subject, quote, refusal)
+}
+
+// offerTo issues quote to the patient whose subject is owner.
+func (q *fakeQuoting) offerTo(owner string, quote quoteJSON, refusal *httpkit.Problem) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.offers[quote.ID] = &offer{quote: quote, refusal: refusal}
+	q.offers[quote.ID] = &offer{quote: quote, owner: owner, refusal: refusal}
 	return quote.ID
 }
 
@@ -226,6 +242,8 @@ type depositRequest struct {
 	Deposit   money.Money `json:"deposit"`
 	Balance   money.Money `json:"balance"`
 	Patient   patientJSON `json:"patient"`
+	// caller is whom the call's bearer token names.
+	caller identity.Principal
 }
 
 type depositAnswer struct {
@@ -239,7 +257,8 @@ type depositAnswer struct {
 
 // fakePayment answers POST /internal/v1/deposits as payment does
 // (services/payment/internal/service CreateDeposit): it keys the deposit on
-// the booking, so asking again returns the same intent.
+// the booking, so asking again returns the same intent. It sits behind the
+// identity guard payment's route has (services only).
 type fakePayment struct {
 	mu       sync.Mutex
 	calls    []depositRequest
@@ -258,6 +277,7 @@ func (p *fakePayment) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpkit.WriteProblem(w, err.(*httpkit.Problem))
 		return
 	}
+	req.caller, _ = identity.FromContext(r.Context())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, req)
@@ -404,8 +424,20 @@ func names(evs []bookingEvent) []string {
 
 // ---- the running service ----
 
+// The callers the rig speaks as unless a test says otherwise: the patient
+// every offered quote is issued to, and staff of the standard quote's clinic.
+var (
+	kim        = identity.Principal{Subject: "patient-kim", Role: identity.Patient}
+	ginzaStaff = identity.Principal{Subject: "staff-ginza-1", Role: identity.Clinic, ClinicID: clinicID}
+	// lee is another patient, who must never reach Kim's bookings.
+	lee = identity.Principal{Subject: "patient-lee", Role: identity.Patient}
+	// bookingItself is how booking calls quoting and payment.
+	bookingItself = identity.Principal{Subject: "booking", Role: identity.Service}
+)
+
 type rig struct {
 	base    string
+	issuer  *devtest.Issuer
 	quoting *fakeQuoting
 	payment *fakePayment
 	js      jetstream.JetStream
@@ -418,16 +450,24 @@ func startBooking(t *testing.T) *rig {
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking")
 	natsURL := devtest.NATS(t)
 	r := &rig{
+		issuer:  devtest.NewIssuer(t, "booking"),
 		quoting: &fakeQuoting{offers: map[string]*offer{}},
 		payment: &fakePayment{answered: map[string]depositAnswer{}, plans: map[string]depositRequest{}},
 	}
-	quoting, payment := httptest.NewServer(r.quoting), httptest.NewServer(r.payment)
+	// The fakes admit only services, as quoting's and payment's internal
+	// routes do, so booking must call them with its own token.
+	verifier, err := identity.NewVerifier(context.Background(), r.issuer.Config("booking"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := identity.NewGuard(verifier, slog.New(slog.DiscardHandler)).Require(identity.Service)
+	quoting, payment := httptest.NewServer(services(r.quoting)), httptest.NewServer(services(r.payment))
 	t.Cleanup(quoting.Close)
 	t.Cleanup(payment.Close)
 
 	addr, base := devtest.Addr(t)
 	r.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "booking", Identity: devtest.NewIssuer(t, "booking").Config("booking"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "booking", Identity: r.issuer.Config("booking"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
 		QuotingURL: quoting.URL, PaymentURL: payment.URL}
 	deps := devtest.Deps(t, "booking", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
@@ -452,8 +492,37 @@ type reply struct {
 	raw    []byte
 }
 
+// as is the Authorization header of p's bearer token.
+func (r *rig) as(t *testing.T, p identity.Principal) map[string]string {
+	t.Helper()
+	return map[string]string{"Authorization": "Bearer " + r.issuer.Token(t, p)}
+}
+
+// nobody sends no Authorization header at all.
+var nobody = map[string]string{"Authorization": ""}
+
+// with is header plus one more field.
+func with(header map[string]string, k, v string) map[string]string {
+	out := maps.Clone(header)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[k] = v
+	return out
+}
+
+// call sends a request as the caller header's Authorization names (an empty
+// value: none) or, without one, as the path's usual caller: patient-kim for
+// the patient's API, the standard quote's clinic for its reports.
 func (r *rig) call(t *testing.T, method, path string, body any, header map[string]string) reply {
 	t.Helper()
+	if _, chosen := header["Authorization"]; !chosen {
+		who := kim
+		if strings.HasPrefix(path, "/v1/clinic/") {
+			who = ginzaStaff
+		}
+		header = with(header, "Authorization", r.as(t, who)["Authorization"])
+	}
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -467,7 +536,9 @@ func (r *rig) call(t *testing.T, method, path string, body any, header map[strin
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -566,7 +637,13 @@ func (rep reply) problem(t *testing.T, status int, slug string) problemView {
 
 func (r *rig) create(t *testing.T, quoteID, key string) reply {
 	t.Helper()
-	h := map[string]string{}
+	return r.createAs(t, kim, quoteID, key)
+}
+
+// createAs books quoteID as patient p.
+func (r *rig) createAs(t *testing.T, p identity.Principal, quoteID, key string) reply {
+	t.Helper()
+	h := r.as(t, p)
 	if key != "" {
 		h["Idempotency-Key"] = key
 	}
@@ -774,6 +851,10 @@ func TestTakingAQuoteIsIdempotentAndPassesQuotingsVerdictOn(t *testing.T) {
 		if len(calls) != 1 || calls[0].IdempotencyKey != key || calls[0].BookingID != b.ID {
 			t.Fatalf("quoting was asked %+v; want one acceptance under key %s for booking %s", calls, key, b.ID)
 		}
+		// The booking is the token's patient's, and booking asks as itself.
+		if calls[0].PatientSubject != kim.Subject || calls[0].Caller != bookingItself {
+			t.Fatalf("quoting was asked for patient %q by %+v; want %q by booking", calls[0].PatientSubject, calls[0].Caller, kim.Subject)
+		}
 		if b.Status != "awaiting_deposit" || b.QuoteID != id || b.ClinicID != clinicID || b.TreatmentID != quote.TreatmentID ||
 			b.TreatmentName != quote.TreatmentName || b.ClinicName != quote.ClinicName || b.DoseCells != 100_000_000 ||
 			!b.RequiresHarvest || b.Patient != quote.Patient {
@@ -793,6 +874,9 @@ func TestTakingAQuoteIsIdempotentAndPassesQuotingsVerdictOn(t *testing.T) {
 		}
 		if d := deposits[0]; d.ClinicID != clinicID || d.Deposit != standardDeposit || d.Balance != standardBalance || d.Patient != quote.Patient {
 			t.Fatalf("deposit request %+v does not carry the quote's amounts and patient", d)
+		}
+		if c := deposits[0].caller; c != bookingItself {
+			t.Fatalf("payment was asked by %+v, not by booking", c)
 		}
 		intent := r.payment.intent(b.ID)
 		if b.Deposit == nil || b.Deposit.PaymentID != intent.PaymentID || b.Deposit.Amount != standardDeposit ||
@@ -1025,12 +1109,220 @@ func TestTakingAQuoteIsIdempotentAndPassesQuotingsVerdictOn(t *testing.T) {
 		}
 	})
 
+	t.Run("an Idempotency-Key is the patient's own: another patient's same key finds nothing of theirs", func(t *testing.T) {
+		kimsQuote, key := r.quoting.offer(standardQuote(), nil), newKey()
+		first := r.create(t, kimsQuote, key)
+		if first.status != http.StatusCreated {
+			t.Fatalf("Kim books: %d %s", first.status, first.raw)
+		}
+		kims := first.booking(t)
+
+		// Lee sending Kim's key for Kim's quote is a request of Lee's own,
+		// and quoting knows no such quote of Lee's.
+		rep := r.createAs(t, lee, kimsQuote, key)
+		p := rep.problem(t, 422, "validation")
+		if !slices.Equal(p.fields(), []string{"quote_id"}) || rep.header.Get("Idempotent-Replayed") != "" || strings.Contains(string(rep.raw), kims.ID) {
+			t.Fatalf("Lee reusing Kim's key: replayed=%q %s; want a 422 on quote_id naming nothing of Kim's booking %s",
+				rep.header.Get("Idempotent-Replayed"), rep.raw, kims.ID)
+		}
+		calls := r.quoting.callsFor(kimsQuote)
+		if len(calls) != 2 || calls[1].PatientSubject != lee.Subject || calls[1].IdempotencyKey != key || calls[1].BookingID == kims.ID {
+			t.Fatalf("acceptances %+v; want Lee's own second acceptance, under a new booking id", calls)
+		}
+		if n := r.bookingRows(t, kimsQuote); n != 1 {
+			t.Fatalf("%d bookings stored for Kim's quote", n)
+		}
+
+		// The same key books Lee's own quote: the key was never Lee's before.
+		leesQuote := r.quoting.offerTo(lee.Subject, standardQuote(), nil)
+		rep = r.createAs(t, lee, leesQuote, key)
+		if rep.status != http.StatusCreated || rep.header.Get("Idempotent-Replayed") != "" ||
+			strings.Contains(string(rep.raw), kims.ID) || strings.Contains(string(rep.raw), kimsQuote) {
+			t.Fatalf("Lee books their own quote under Kim's key: %d replayed=%q %s", rep.status, rep.header.Get("Idempotent-Replayed"), rep.raw)
+		}
+		lees := rep.booking(t)
+		if lees.ID == kims.ID || lees.QuoteID != leesQuote {
+			t.Fatalf("Lee's booking %s of quote %s; Kim's is %s", lees.ID, lees.QuoteID, kims.ID)
+		}
+
+		// Each patient's retry replays their own booking, and only theirs.
+		for _, c := range []struct {
+			who   identity.Principal
+			quote string
+			want  bookingView
+		}{{kim, kimsQuote, kims}, {lee, leesQuote, lees}} {
+			again := r.createAs(t, c.who, c.quote, key)
+			if again.status != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("%s's retry: %d replayed=%q %s", c.who.Subject, again.status, again.header.Get("Idempotent-Replayed"), again.raw)
+			}
+			if got := again.booking(t); got.ID != c.want.ID || got.Deposit == nil || *got.Deposit != *c.want.Deposit {
+				t.Fatalf("%s's retry answered %s; first answer %+v", c.who.Subject, again.raw, c.want)
+			}
+		}
+		r.call(t, "GET", "/v1/bookings/"+lees.ID, nil, r.as(t, kim)).problem(t, 404, "not-found")
+		r.call(t, "GET", "/v1/bookings/"+kims.ID, nil, r.as(t, lee)).problem(t, 404, "not-found")
+	})
+
 	t.Run("an unknown booking is a 404", func(t *testing.T) {
 		for _, id := range []string{uuid.NewString(), "not-a-booking"} {
 			r.call(t, "GET", "/v1/bookings/"+id, nil, nil).problem(t, 404, "not-found")
 			r.report(t, id, "harvest", nil).problem(t, 404, "not-found")
 		}
 	})
+}
+
+func TestEachCallerReachesOnlyWhatItsRoleAndTenancyAllow(t *testing.T) {
+	r := startBooking(t)
+	forged := map[string]string{"Authorization": "Bearer " + devtest.NewIssuer(t).Token(t, kim)}
+	asKim, asLee, asGinza := r.as(t, kim), r.as(t, lee), r.as(t, ginzaStaff)
+	asOsaka := r.as(t, identity.Principal{Subject: "staff-osaka-1", Role: identity.Clinic, ClinicID: "osaka-umeda-clinic"})
+	asFinance := r.as(t, identity.Principal{Subject: "finance-1", Role: identity.Finance})
+	asAdmin := r.as(t, identity.Principal{Subject: "operator-1", Role: identity.Admin})
+	asService := r.as(t, identity.Principal{Subject: "payment", Role: identity.Service})
+
+	// Kim's quote and bookings, each where its route succeeds for the right
+	// caller: a refusal then shows as a refusal, not as a state conflict.
+	open := r.quoting.offer(standardQuote(), nil)
+	confirmed := r.confirmed(t, standardQuote())
+	culturing := r.culturing(t)
+	ready := r.culturing(t)
+	r.mustReport(t, ready.ID, "cells-ready", certificate(100_000_000, pct("90"), "pass", "pass"))
+	r.pay(t, succeeded(ready, paymentv1.Stage_STAGE_BALANCE, standardBalance))
+	r.waitForStatus(t, ready.ID, "ready_for_administration")
+
+	type route struct {
+		method string
+		// at is the request about target (a quote or booking id).
+		at     func(target string) (path string, body any)
+		target string
+		header map[string]string // beside the caller's token
+		// after is the booking's status once the right caller succeeded.
+		after string
+	}
+	bookingAt := func(target string) (string, any) { return "/v1/bookings/" + target, nil }
+	reportAt := func(what string, body any) func(string) (string, any) {
+		return func(target string) (string, any) { return "/v1/clinic/bookings/" + target + "/" + what, body }
+	}
+	type caller struct {
+		name   string
+		header map[string]string
+		want   int
+	}
+	for _, c := range []struct {
+		name    string
+		route   route
+		callers []caller
+	}{
+		{"POST /v1/bookings", route{method: "POST", target: open, after: "awaiting_deposit",
+			at:     func(target string) (string, any) { return "/v1/bookings", map[string]any{"quote_id": target} },
+			header: map[string]string{"Idempotency-Key": newKey()}}, []caller{
+			{"no token", nobody, 401}, {"a forged token", forged, 401},
+			{"a clinic", asGinza, 403}, {"finance", asFinance, 403}, {"an admin", asAdmin, 403}, {"a service", asService, 403},
+			{"another patient, with their own key", with(asLee, "Idempotency-Key", newKey()), 422},
+			{"the quote's patient", asKim, 201},
+		}},
+		{"GET /v1/bookings/{id}", route{method: "GET", at: bookingAt, target: confirmed.ID, after: "confirmed"}, []caller{
+			{"no token", nobody, 401}, {"a forged token", forged, 401},
+			{"finance", asFinance, 403}, {"an admin", asAdmin, 403}, {"a service", asService, 403},
+			{"another patient", asLee, 404}, {"another clinic", asOsaka, 404},
+			{"its patient", asKim, 200}, {"its clinic", asGinza, 200},
+		}},
+		{"harvest", route{method: "POST", at: reportAt("harvest", nil), target: confirmed.ID, after: "culturing"}, []caller{
+			{"no token", nobody, 401}, {"a forged token", forged, 401},
+			{"its patient", asKim, 403}, {"finance", asFinance, 403}, {"a service", asService, 403},
+			{"another clinic", asOsaka, 404}, {"its clinic", asGinza, 200},
+		}},
+		{"cells-ready", route{method: "POST", at: reportAt("cells-ready", certificate(100_000_000, pct("90"), "pass", "pass")),
+			target: culturing.ID, after: "awaiting_balance"}, []caller{
+			{"no token", nobody, 401}, {"its patient", asKim, 403}, {"an admin", asAdmin, 403},
+			{"another clinic", asOsaka, 404}, {"its clinic", asGinza, 200},
+		}},
+		{"administered", route{method: "POST", at: reportAt("administered", nil), target: ready.ID, after: "administered"}, []caller{
+			{"no token", nobody, 401}, {"its patient", asKim, 403}, {"finance", asFinance, 403},
+			{"another clinic", asOsaka, 404}, {"its clinic", asGinza, 200},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt := c.route
+			isBooking := rt.target != open
+			for _, who := range c.callers {
+				t.Run(who.name, func(t *testing.T) {
+					header := map[string]string{}
+					maps.Copy(header, rt.header)
+					maps.Copy(header, who.header)
+					var before bookingView
+					var announced []string
+					if isBooking {
+						before, announced = r.get(t, rt.target), names(r.events(t, rt.target))
+					}
+					asked := len(r.quoting.callsFor(open))
+					path, body := rt.at(rt.target)
+					rep := r.call(t, rt.method, path, body, header)
+
+					switch who.want {
+					case 401:
+						rep.problem(t, 401, "unauthorized")
+						if h := rep.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer ") {
+							t.Fatalf("WWW-Authenticate %q", h)
+						}
+					case 403:
+						rep.problem(t, 403, "forbidden")
+					case 404, 422:
+						slug := "not-found"
+						if who.want == 422 {
+							slug = "validation"
+						}
+						p := rep.problem(t, who.want, slug)
+						if who.want == 422 && !slices.Equal(p.fields(), []string{"quote_id"}) {
+							t.Fatalf("fields %v, want quote_id", p.fields())
+						}
+						// Another tenant's record is answered exactly as one
+						// that does not exist.
+						missing := uuid.NewString()
+						path, body := rt.at(missing)
+						none := r.call(t, rt.method, path, body, header)
+						none.problem(t, who.want, slug)
+						if strings.ReplaceAll(string(rep.raw), rt.target, "ID") != strings.ReplaceAll(string(none.raw), missing, "ID") {
+							t.Fatalf("answered %s; for a record that does not exist %s", rep.raw, none.raw)
+						}
+					default:
+						if rep.status != who.want {
+							t.Fatalf("%d %s, want %d", rep.status, rep.raw, who.want)
+						}
+						got := rep.booking(t)
+						if got.Status != rt.after || (isBooking && got.ID != rt.target) || (!isBooking && got.QuoteID != open) {
+							t.Fatalf("answered %s; want booking of %s in state %s", rep.raw, rt.target, rt.after)
+						}
+					}
+
+					switch {
+					case who.want < 400:
+					case isBooking:
+						was, _ := json.Marshal(before)
+						now, _ := json.Marshal(r.get(t, rt.target))
+						if !bytes.Equal(now, was) {
+							t.Fatalf("a refused request changed the booking: %s, was %s", now, was)
+						}
+						if evs := names(r.events(t, rt.target)); !slices.Equal(evs, announced) {
+							t.Fatalf("a refused request announced %v, before %v", evs, announced)
+						}
+					default:
+						if n := r.bookingRows(t, open); n != 0 {
+							t.Fatalf("%d bookings stored for a refused caller", n)
+						}
+						calls := r.quoting.callsFor(open)
+						if who.want != 422 && len(calls) != asked {
+							t.Fatal("quoting was asked on behalf of a refused caller")
+						}
+						// Quoting was asked for the caller, and refused them.
+						if who.want == 422 && (len(calls) != asked+1 || calls[asked].PatientSubject != lee.Subject) {
+							t.Fatalf("acceptances %+v; want one for %s", calls, lee.Subject)
+						}
+					}
+				})
+			}
+		})
+	}
 }
 
 func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {

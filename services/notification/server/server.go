@@ -52,5 +52,5 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	sender := mailer.New(cfg.Mail, host.Pool, st, deps.TracerProvider, deps.Log)
-	return host.Run(ctx, transport.MakeHandler(host.Pool, st, deps.Log), sender.Run)
+	return host.Run(ctx, transport.MakeHandler(host.Pool, st, deps.Log, host.Guard), sender.Run)
 }

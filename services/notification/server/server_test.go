@@ -24,6 +24,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/services/notification/server"
@@ -312,7 +313,9 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 
 	t.Run("the emails API names a bad booking_id and lists none for an unknown booking", func(t *testing.T) {
 		for _, q := range []string{"?booking_id=not-a-uuid", ""} {
-			resp, err := http.Get(f.base + "/internal/v1/emails" + q)
+			req, _ := http.NewRequest(http.MethodGet, f.base+"/internal/v1/emails"+q, nil)
+			req.Header.Set("Authorization", "Bearer "+supportToken)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -332,6 +335,22 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		var list struct{ Items []emailView }
 		if code := get(t, f.base+"/internal/v1/emails?booking_id="+uuid.NewString(), &list); code != 200 || list.Items == nil || len(list.Items) != 0 {
 			t.Fatalf("unknown booking: %d %+v", code, list.Items)
+		}
+		// Patients' addresses are for support staff and services only.
+		for who, want := range map[string]int{"": 401, f.issuer.Token(t, identity.Principal{Subject: "p-1", Role: identity.Patient}): 403,
+			f.issuer.Token(t, identity.Principal{Subject: "s-1", Role: identity.Clinic, ClinicID: ginza}): 403} {
+			req, _ := http.NewRequest(http.MethodGet, f.base+"/internal/v1/emails?booking_id="+uuid.NewString(), nil)
+			if who != "" {
+				req.Header.Set("Authorization", "Bearer "+who)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("emails as %q: %d, want %d", who, resp.StatusCode, want)
+			}
 		}
 	})
 
@@ -375,9 +394,10 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 // fixture is notification running against real Postgres, JetStream and an
 // SMTP sink, with a publisher standing in for booking.
 type fixture struct {
-	base string
-	js   jetstream.JetStream
-	mail *devstack.MailSink
+	base   string
+	js     jetstream.JetStream
+	mail   *devstack.MailSink
+	issuer *devtest.Issuer
 
 	readers map[string]*clinicReader
 }
@@ -411,7 +431,10 @@ func startNotification(t *testing.T) *fixture {
 	}
 
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: devtest.NewIssuer(t, "notification").Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
+	iss := devtest.NewIssuer(t, "notification")
+	supportToken = iss.Token(t, identity.Principal{Subject: "support-1", Role: identity.Admin})
+	f.issuer = iss
+	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
 	cfg.Mail.SMTPAddr, cfg.Mail.From = f.mail.Addr(), sender
 	deps := devtest.Deps(t, "notification", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
@@ -643,9 +666,17 @@ func (f *fixture) waitForEmailStatus(t *testing.T, bookingID, template, status s
 	return found
 }
 
+// supportToken is support staff's token: the emails list is theirs.
+var supportToken string
+
 func get(t *testing.T, url string, into any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+supportToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,5 +57,5 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := transport.Subscribe(ctx, host, host.Pool, q); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(q), deps.Log))
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(q), deps.Log, host.Guard))
 }

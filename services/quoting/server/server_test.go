@@ -25,6 +25,7 @@ import (
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/quotingv1"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/pkg/subject"
 	"github.com/saisei-health/platform/services/quoting/server"
@@ -145,16 +146,73 @@ type harness struct {
 	js      jetstream.JetStream
 	clock   *clock
 	catalog *fakeCatalog
+	issuer  *devtest.Issuer
+	// tokens are the bearer tokens minted so far, by caller; the default
+	// callers' are minted at start, so goroutines can use them.
+	mu     sync.Mutex
+	tokens map[identity.Principal]string
+}
+
+// The callers requests are made as unless a test names another: the patient
+// who asks for quotes, staff of the clinic that offers the treatments, and
+// booking accepting quotes for that patient.
+var (
+	patientKim  = identity.Principal{Subject: "patient-kim", Role: identity.Patient}
+	ginzaStaff  = identity.Principal{Subject: "staff-ginza-1", Role: identity.Clinic, ClinicID: ginza}
+	bookingSvc  = identity.Principal{Subject: "booking", Role: identity.Service}
+	patientLee  = identity.Principal{Subject: "patient-lee", Role: identity.Patient}
+	osakaStaff  = identity.Principal{Subject: "staff-osaka-1", Role: identity.Clinic, ClinicID: "osaka-umeda-stem-cell-clinic"}
+	financeDesk = identity.Principal{Subject: "finance-1", Role: identity.Finance}
+	operator    = identity.Principal{Subject: "operator-1", Role: identity.Admin}
+)
+
+// token is p's bearer token, minted once.
+func (h *harness) token(t *testing.T, p identity.Principal) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tok, ok := h.tokens[p]
+	if !ok {
+		tok = h.issuer.Token(t, p)
+		h.tokens[p] = tok
+	}
+	return tok
+}
+
+// as is the header that makes a request p's.
+func (h *harness) as(t *testing.T, p identity.Principal) map[string]string {
+	t.Helper()
+	return map[string]string{"Authorization": "Bearer " + h.token(t, p)}
+}
+
+// anonymous sends no token at all.
+var anonymous = map[string]string{"Authorization": ""}
+
+// callerFor is who makes a request to path by default: booking for the
+// internal API, the Ginza clinic's staff for the clinic API, and patient
+// Kim for everything else.
+func callerFor(path string) identity.Principal {
+	switch {
+	case strings.HasPrefix(path, "/internal/"):
+		return bookingSvc
+	case strings.HasPrefix(path, "/v1/clinic/"):
+		return ginzaStaff
+	}
+	return patientKim
 }
 
 func startQuoting(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{clock: &clock{now: issuedAt}, catalog: startCatalog(t)}
+	h := &harness{clock: &clock{now: issuedAt}, catalog: startCatalog(t), issuer: devtest.NewIssuer(t, "quoting"),
+		tokens: map[identity.Principal]string{}}
+	for _, p := range []identity.Principal{patientKim, ginzaStaff, bookingSvc} {
+		h.token(t, p)
+	}
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "quoting")
 	natsURL := devtest.NATS(t)
 	addr, base := devtest.Addr(t)
 	h.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: devtest.NewIssuer(t, "quoting").Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: h.issuer.Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
 		CatalogURL: h.catalog.url}
 	deps := devtest.Deps(t, "quoting", nil)
 	deps.Now = h.clock.Now
@@ -362,12 +420,15 @@ func (p problem) fields() []string {
 }
 
 type reply struct {
-	status      int
-	contentType string
-	raw         []byte
+	status          int
+	contentType     string
+	wwwAuthenticate string
+	raw             []byte
 }
 
-func (h *harness) do(t *testing.T, method, path string, body any) reply {
+// do makes a request as the path's default caller (callerFor), unless
+// header names another Authorization (an empty one sends no token).
+func (h *harness) do(t *testing.T, method, path string, body any, header ...map[string]string) reply {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -385,13 +446,23 @@ func (h *harness) do(t *testing.T, method, path string, body any) reply {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+h.token(t, callerFor(path)))
+	for _, hd := range header {
+		for k, v := range hd {
+			if v == "" {
+				req.Header.Del(k)
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), raw: raw}
+	return reply{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), wwwAuthenticate: resp.Header.Get("WWW-Authenticate"), raw: raw}
 }
 
 // quoteFrom expects a quote answered with status want.
@@ -413,7 +484,7 @@ func problemFrom(t *testing.T, r reply, want int, slug string, fields ...string)
 	t.Helper()
 	var p problem
 	if err := json.Unmarshal(r.raw, &p); err != nil {
-		t.Fatalf("%v: %s", err, r.raw)
+		t.Fatalf("answer %d %s, want %d %s (%v): %s", r.status, r.contentType, want, slug, err, r.raw)
 	}
 	if r.status != want || p.Status != want || p.Type != "https://saisei.health/problems/"+slug || r.contentType != "application/problem+json" {
 		t.Fatalf("answer %d %s, want %d %s: %s", r.status, r.contentType, want, slug, r.raw)
@@ -456,9 +527,15 @@ func (h *harness) get(t *testing.T, id string) quote {
 	return quoteFrom(t, h.do(t, "GET", "/v1/quotes/"+id, nil), http.StatusOK)
 }
 
+// accept is booking accepting quote id for patient Kim, who asks for the
+// harness's quotes.
 func (h *harness) accept(t *testing.T, id, bookingID, key string) reply {
 	t.Helper()
-	return h.do(t, "POST", "/internal/v1/quotes/"+id+"/acceptance", map[string]any{"booking_id": bookingID, "idempotency_key": key})
+	return h.do(t, "POST", "/internal/v1/quotes/"+id+"/acceptance", acceptance(bookingID, key, patientKim.Subject))
+}
+
+func acceptance(bookingID, key, patientSubject string) map[string]any {
+	return map[string]any{"booking_id": bookingID, "idempotency_key": key, "patient_subject": patientSubject}
 }
 
 func (h *harness) revise(t *testing.T, id string, body any) reply {
@@ -799,14 +876,16 @@ func TestAcceptanceDecidesBookabilityOnce(t *testing.T) {
 	t.Run("concurrent bookings: exactly one wins", func(t *testing.T) {
 		q := h.issue(t, request(stroke, strokeDose, "JPY", fit()))
 		const bookings = 5
+		bearer := "Bearer " + h.token(t, bookingSvc)
 		codes := make([]int, bookings)
 		slugs := make([]string, bookings)
 		var wg sync.WaitGroup
 		for i := range bookings {
 			wg.Go(func() {
 				req, _ := http.NewRequest("POST", h.base+"/internal/v1/quotes/"+q.ID+"/acceptance",
-					strings.NewReader(fmt.Sprintf(`{"booking_id": %q, "idempotency_key": "concurrent-%d"}`, uuid.NewString(), i)))
+					strings.NewReader(fmt.Sprintf(`{"booking_id": %q, "idempotency_key": "concurrent-%d", "patient_subject": %q}`, uuid.NewString(), i, patientKim.Subject)))
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", bearer)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return
@@ -876,7 +955,7 @@ func TestAcceptanceDecidesBookabilityOnce(t *testing.T) {
 		problemFrom(t, h.accept(t, review.ID, "BK-1", "bad-id"), 422, "validation", "booking_id")
 		problemFrom(t, h.accept(t, review.ID, uuid.NewString(), ""), 422, "validation", "idempotency_key")
 		problemFrom(t, h.do(t, "POST", "/internal/v1/quotes/"+review.ID+"/acceptance",
-			fmt.Sprintf(`{"booking_id": %q, "idempotency_key": "k", "quote_id": %q}`, uuid.NewString(), review.ID)), 400, "malformed-request", "quote_id")
+			fmt.Sprintf(`{"booking_id": %q, "idempotency_key": "k", "patient_subject": %q, "quote_id": %q}`, uuid.NewString(), patientKim.Subject, review.ID)), 400, "malformed-request", "quote_id")
 
 		h.settle(t)
 		for _, id := range []string{review.ID, ineligible.ID} {
@@ -1043,6 +1122,188 @@ func TestRevisionsAndCatalogChanges(t *testing.T) {
 			if n := h.count(t, withdrawnSubject, id); n != want {
 				t.Errorf("quote %s: %d QuoteWithdrawn, want %d", id, n, want)
 			}
+		}
+	})
+}
+
+// revisionsOf are the QuoteIssued events of versions superseding quote id,
+// whichever clinic's subject they were published on.
+func (h *harness) revisionsOf(t *testing.T, id string) []*quotingv1.QuoteIssued {
+	t.Helper()
+	var out []*quotingv1.QuoteIssued
+	for _, e := range h.events(t) {
+		if !strings.HasSuffix(e.id, ":issued") {
+			continue
+		}
+		var ev quotingv1.QuoteIssued
+		if err := proto.Unmarshal(e.data, &ev); err != nil {
+			t.Fatalf("event %s: %v", e.id, err)
+		}
+		if ev.GetSupersedes() == id {
+			out = append(out, &ev)
+		}
+	}
+	return out
+}
+
+func TestOnlyTheQuotesPatientAndClinicReachIt(t *testing.T) {
+	h := startQuoting(t)
+	// Patient Kim's quotes at the Ginza clinic: one to read and revise, one
+	// for booking to accept.
+	q := h.issue(t, request(stroke, strokeDose, "JPY", fit()))
+	booked := h.issue(t, request(stroke, strokeDose, "JPY", fit()))
+	unknown := uuid.NewString()
+	get, revise, accept := "/v1/quotes/"+q.ID, "/v1/clinic/quotes/"+q.ID+"/revisions", "/internal/v1/quotes/"+booked.ID+"/acceptance"
+	lee, osaka := h.as(t, patientLee), h.as(t, osakaStaff)
+	// A token signed by an issuer quoting does not trust.
+	forged := map[string]string{"Authorization": "Bearer " + devtest.NewIssuer(t, "quoting").Token(t, patientKim)}
+
+	h.settle(t)
+	before := len(h.events(t))
+
+	type call struct {
+		name         string
+		method, path string
+		body         any
+		header       map[string]string
+		status       int
+		slug         string
+	}
+	routes := []struct {
+		method, path string
+		body         any
+		roles        []identity.Role
+	}{
+		{"POST", "/v1/quotes", request(stroke, strokeDose, "JPY", fit()), []identity.Role{identity.Patient}},
+		{"GET", get, nil, []identity.Role{identity.Patient, identity.Clinic}},
+		{"POST", revise, map[string]any{"dose_cells": 200_000_000}, []identity.Role{identity.Clinic}},
+		{"POST", accept, acceptance(uuid.NewString(), "refused", patientKim.Subject), []identity.Role{identity.Service}},
+	}
+	var refused []call
+	for _, r := range routes {
+		route := r.method + " " + strings.Replace(r.path, q.ID, "{id}", 1)
+		route = strings.Replace(route, booked.ID, "{id}", 1)
+		refused = append(refused,
+			call{route + " without a token", r.method, r.path, r.body, anonymous, 401, "unauthorized"},
+			call{route + " with a forged token", r.method, r.path, r.body, forged, 401, "unauthorized"})
+		// Each role's rightful caller, where the route is not the role's.
+		for _, p := range []identity.Principal{patientKim, ginzaStaff, bookingSvc, financeDesk, operator} {
+			if !slices.Contains(r.roles, p.Role) {
+				refused = append(refused, call{route + " as " + string(p.Role), r.method, r.path, r.body, h.as(t, p), 403, "forbidden"})
+			}
+		}
+	}
+	// Another tenant's quote is no quote at all.
+	refused = append(refused,
+		call{"another patient reads", "GET", get, nil, lee, 404, "not-found"},
+		call{"another clinic reads", "GET", get, nil, osaka, 404, "not-found"},
+		call{"another clinic revises", "POST", revise, map[string]any{"dose_cells": 200_000_000}, osaka, 404, "not-found"},
+		call{"booking for another patient", "POST", accept, acceptance(uuid.NewString(), "lee-booking", patientLee.Subject), nil, 404, "not-found"},
+		call{"booking for nobody", "POST", accept, acceptance(uuid.NewString(), "nobody-booking", ""), nil, 404, "not-found"},
+	)
+
+	t.Run("refused callers", func(t *testing.T) {
+		for _, c := range refused {
+			t.Run(c.name, func(t *testing.T) {
+				r := h.do(t, c.method, c.path, c.body, c.header)
+				problemFrom(t, r, c.status, c.slug)
+				if c.status == 401 && !strings.HasPrefix(r.wwwAuthenticate, "Bearer ") {
+					t.Errorf("401 challenges with %q, want Bearer", r.wwwAuthenticate)
+				}
+			})
+		}
+	})
+
+	t.Run("a refusal changes nothing", func(t *testing.T) {
+		if got := h.get(t, q.ID); got.Status != "issued" || got.SupersededBy != "" || got.DoseCells != strokeDose {
+			t.Errorf("after refused revisions the quote is %s, superseded by %q, for %d cells", got.Status, got.SupersededBy, got.DoseCells)
+		}
+		if got := h.get(t, booked.ID); got.Status != "issued" || got.BookingID != "" {
+			t.Errorf("after refused acceptances the quote is %s for booking %q", got.Status, got.BookingID)
+		}
+		h.settle(t)
+		// The only event since is settle's own QuoteIssued: no quote was
+		// issued, revised (no version 2) or accepted by a refused caller.
+		if evs := h.events(t); len(evs) != before+1 {
+			var ids []string
+			for _, e := range evs[before:] {
+				ids = append(ids, e.id)
+			}
+			t.Errorf("%d events published by refused calls: %v", len(evs)-before-1, ids)
+		}
+		if vs := h.revisionsOf(t, q.ID); len(vs) != 0 {
+			t.Errorf("a refused revision issued version %d", vs[0].GetVersion())
+		}
+		if n := h.count(t, acceptedSubject, booked.ID); n != 0 {
+			t.Errorf("%d QuoteAccepted for another patient's booking", n)
+		}
+	})
+
+	t.Run("another tenant's quote reads exactly like an unknown one", func(t *testing.T) {
+		missing := h.do(t, "GET", "/v1/quotes/"+unknown, nil)
+		problemFrom(t, missing, 404, "not-found")
+		for who, header := range map[string]map[string]string{"another patient": lee, "another clinic": osaka} {
+			r := h.do(t, "GET", get, nil, header)
+			if got := strings.ReplaceAll(string(r.raw), q.ID, unknown); r.status != missing.status || got != string(missing.raw) {
+				t.Errorf("%s reads %d %s, an unknown quote %d %s", who, r.status, got, missing.status, missing.raw)
+			}
+		}
+	})
+
+	t.Run("a quote belongs to the patient who asked for it", func(t *testing.T) {
+		own := quoteFrom(t, h.do(t, "POST", "/v1/quotes", request(exosome, exosomeDose, "KRW", fit()), lee), 201)
+		if got := quoteFrom(t, h.do(t, "GET", "/v1/quotes/"+own.ID, nil, lee), 200); got.ID != own.ID || got.Total != own.Total {
+			t.Errorf("Lee reads back %+v", got)
+		}
+		problemFrom(t, h.do(t, "GET", "/v1/quotes/"+own.ID, nil), 404, "not-found")
+		if got := quoteFrom(t, h.do(t, "GET", "/v1/quotes/"+own.ID, nil, h.as(t, ginzaStaff)), 200); got.ClinicID != ginza {
+			t.Errorf("the clinic reads a quote of %s", got.ClinicID)
+		}
+		problemFrom(t, h.do(t, "GET", "/v1/quotes/"+own.ID, nil, osaka), 404, "not-found")
+		// Booking may accept it for Lee only.
+		problemFrom(t, h.accept(t, own.ID, uuid.NewString(), "kim-takes-lees"), 404, "not-found")
+		if a := quoteFrom(t, h.do(t, "POST", "/internal/v1/quotes/"+own.ID+"/acceptance", acceptance(uuid.NewString(), "lee-books", patientLee.Subject)), 200); a.Status != "accepted" {
+			t.Errorf("Lee's acceptance left the quote %s", a.Status)
+		}
+	})
+
+	t.Run("the owner and its own clinic", func(t *testing.T) {
+		if got := h.get(t, q.ID); got.ID != q.ID || got.Total.Amount != 3_300_000 {
+			t.Errorf("Kim reads %+v", got)
+		}
+		if got := quoteFrom(t, h.do(t, "GET", get, nil, h.as(t, ginzaStaff)), 200); got.ID != q.ID || got.Total.Amount != 3_300_000 {
+			t.Errorf("the clinic reads %+v", got)
+		}
+
+		v2 := quoteFrom(t, h.revise(t, q.ID, map[string]any{"dose_cells": 200_000_000}), 201)
+		if v2.Version != 2 || v2.Supersedes != q.ID || v2.DoseCells != 200_000_000 || v2.Total.Amount != 4_510_000 {
+			t.Fatalf("v2 = version %d superseding %q, %d cells, total %v", v2.Version, v2.Supersedes, v2.DoseCells, v2.Total)
+		}
+		var ev quotingv1.QuoteIssued
+		h.only(t, "quote:"+v2.ID+":issued", issuedSubject, &ev)
+		if ev.GetVersion() != 2 || ev.GetSupersedes() != q.ID {
+			t.Errorf("QuoteIssued = %v", &ev)
+		}
+		// The new version is still Kim's: she reads and books it, Lee does not.
+		if got := h.get(t, v2.ID); got.Version != 2 || got.Status != "issued" {
+			t.Errorf("Kim reads v2 as version %d, %s", got.Version, got.Status)
+		}
+		problemFrom(t, h.do(t, "GET", "/v1/quotes/"+v2.ID, nil, lee), 404, "not-found")
+		problemFrom(t, h.do(t, "GET", "/v1/quotes/"+v2.ID, nil, osaka), 404, "not-found")
+		problemFrom(t, h.do(t, "POST", "/internal/v1/quotes/"+v2.ID+"/acceptance", acceptance(uuid.NewString(), "lee-takes-v2", patientLee.Subject)), 404, "not-found")
+		booking := uuid.NewString()
+		if a := quoteFrom(t, h.accept(t, v2.ID, booking, "kim-books-v2"), 200); a.Status != "accepted" || a.BookingID != booking {
+			t.Errorf("v2 accepted = %s for %q", a.Status, a.BookingID)
+		}
+
+		first := uuid.NewString()
+		if a := quoteFrom(t, h.accept(t, booked.ID, first, "kim-books"), 200); a.Status != "accepted" || a.BookingID != first {
+			t.Errorf("accepted = %s for %q", a.Status, a.BookingID)
+		}
+		var acc quotingv1.QuoteAccepted
+		h.only(t, "quote:"+booked.ID+":accepted", acceptedSubject, &acc)
+		if acc.GetBookingId() != first {
+			t.Errorf("QuoteAccepted = %v", &acc)
 		}
 	})
 }

@@ -51,10 +51,12 @@ type Booking struct {
 	// straight after the deposit.
 	RequiresHarvest bool
 	Patient         Patient
-	Status          Status
-	Total           money.Money
-	Deposit         money.Money
-	Balance         money.Money
+	// PatientSubject is the patient's identity at the issuer: the owner.
+	PatientSubject string
+	Status         Status
+	Total          money.Money
+	Deposit        money.Money
+	Balance        money.Money
 
 	DepositPaymentID string
 	BalancePaymentID string

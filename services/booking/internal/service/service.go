@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
@@ -54,6 +55,8 @@ type Deposits interface {
 type CreateRequest struct {
 	QuoteID        string
 	IdempotencyKey string
+	// PatientSubject is the caller, who owns the booking and the key.
+	PatientSubject string
 }
 
 // Created is a booking with the deposit the patient now pays.
@@ -66,10 +69,10 @@ type Created struct {
 // Service is what booking offers over HTTP.
 type Service interface {
 	CreateBooking(ctx context.Context, req CreateRequest) (Created, error)
-	GetBooking(ctx context.Context, id string) (domain.Booking, []domain.Transition, error)
-	RecordHarvest(ctx context.Context, id string, at time.Time) (domain.Booking, error)
-	RecordCellsReady(ctx context.Context, id string, r domain.QualityReport) (domain.Booking, error)
-	RecordAdministration(ctx context.Context, id string, at time.Time) (domain.Booking, error)
+	GetBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, []domain.Transition, error)
+	RecordHarvest(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
+	RecordCellsReady(ctx context.Context, caller identity.Principal, id string, r domain.QualityReport) (domain.Booking, error)
+	RecordAdministration(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
 }
 
 // Bookings implements Service and the payment event handlers.
@@ -102,8 +105,10 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, validation.FieldError{Field: "quote_id", Message: "is required"}
 	case uuid.Validate(req.QuoteID) != nil:
 		return Created{}, validation.FieldError{Field: "quote_id", Message: "is not a quote id"}
+	case req.PatientSubject == "":
+		return Created{}, errors.New("booking: a booking needs its patient")
 	}
-	if existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.IdempotencyKey); err == nil {
+	if existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.PatientSubject, req.IdempotencyKey); err == nil {
 		return s.replay(ctx, existing, req)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return Created{}, err
@@ -114,7 +119,7 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	// the booking id it was first given, which a retry after a crash here
 	// then stores.
 	q, err := s.quotes.AcceptQuote(ctx, req.QuoteID, upstream.Acceptance{
-		BookingID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey})
+		BookingID: uuid.Must(uuid.NewV7()).String(), IdempotencyKey: req.IdempotencyKey, PatientSubject: req.PatientSubject})
 	var refused *httpkit.Problem
 	switch {
 	case errors.As(err, &refused) && refused.Status == http.StatusNotFound:
@@ -128,7 +133,7 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	}
 	now := s.now()
 	b := domain.Booking{
-		ID: q.BookingID, IdempotencyKey: req.IdempotencyKey, QuoteID: q.ID,
+		ID: q.BookingID, IdempotencyKey: req.IdempotencyKey, PatientSubject: req.PatientSubject, QuoteID: q.ID,
 		TreatmentID: q.TreatmentID, TreatmentName: q.TreatmentName, ClinicID: q.ClinicID, ClinicName: q.ClinicName,
 		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
 		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
@@ -149,7 +154,11 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 	switch {
 	case errors.Is(err, store.ErrDuplicateKey):
 		// A concurrent request with the same key won the race.
-		existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.IdempotencyKey)
+		existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.PatientSubject, req.IdempotencyKey)
+		if errors.Is(err, store.ErrNotFound) {
+			// The id is another caller's booking: this request cannot have it.
+			return Created{}, fmt.Errorf("%w: quote %s", ErrQuoteAlreadyBooked, q.ID)
+		}
 		if err != nil {
 			return Created{}, err
 		}
@@ -183,9 +192,10 @@ func (s *Bookings) withDeposit(ctx context.Context, b domain.Booking, replayed b
 	return Created{Booking: b, Deposit: *d, Replayed: replayed}, nil
 }
 
-// GetBooking returns a booking and its history.
-func (s *Bookings) GetBooking(ctx context.Context, id string) (domain.Booking, []domain.Transition, error) {
-	b, err := s.get(ctx, id)
+// GetBooking returns a booking and its history, to its patient or its
+// clinic.
+func (s *Bookings) GetBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, []domain.Transition, error) {
+	b, err := s.get(ctx, caller, id)
 	if err != nil {
 		return b, nil, err
 	}
@@ -193,42 +203,59 @@ func (s *Bookings) GetBooking(ctx context.Context, id string) (domain.Booking, [
 	return b, history, err
 }
 
-func (s *Bookings) get(ctx context.Context, id string) (domain.Booking, error) {
+// get reads a booking caller may see; anyone else is told it does not
+// exist, so booking ids (they are printed in emails) confirm nothing.
+func (s *Bookings) get(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error) {
 	if uuid.Validate(id) != nil {
 		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	b, err := s.store.Get(ctx, s.pool, id, false)
-	if errors.Is(err, store.ErrNotFound) {
-		return b, fmt.Errorf("%w: %q", ErrNotFound, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visibleTo(b, caller)) {
+		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	return b, err
 }
 
+// visibleTo says whether caller may see b: its patient and its clinic.
+func visibleTo(b domain.Booking, caller identity.Principal) bool {
+	switch caller.Role {
+	case identity.Patient:
+		return b.PatientSubject != "" && b.PatientSubject == caller.Subject
+	case identity.Clinic:
+		return b.ClinicID == caller.ClinicID
+	}
+	return false
+}
+
 // RecordHarvest files the clinic's report that cells were collected.
-func (s *Bookings) RecordHarvest(ctx context.Context, id string, at time.Time) (domain.Booking, error) {
-	return s.clinicReport(ctx, id, "harvest", func(b *domain.Booking) (domain.Transition, error) {
+func (s *Bookings) RecordHarvest(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error) {
+	return s.clinicReport(ctx, caller, id, "harvest", func(b *domain.Booking) (domain.Transition, error) {
 		return b.RecordHarvest(at)
 	})
 }
 
 // RecordCellsReady files the certificate of analysis.
-func (s *Bookings) RecordCellsReady(ctx context.Context, id string, r domain.QualityReport) (domain.Booking, error) {
-	return s.clinicReport(ctx, id, "cells-ready", func(b *domain.Booking) (domain.Transition, error) {
+func (s *Bookings) RecordCellsReady(ctx context.Context, caller identity.Principal, id string, r domain.QualityReport) (domain.Booking, error) {
+	return s.clinicReport(ctx, caller, id, "cells-ready", func(b *domain.Booking) (domain.Transition, error) {
 		return b.RecordCellsReady(r)
 	})
 }
 
 // RecordAdministration files the clinic's report that cells were given.
-func (s *Bookings) RecordAdministration(ctx context.Context, id string, at time.Time) (domain.Booking, error) {
-	return s.clinicReport(ctx, id, "administered", func(b *domain.Booking) (domain.Transition, error) {
+func (s *Bookings) RecordAdministration(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error) {
+	return s.clinicReport(ctx, caller, id, "administered", func(b *domain.Booking) (domain.Transition, error) {
 		return b.RecordAdministration(at)
 	})
 }
 
-// clinicReport applies a clinic's report inside the booking's own trace:
-// the clinic's request starts a fresh trace, which the work links to.
-func (s *Bookings) clinicReport(ctx context.Context, id, action string, apply func(*domain.Booking) (domain.Transition, error)) (domain.Booking, error) {
-	b, err := s.get(ctx, id)
+// clinicReport applies a report of the booking's own clinic (any other
+// caller finds no such booking) inside the booking's own trace: the
+// clinic's request starts a fresh trace, which the work links to.
+func (s *Bookings) clinicReport(ctx context.Context, caller identity.Principal, id, action string, apply func(*domain.Booking) (domain.Transition, error)) (domain.Booking, error) {
+	if caller.Role != identity.Clinic {
+		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b, err := s.get(ctx, caller, id)
 	if err != nil {
 		return b, err
 	}

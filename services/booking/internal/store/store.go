@@ -29,7 +29,7 @@ func New() *Store { return &Store{} }
 const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name, dose_cells, requires_harvest,
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
-	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at`
+	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject`
 
 func scan(row pgx.Row) (domain.Booking, error) {
 	var b domain.Booking
@@ -42,7 +42,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
-		&trace, &b.CreatedAt, &b.UpdatedAt)
+		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -66,9 +66,9 @@ func (s *Store) Get(ctx context.Context, db pgdb.Querier, id string, forUpdate b
 	return scan(db.QueryRow(ctx, sql, id))
 }
 
-// ByIdempotencyKey finds the booking a key created.
-func (s *Store) ByIdempotencyKey(ctx context.Context, db pgdb.Querier, key string) (domain.Booking, error) {
-	return scan(db.QueryRow(ctx, `SELECT `+columns+` FROM bookings WHERE idempotency_key = $1`, key))
+// ByIdempotencyKey finds the booking a patient's key created.
+func (s *Store) ByIdempotencyKey(ctx context.Context, db pgdb.Querier, patientSubject, key string) (domain.Booking, error) {
+	return scan(db.QueryRow(ctx, `SELECT `+columns+` FROM bookings WHERE patient_subject = $1 AND idempotency_key = $2`, patientSubject, key))
 }
 
 // Insert stores a new booking.
@@ -80,16 +80,16 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 	_, err = db.Exec(ctx, `
 		INSERT INTO bookings (id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name,
 			dose_cells, requires_harvest, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
-			deposit_jpy, balance_jpy, trace, created_at, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`,
+			deposit_jpy, balance_jpy, trace, created_at, updated_at, patient_subject)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)`,
 		b.ID, b.IdempotencyKey, b.QuoteID, b.TreatmentID, b.TreatmentName, b.ClinicID, b.ClinicName,
 		b.DoseCells, b.RequiresHarvest, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
-		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt)
+		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt, b.PatientSubject)
 	switch {
 	// Quoting answers a repeated idempotency key with the booking id it first
 	// recorded, so a concurrent request with the same key collides on the id
 	// (checked first) before it reaches the key's own constraint.
-	case pgdb.IsUniqueViolation(err, "bookings_pkey"), pgdb.IsUniqueViolation(err, "bookings_idempotency_key_key"):
+	case pgdb.IsUniqueViolation(err, "bookings_pkey"), pgdb.IsUniqueViolation(err, "bookings_caller_idempotency_key"):
 		return ErrDuplicateKey
 	case pgdb.IsUniqueViolation(err, "bookings_quote_id_key"):
 		return ErrQuoteAlreadyTaken

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/service"
@@ -66,7 +67,9 @@ func (r createdBookingView) Headers() http.Header {
 func makeCreateBookingEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createBookingRequest)
-		c, err := s.CreateBooking(ctx, service.CreateRequest{QuoteID: req.QuoteID, IdempotencyKey: req.idempotencyKey})
+		caller, _ := identity.FromContext(ctx)
+		c, err := s.CreateBooking(ctx, service.CreateRequest{QuoteID: req.QuoteID, IdempotencyKey: req.idempotencyKey,
+			PatientSubject: caller.Subject})
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +86,8 @@ type bookingID struct{ id string }
 
 func makeGetBookingEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		b, history, err := s.GetBooking(ctx, request.(bookingID).id)
+		caller, _ := identity.FromContext(ctx)
+		b, history, err := s.GetBooking(ctx, caller, request.(bookingID).id)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +103,8 @@ type timedReport struct {
 func makeRecordHarvestEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(timedReport)
-		b, err := s.RecordHarvest(ctx, req.id, req.at)
+		caller, _ := identity.FromContext(ctx)
+		b, err := s.RecordHarvest(ctx, caller, req.id, req.at)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +115,8 @@ func makeRecordHarvestEndpoint(s service.Service) endpoint.Endpoint {
 func makeRecordAdministrationEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(timedReport)
-		b, err := s.RecordAdministration(ctx, req.id, req.at)
+		caller, _ := identity.FromContext(ctx)
+		b, err := s.RecordAdministration(ctx, caller, req.id, req.at)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +132,8 @@ type cellsReadyRequest struct {
 func makeRecordCellsReadyEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(cellsReadyRequest)
-		b, err := s.RecordCellsReady(ctx, req.id, req.report)
+		caller, _ := identity.FromContext(ctx)
+		b, err := s.RecordCellsReady(ctx, caller, req.id, req.report)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/service"
@@ -18,14 +19,18 @@ import (
 
 // MakeHandler serves booking's HTTP API: patients' bookings and the
 // clinics' reports.
-func MakeHandler(e Endpoints, log *slog.Logger, now func() time.Time) http.Handler {
+// Patients book and read their own bookings; a clinic reads its own and
+// files its reports on them. Which booking a caller may see is the
+// service's to decide (another tenant's answers 404).
+func MakeHandler(e Endpoints, log *slog.Logger, now func() time.Time, guard *identity.Guard) http.Handler {
 	opts := append(httpkit.ServerOptions(log, problems), kithttp.ServerBefore(kithttp.PopulateRequestContext))
+	patient, either, clinic := guard.Require(identity.Patient), guard.Require(identity.Patient, identity.Clinic), guard.Require(identity.Clinic)
 	r := httpkit.NewRouter()
-	r.Handle("POST /v1/bookings", kithttp.NewServer(e.CreateBooking, decodeCreateBooking, httpkit.EncodeResponse, opts...))
-	r.Handle("GET /v1/bookings/{id}", kithttp.NewServer(e.GetBooking, decodeBookingID, httpkit.EncodeResponse, opts...))
-	r.Handle("POST /v1/clinic/bookings/{id}/harvest", kithttp.NewServer(e.RecordHarvest, decodeTimedReport("harvested_at", now), httpkit.EncodeResponse, opts...))
-	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", kithttp.NewServer(e.RecordCellsReady, decodeCellsReady(now), httpkit.EncodeResponse, opts...))
-	r.Handle("POST /v1/clinic/bookings/{id}/administered", kithttp.NewServer(e.RecordAdministration, decodeTimedReport("administered_at", now), httpkit.EncodeResponse, opts...))
+	r.Handle("POST /v1/bookings", patient(kithttp.NewServer(e.CreateBooking, decodeCreateBooking, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/bookings/{id}", either(kithttp.NewServer(e.GetBooking, decodeBookingID, httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/clinic/bookings/{id}/harvest", clinic(kithttp.NewServer(e.RecordHarvest, decodeTimedReport("harvested_at", now), httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", clinic(kithttp.NewServer(e.RecordCellsReady, decodeCellsReady(now), httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/clinic/bookings/{id}/administered", clinic(kithttp.NewServer(e.RecordAdministration, decodeTimedReport("administered_at", now), httpkit.EncodeResponse, opts...)))
 	return r
 }
 

@@ -45,6 +45,9 @@ type Patient struct {
 type Acceptance struct {
 	BookingID      string `json:"booking_id"`
 	IdempotencyKey string `json:"idempotency_key"`
+	// PatientSubject is the patient booking; quoting accepts only their
+	// own quote.
+	PatientSubject string `json:"patient_subject"`
 }
 
 // DepositRequest asks payment for the deposit PaymentIntent.

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/notification/internal/store"
 )
@@ -35,7 +36,9 @@ type emailListView struct {
 }
 
 // MakeHandler serves GET /internal/v1/emails?booking_id=…
-func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger) http.Handler {
+// The list is for support staff (role admin) and services; it names
+// patients' addresses.
+func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger, guard *identity.Guard) http.Handler {
 	list := func(ctx context.Context, request any) (any, error) {
 		es, err := s.Emails(ctx, pool, request.(string))
 		if err != nil {
@@ -56,6 +59,7 @@ func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger) http.Hand
 		return id, nil
 	}
 	r := httpkit.NewRouter()
-	r.Handle("GET /internal/v1/emails", kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, httpkit.ServerOptions(log, nil)...))
+	r.Handle("GET /internal/v1/emails", guard.Require(identity.Admin, identity.Service)(
+		kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, httpkit.ServerOptions(log, nil)...)))
 	return r
 }

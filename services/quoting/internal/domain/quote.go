@@ -109,20 +109,22 @@ type Quote struct {
 	Visits            int
 	RequiresHarvest   bool
 	Patient           Patient
-	Extras            []ExtraRequest
-	Screening         *Screening
-	Eligibility       Eligibility
-	Lines             []Line
-	Subtotal          money.Money
-	Tax               money.Money
-	Total             money.Money
-	Deposit           money.Money
-	Balance           money.Money
-	FX                FX
-	DisplayTotal      money.Money
-	IssuedAt          time.Time
-	ValidUntil        time.Time
-	BookingID         string
+	// PatientSubject is the patient's identity at the issuer: the owner.
+	PatientSubject string
+	Extras         []ExtraRequest
+	Screening      *Screening
+	Eligibility    Eligibility
+	Lines          []Line
+	Subtotal       money.Money
+	Tax            money.Money
+	Total          money.Money
+	Deposit        money.Money
+	Balance        money.Money
+	FX             FX
+	DisplayTotal   money.Money
+	IssuedAt       time.Time
+	ValidUntil     time.Time
+	BookingID      string
 	// AcceptanceKey is the Idempotency-Key of the booking request that
 	// accepted the quote.
 	AcceptanceKey string
@@ -200,7 +202,8 @@ func (q *Quote) Revise(newID string, t Treatment, r Revision, rates fx.Table, no
 	if !t.Bookable(tokyo.Date(now)) {
 		return Quote{}, notBookable(t)
 	}
-	next := Quote{ID: newID, Version: q.Version + 1, Supersedes: q.ID, Patient: q.Patient, Screening: q.Screening, Note: r.Note}
+	next := Quote{ID: newID, Version: q.Version + 1, Supersedes: q.ID, Patient: q.Patient, PatientSubject: q.PatientSubject,
+		Screening: q.Screening, Note: r.Note}
 	dose, extras := q.DoseCells, q.Extras
 	if r.DoseCells != nil {
 		dose = *r.DoseCells

@@ -15,6 +15,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
 	"github.com/saisei-health/platform/pkg/fx"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -49,6 +50,8 @@ type Catalog interface {
 
 // IssueRequest asks for a quote.
 type IssueRequest struct {
+	// PatientSubject is the caller: the quote's owner.
+	PatientSubject string
 	// Unreadable are fields the transport could not read (an extra counted
 	// in the wrong unit, a malformed date); they are reported together with
 	// everything else that is wrong, and no quote is issued.
@@ -64,8 +67,8 @@ type IssueRequest struct {
 // Service is what quoting offers over HTTP.
 type Service interface {
 	IssueQuote(ctx context.Context, req IssueRequest) (domain.Quote, error)
-	GetQuote(ctx context.Context, id string) (domain.Quote, error)
-	ReviseQuote(ctx context.Context, id string, r domain.Revision) (domain.Quote, error)
+	GetQuote(ctx context.Context, caller identity.Principal, id string) (domain.Quote, error)
+	ReviseQuote(ctx context.Context, caller identity.Principal, id string, r domain.Revision) (domain.Quote, error)
 	AcceptQuote(ctx context.Context, a Acceptance) (domain.Quote, error)
 }
 
@@ -118,6 +121,7 @@ func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quot
 	q, err := domain.Issue(uuid.Must(uuid.NewV7()).String(), t,
 		domain.Request{DoseCells: req.DoseCells, Currency: currency, Patient: req.Patient, Extras: req.Extras, Screening: req.Screening},
 		s.rates, s.now())
+	q.PatientSubject = req.PatientSubject
 	if fields := validation.Fields(err); len(fields) > 0 || v.Err() != nil {
 		v.Add(fields...)
 		if err := v.Err(); err != nil {
@@ -137,28 +141,41 @@ func (s *Quoting) IssueQuote(ctx context.Context, req IssueRequest) (domain.Quot
 }
 
 // GetQuote returns a quote with its status as of now.
-func (s *Quoting) GetQuote(ctx context.Context, id string) (domain.Quote, error) {
+func (s *Quoting) GetQuote(ctx context.Context, caller identity.Principal, id string) (domain.Quote, error) {
 	if uuid.Validate(id) != nil {
 		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
 	}
 	q, err := s.store.Quote(ctx, s.pool, id, false)
-	if errors.Is(err, store.ErrNotFound) {
-		return q, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visibleTo(q, caller)) {
+		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
 	}
 	q.Status = q.EffectiveStatus(s.now())
 	return q, err
 }
 
+// visibleTo says whether caller may see q: its patient, and its clinic's
+// staff. Anyone else is told it does not exist, so ids are not confirmed.
+func visibleTo(q domain.Quote, caller identity.Principal) bool {
+	switch caller.Role {
+	case identity.Patient:
+		return q.PatientSubject != "" && q.PatientSubject == caller.Subject
+	case identity.Clinic:
+		return q.ClinicID == caller.ClinicID
+	}
+	return false
+}
+
 // ReviseQuote is a clinic's revision after reviewing the records: a new
 // version, priced again, that the patient must accept instead.
-func (s *Quoting) ReviseQuote(ctx context.Context, id string, r domain.Revision) (domain.Quote, error) {
+func (s *Quoting) ReviseQuote(ctx context.Context, caller identity.Principal, id string, r domain.Revision) (domain.Quote, error) {
 	if uuid.Validate(id) != nil {
 		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
 	}
 	var next domain.Quote
 	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q, err := s.store.Quote(ctx, tx, id, true)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (caller.Role != identity.Clinic || !visibleTo(q, caller))) {
+			// Only the quote's own clinic revises it.
 			return fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
 		} else if err != nil {
 			return err
@@ -215,6 +232,8 @@ func (s *Quoting) ApplyTreatmentChanged(ctx context.Context, tx pgx.Tx, e *catal
 type Acceptance struct {
 	QuoteID   string
 	BookingID string
+	// PatientSubject is the patient booking: only the quote's own.
+	PatientSubject string
 	// IdempotencyKey is the booking request's Idempotency-Key: the same key
 	// accepting again gets the first acceptance back.
 	IdempotencyKey string
@@ -236,8 +255,9 @@ func (s *Quoting) AcceptQuote(ctx context.Context, a Acceptance) (domain.Quote, 
 		return domain.Quote{}, validation.FieldError{Field: "idempotency_key", Message: "must be 1 to 255 characters"}
 	}
 	q, err := s.store.Quote(ctx, s.pool, a.QuoteID, false)
-	if errors.Is(err, store.ErrNotFound) {
-		return q, fmt.Errorf("%w: %q", ErrQuoteNotFound, a.QuoteID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (q.PatientSubject == "" || q.PatientSubject != a.PatientSubject)) {
+		// Another patient's quote is, to this patient, no quote at all.
+		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, a.QuoteID)
 	} else if err != nil {
 		return q, err
 	}

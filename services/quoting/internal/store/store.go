@@ -159,13 +159,13 @@ func (s *Store) InsertQuote(ctx context.Context, db pgdb.Querier, q domain.Quote
 		INSERT INTO quotes (id, version, status, supersedes, treatment_id, treatment_name, treatment_revision, clinic_id,
 			clinic_name, dose_cells, visits, requires_harvest, patient_name, patient_email, patient_country,
 			patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy, total_jpy, deposit_jpy,
-			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34)`,
+			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note, patient_subject)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35)`,
 		q.ID, q.Version, q.Status, supersedes, q.TreatmentID, q.TreatmentName, q.TreatmentRevision, q.ClinicID,
 		q.ClinicName, q.DoseCells, q.Visits, q.RequiresHarvest, q.Patient.Name, q.Patient.Email, q.Patient.Country,
 		q.Patient.Language, extras, FromScreening(q.Screening), q.Eligibility, q.Lines, q.Subtotal.Amount, q.Tax.Amount,
 		q.Total.Amount, q.Deposit.Amount, q.Balance.Amount, q.FX.Currency, q.FX.Base, q.FX.Quote, q.FX.Price, q.FX.AsOf,
-		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note)
+		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note, q.PatientSubject)
 	return err
 }
 
@@ -173,7 +173,7 @@ const quoteColumns = `id, version, status, COALESCE(supersedes::text, ''), COALE
 	treatment_name, treatment_revision, clinic_id, clinic_name, dose_cells, visits, requires_harvest, patient_name,
 	patient_email, patient_country, patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy,
 	total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at,
-	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note`
+	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note, patient_subject`
 
 func scanQuote(row pgx.Row) (domain.Quote, error) {
 	var q domain.Quote
@@ -184,7 +184,7 @@ func scanQuote(row pgx.Row) (domain.Quote, error) {
 		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Visits, &q.RequiresHarvest, &q.Patient.Name,
 		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &screening, &q.Eligibility, &q.Lines,
 		&subtotal, &tax, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base, &q.FX.Quote, &q.FX.Price, &q.FX.AsOf,
-		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note)
+		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note, &q.PatientSubject)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return q, ErrNotFound
 	}

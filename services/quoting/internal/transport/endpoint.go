@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
@@ -37,12 +38,15 @@ type acceptQuoteRequest struct {
 	id             string
 	BookingID      string `json:"booking_id"`
 	IdempotencyKey string `json:"idempotency_key"`
+	// PatientSubject is the patient booking (booking's caller).
+	PatientSubject string `json:"patient_subject"`
 }
 
 func makeAcceptQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(acceptQuoteRequest)
-		q, err := s.AcceptQuote(ctx, service.Acceptance{QuoteID: req.id, BookingID: req.BookingID, IdempotencyKey: req.IdempotencyKey})
+		q, err := s.AcceptQuote(ctx, service.Acceptance{QuoteID: req.id, BookingID: req.BookingID, IdempotencyKey: req.IdempotencyKey,
+			PatientSubject: req.PatientSubject})
 		if err != nil {
 			return nil, err
 		}
@@ -121,9 +125,11 @@ func makeIssueQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		extras, errs := toRequests(req.Extras)
 		screening, err := req.Screening.ToScreening()
 		errs = append(errs, validation.Fields(err)...)
+		caller, _ := identity.FromContext(ctx)
 		q, err := s.IssueQuote(ctx, service.IssueRequest{
-			Unreadable:  errs,
-			TreatmentID: req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency, Extras: extras, Screening: screening,
+			PatientSubject: caller.Subject,
+			Unreadable:     errs,
+			TreatmentID:    req.TreatmentID, DoseCells: req.DoseCells, Currency: req.Currency, Extras: extras, Screening: screening,
 			Patient: domain.Patient{Name: req.Patient.Name, Email: req.Patient.Email, Country: req.Patient.Country, Language: req.Patient.Language},
 		})
 		if err != nil {
@@ -137,7 +143,8 @@ type getQuoteRequest struct{ id string }
 
 func makeGetQuoteEndpoint(s service.Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		q, err := s.GetQuote(ctx, request.(getQuoteRequest).id)
+		caller, _ := identity.FromContext(ctx)
+		q, err := s.GetQuote(ctx, caller, request.(getQuoteRequest).id)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +199,8 @@ func makeReviseQuoteEndpoint(s service.Service) endpoint.Endpoint {
 		if len(errs) > 0 {
 			return nil, validation.Errors(errs)
 		}
-		q, err := s.ReviseQuote(ctx, req.id, r)
+		caller, _ := identity.FromContext(ctx)
+		q, err := s.ReviseQuote(ctx, caller, req.id, r)
 		if err != nil {
 			return nil, err
 		}

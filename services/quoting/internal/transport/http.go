@@ -8,19 +8,23 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
+	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
 )
 
 // MakeHandler serves quoting's HTTP API.
-func MakeHandler(e Endpoints, log *slog.Logger) http.Handler {
+// Patients ask for quotes and read their own; a clinic reads and revises
+// its own; booking accepts them as a service. Which quote a caller may see
+// is the service's to decide (another tenant's answers 404).
+func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
-	r.Handle("POST /v1/quotes", kithttp.NewServer(e.IssueQuote, decodeIssueQuote, httpkit.EncodeResponse, opts...))
-	r.Handle("GET /v1/quotes/{id}", kithttp.NewServer(e.GetQuote, decodeGetQuote, httpkit.EncodeResponse, opts...))
-	r.Handle("POST /v1/clinic/quotes/{id}/revisions", kithttp.NewServer(e.ReviseQuote, decodeReviseQuote, httpkit.EncodeResponse, opts...))
+	r.Handle("POST /v1/quotes", guard.Require(identity.Patient)(kithttp.NewServer(e.IssueQuote, decodeIssueQuote, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/quotes/{id}", guard.Require(identity.Patient, identity.Clinic)(kithttp.NewServer(e.GetQuote, decodeGetQuote, httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/clinic/quotes/{id}/revisions", guard.Require(identity.Clinic)(kithttp.NewServer(e.ReviseQuote, decodeReviseQuote, httpkit.EncodeResponse, opts...)))
 	// Booking's synchronous acceptance; not routed by the gateway.
-	r.Handle("POST /internal/v1/quotes/{id}/acceptance", kithttp.NewServer(e.AcceptQuote, decodeAcceptQuote, httpkit.EncodeResponse, opts...))
+	r.Handle("POST /internal/v1/quotes/{id}/acceptance", guard.Require(identity.Service)(kithttp.NewServer(e.AcceptQuote, decodeAcceptQuote, httpkit.EncodeResponse, opts...)))
 	return r
 }
 
