@@ -13,6 +13,10 @@ import (
 	"testing"
 
 	"github.com/saisei-health/platform/pkg/validation"
+	"go.opentelemetry.io/otel/baggage"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type quoteRequest struct {
@@ -143,5 +147,33 @@ func TestProblemTableNamesFieldsAndFirstRuleWins(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("a defined problem type is not listed")
+	}
+}
+
+// At the edge, an outside caller's trace is linked, not joined, and its
+// baggage never reaches the services.
+func TestAPublicEndpointStartsItsOwnTraceAndDropsBaggage(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	var inner trace.SpanContext
+	var bag string
+	h := InstrumentPublic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner = trace.SpanContextFromContext(r.Context())
+		bag = baggage.FromContext(r.Context()).String() + r.Header.Get("Baggage")
+	}), "gateway", tp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := httptest.NewRequest("GET", "/v1/treatments", nil)
+	outside := "4bf92f3577b34da6a3ce929d0e0e4736"
+	r.Header.Set("Traceparent", "00-"+outside+"-00f067aa0ba902b7-01")
+	r.Header.Set("Baggage", "user=admin,role=admin")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if inner.TraceID().String() == outside || !inner.IsValid() {
+		t.Fatalf("the request joined the caller's trace %s", inner.TraceID())
+	}
+	ended := spans.Ended()
+	if len(ended) != 1 || len(ended[0].Links()) != 1 || ended[0].Links()[0].SpanContext.TraceID().String() != outside {
+		t.Fatalf("the server span does not link the caller's trace: %+v", ended)
+	}
+	if bag != "" {
+		t.Fatalf("inbound baggage reached the handler: %q", bag)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/telemetry"
 )
 
 // Router is a net/http ServeMux whose routes name their spans after the
@@ -73,8 +75,25 @@ func ServerOptions(log *slog.Logger, table ProblemTable) []kithttp.ServerOption 
 // access logging and panic recovery.
 func Instrument(h http.Handler, service string, tp trace.TracerProvider, log *slog.Logger) http.Handler {
 	return otelhttp.NewHandler(recoverer(accessLog(h, log), log), service,
-		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(telemetry.Propagator),
 		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }))
+}
+
+// InstrumentPublic is Instrument for the platform's edge, the gateway: a
+// request from outside starts a trace of its own, which links the caller's
+// traceparent instead of continuing it, and inbound baggage is dropped, so
+// nobody outside can join a patient's trace or put values into the
+// services' context.
+func InstrumentPublic(h http.Handler, service string, tp trace.TracerProvider, log *slog.Logger) http.Handler {
+	inner := otelhttp.NewHandler(recoverer(accessLog(h, log), log), service,
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(telemetry.Propagator),
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Baggage")
+		inner.ServeHTTP(w, r)
+	})
 }
 
 type statusRecorder struct {

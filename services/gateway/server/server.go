@@ -7,15 +7,18 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	kithttp "github.com/go-kit/kit/transport/http"
+	"golang.org/x/time/rate"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/gateway/internal/compose"
 	"github.com/saisei-health/platform/services/gateway/internal/proxy"
+	"github.com/saisei-health/platform/services/gateway/internal/ratelimit"
 )
 
 // Config names the gateway's address, the services behind it and the
@@ -30,7 +33,13 @@ type Config struct {
 	// POST /v1/dev/tokens to it; otherwise that route does not exist.
 	DevIssuerURL string
 	Identity     identity.Config
+	// RateLimit bounds each client and the requests that call Stripe; the
+	// zero value means the defaults.
+	RateLimit RateLimits
 }
+
+// RateLimits are the gateway's limits (see the ratelimit package).
+type RateLimits = ratelimit.Config
 
 // ConfigFromEnv reads HTTP_ADDR (default :8080), the service URLs,
 // DEV_ISSUER_URL and the OIDC_* variables.
@@ -43,7 +52,21 @@ func ConfigFromEnv() Config {
 		PaymentURL:   servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
 		DevIssuerURL: servicehost.Env("DEV_ISSUER_URL", ""),
 		Identity:     identity.ConfigFromEnv(),
+		RateLimit: ratelimit.Config{
+			PerClient:      rate.Limit(envFloat("GATEWAY_RATE_PER_CLIENT", float64(ratelimit.Defaults.PerClient))),
+			Burst:          int(envFloat("GATEWAY_RATE_BURST", float64(ratelimit.Defaults.Burst))),
+			StripeCalls:    rate.Limit(envFloat("GATEWAY_STRIPE_CALLS_PER_SECOND", float64(ratelimit.Defaults.StripeCalls))),
+			StripeBurst:    int(envFloat("GATEWAY_STRIPE_BURST", float64(ratelimit.Defaults.StripeBurst))),
+			ClientIPHeader: servicehost.Env("GATEWAY_CLIENT_IP_HEADER", ""),
+		},
 	}
+}
+
+func envFloat(key string, def float64) float64 {
+	if v, err := strconv.ParseFloat(servicehost.Env(key, ""), 64); err == nil && v > 0 {
+		return v
+	}
+	return def
 }
 
 // Handler routes the public API, each route to its owner and behind the
@@ -96,7 +119,11 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", only(clinic)(to("booking")))
 	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
-	return httpkit.Instrument(r, "gateway", deps.TracerProvider, deps.Log), nil
+	limits := cfg.RateLimit
+	if limits.PerClient == 0 {
+		limits = ratelimit.Defaults
+	}
+	return httpkit.InstrumentPublic(ratelimit.New(limits).Wrap(r), "gateway", deps.TracerProvider, deps.Log), nil
 }
 
 // Run serves until ctx is done.
