@@ -116,7 +116,7 @@ func startPlatform(t *testing.T) *platform {
 		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, PaymentURL: payURL}, d)
 	})
 	notifCfg := notification.Config{Config: notCfg}
-	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From = p.mail.Addr(), "Saisei Care <care@saisei.health>"
+	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From, notifCfg.Mail.AllowPlaintext = p.mail.Addr(), "Saisei Care <care@saisei.health>", true
 	run("notification", notURL, func(ctx context.Context, d servicehost.Deps) error {
 		return notification.Run(ctx, notifCfg, d)
 	})

@@ -26,11 +26,12 @@ func ConfigFromEnv() Config {
 	return Config{
 		Config: servicehost.ConfigFromEnv("notification", ":8085"),
 		Mail: mailer.Config{
-			SMTPAddr:   servicehost.Env("SMTP_ADDR", "127.0.0.1:1025"),
-			Username:   servicehost.Env("SMTP_USERNAME", ""),
-			Password:   servicehost.Env("SMTP_PASSWORD", ""),
-			From:       servicehost.Env("MAIL_FROM", "Saisei Care <care@saisei.health>"),
-			RequireTLS: servicehost.Env("SMTP_REQUIRE_TLS", "false") == "true",
+			SMTPAddr: servicehost.Env("SMTP_ADDR", "127.0.0.1:1025"),
+			Username: servicehost.Env("SMTP_USERNAME", ""),
+			Password: servicehost.Env("SMTP_PASSWORD", ""),
+			From:     servicehost.Env("MAIL_FROM", "Saisei Care <care@saisei.health>"),
+			// TLS is required unless SMTP_REQUIRE_TLS=false (a local sink).
+			AllowPlaintext: servicehost.Env("SMTP_REQUIRE_TLS", "true") == "false",
 		},
 	}
 }

@@ -435,7 +435,7 @@ func startNotification(t *testing.T) *fixture {
 	supportToken = iss.Token(t, identity.Principal{Subject: "support-1", Role: identity.Admin})
 	f.issuer = iss
 	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
-	cfg.Mail.SMTPAddr, cfg.Mail.From = f.mail.Addr(), sender
+	cfg.Mail.SMTPAddr, cfg.Mail.From, cfg.Mail.AllowPlaintext = f.mail.Addr(), sender, true
 	deps := devtest.Deps(t, "notification", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 	f.base = base

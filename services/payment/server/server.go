@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
@@ -15,6 +16,10 @@ import (
 	"github.com/saisei-health/platform/services/payment/internal/transport"
 	"github.com/saisei-health/platform/services/payment/migrations"
 )
+
+// LocalWebhookSecret is make run's webhook secret for stripe-mock; it is
+// refused against the real Stripe API.
+const LocalWebhookSecret = "whsec_local_dev"
 
 // Config configures payment.
 type Config struct {
@@ -43,6 +48,11 @@ func ConfigFromEnv() Config {
 func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if cfg.StripeAPIKey == "" || cfg.StripeWebhookSecret == "" {
 		return errors.New("payment: STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET must be set")
+	}
+	// The local default secret is published in this repository: against
+	// real Stripe it would let anyone sign a "payment succeeded".
+	if cfg.StripeWebhookSecret == LocalWebhookSecret && strings.Contains(cfg.StripeAPIBase, "stripe.com") {
+		return errors.New("payment: STRIPE_WEBHOOK_SECRET is the public local default; set your endpoint's signing secret")
 	}
 	host, err := servicehost.Start(ctx, cfg.Config, deps, migrations.Set())
 	if err != nil {

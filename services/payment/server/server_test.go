@@ -1114,3 +1114,14 @@ func (s *service) paymentEvents(t *testing.T, bookingID string) []paymentEvent {
 	}
 	return out
 }
+
+// Deployment fails closed: the webhook secret published for local use is
+// refused against the real Stripe API, before anything starts.
+func TestThePublicLocalWebhookSecretIsRefusedAgainstRealStripe(t *testing.T) {
+	cfg := server.Config{Config: servicehost.Config{Name: "payment"}, StripeAPIKey: "sk_live_x",
+		StripeAPIBase: "https://api.stripe.com", StripeWebhookSecret: server.LocalWebhookSecret}
+	err := server.Run(context.Background(), cfg, devtest.Deps(t, "payment", nil))
+	if err == nil || !strings.Contains(err.Error(), "public local default") {
+		t.Fatalf("started with the public secret against Stripe: %v", err)
+	}
+}

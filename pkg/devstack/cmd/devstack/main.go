@@ -189,7 +189,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	}
 	env := map[string][]string{
 		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
-		"notification": {"SMTP_ADDR=" + smtp},
+		"notification": {"SMTP_ADDR=" + smtp, "SMTP_REQUIRE_TLS=" + envOr("SMTP_REQUIRE_TLS", localSMTPTLS(smtp))},
 	}
 
 	if devIssuer {
@@ -320,4 +320,13 @@ func randomSecret() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// localSMTPTLS is the TLS requirement for the relay: the local sink speaks
+// plain SMTP, a relay you provide is held to TLS unless you say otherwise.
+func localSMTPTLS(smtp string) string {
+	if smtp == smtpAddr {
+		return "false"
+	}
+	return "true"
 }

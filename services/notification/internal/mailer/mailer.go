@@ -32,8 +32,10 @@ type Config struct {
 	Password string
 	// From is the sender, e.g. "Saisei Care <care@saisei.health>".
 	From string
-	// RequireTLS refuses to send in clear text (production relays).
-	RequireTLS bool
+	// AllowPlaintext lets an email go out without TLS, for a local sink
+	// only: by default a relay that offers no STARTTLS is refused, since
+	// emails carry patients' names and bookings.
+	AllowPlaintext bool
 }
 
 // Sender drains the email queue.
@@ -77,23 +79,29 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// SendDue sends up to n due emails and returns how many it handled.
+// SendDue sends up to n due emails and returns how many it handled. Each
+// email is claimed, sent and marked in a transaction of its own: a failure
+// while marking one email can repeat that email alone, never the ones
+// sent before it.
 func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 	handled := 0
-	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		due, err := s.store.ClaimDue(ctx, tx, n)
-		if err != nil {
-			return err
-		}
-		for _, e := range due {
-			if err := s.sendOne(ctx, tx, e); err != nil {
+	tried := map[string]bool{} // an email retried at once waits for the next round
+	for handled < n {
+		found := false
+		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			due, err := s.store.ClaimDue(ctx, tx, 1)
+			if err != nil || len(due) == 0 || tried[due[0].ID] {
 				return err
 			}
-			handled++
+			found, tried[due[0].ID] = true, true
+			return s.sendOne(ctx, tx, due[0])
+		})
+		if err != nil || !found {
+			return handled, err
 		}
-		return nil
-	})
-	return handled, err
+		handled++
+	}
+	return handled, nil
 }
 
 func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) error {
@@ -130,9 +138,9 @@ func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
 		return fmt.Errorf("SMTP_ADDR %q: %w", s.cfg.SMTPAddr, err)
 	}
 	port, _ := strconv.Atoi(portStr)
-	policy := mail.TLSOpportunistic
-	if s.cfg.RequireTLS {
-		policy = mail.TLSMandatory
+	policy := mail.TLSMandatory
+	if s.cfg.AllowPlaintext {
+		policy = mail.TLSOpportunistic
 	}
 	opts := []mail.Option{mail.WithPort(port), mail.WithTLSPolicy(policy), mail.WithTimeout(15 * time.Second)}
 	if s.cfg.Username != "" {

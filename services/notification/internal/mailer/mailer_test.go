@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	sender := mailer.New(mailer.Config{SMTPAddr: addr, From: "Saisei Care <care@saisei.health>"}, pool, st,
+	sender := mailer.New(mailer.Config{SMTPAddr: addr, From: "Saisei Care <care@saisei.health>", AllowPlaintext: true}, pool, st,
 		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
 	sender.Backoff = []time.Duration{0}
 	if n, err := sender.SendDue(ctx, 10); err != nil || n != 1 {
@@ -90,7 +91,7 @@ func TestAnEmailIsGivenUpAfterMaxAttempts(t *testing.T) {
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
 	_ = st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "x:balance_charged", Template: "balance_charged", Language: "en",
 		To: "a@example.com", Subject: "s", Body: "b"}, nil)
-	sender := mailer.New(mailer.Config{SMTPAddr: "127.0.0.1:1", From: "care@saisei.health"}, pool, st,
+	sender := mailer.New(mailer.Config{SMTPAddr: "127.0.0.1:1", From: "care@saisei.health", AllowPlaintext: true}, pool, st,
 		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
 	sender.Backoff, sender.MaxAttempts = []time.Duration{0}, 3
 	for range 5 {
@@ -99,5 +100,71 @@ func TestAnEmailIsGivenUpAfterMaxAttempts(t *testing.T) {
 	queued, _ := st.Emails(ctx, pool, bookingID)
 	if queued[0].Status != "failed" || queued[0].Attempts != 3 {
 		t.Fatalf("after giving up: %+v", queued[0])
+	}
+}
+
+// Each email is sent and marked in its own transaction: when marking one
+// fails, the emails sent before it stay sent and are never sent again.
+func TestAFailureMarkingOneEmailNeverResendsTheOthers(t *testing.T) {
+	ctx := context.Background()
+	pool, st := newQueue(t)
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
+	for _, id := range []string{"a:booking_confirmed", "b:booking_confirmed"} {
+		if err := st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: id, Template: domain.TemplateBookingConfirmed, Language: "en",
+			To: "ana@example.com", Subject: "Email " + id, Body: "x"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The database refuses to record the second email as sent.
+	if _, err := pool.Exec(ctx, `
+		CREATE FUNCTION refuse_b() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.id = 'b:booking_confirmed' AND NEW.status = 'sent' THEN RAISE EXCEPTION 'disk full'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_b BEFORE UPDATE ON emails FOR EACH ROW EXECUTE FUNCTION refuse_b();`); err != nil {
+		t.Fatal(err)
+	}
+	sink := devtest.MailSink(t)
+	sender := mailer.New(mailer.Config{SMTPAddr: sink.Addr(), From: "care@saisei.health", AllowPlaintext: true}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	if _, err := sender.SendDue(ctx, 10); err == nil {
+		t.Fatal("marking b failed, yet SendDue reports no error")
+	}
+	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse_b ON emails`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sender.SendDue(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, m := range sink.Messages() {
+		got[m.Subject]++
+	}
+	// a went once; b's first send could not be recorded, so b alone repeats.
+	if got["Email a:booking_confirmed"] != 1 || got["Email b:booking_confirmed"] != 2 {
+		t.Fatalf("delivered %v", got)
+	}
+}
+
+// A relay that offers no TLS is refused unless plain text is allowed (a
+// local sink): emails carry patients' names and bookings.
+func TestARelayWithoutTLSIsRefusedByDefault(t *testing.T) {
+	ctx := context.Background()
+	pool, st := newQueue(t)
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab3"
+	if err := st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "c:booking_confirmed", Template: domain.TemplateBookingConfirmed,
+		Language: "en", To: "ana@example.com", Subject: "Plain", Body: "x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sink := devtest.MailSink(t)
+	sender := mailer.New(mailer.Config{SMTPAddr: sink.Addr(), From: "care@saisei.health"}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	if _, err := sender.SendDue(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	queued, _ := st.Emails(ctx, pool, bookingID)
+	if len(sink.Messages()) != 0 || queued[0].Status != "pending" || !strings.Contains(strings.ToLower(queued[0].LastError), "tls") {
+		t.Fatalf("sent in clear text: %d messages, %+v", len(sink.Messages()), queued[0])
 	}
 }
