@@ -71,6 +71,8 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 			{as(operator), 403}, {as(finance), 200}}},
 		{"PATCH", "/v1/admin/plans/PB3240117", map[string]any{"status": "suspended"}, []attempt{{nobody, 401}, {as(thePatient), 403},
 			{as(ginza), 403}, {as(finance), 403}, {as(service), 403}}},
+		{"GET", "/v1/admin/audit?record=quote:" + quoteID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},
+			{as(finance), 403}, {as(operator), 200}}},
 		// Internal routes are never routed by the gateway, whoever asks.
 		{"POST", "/internal/v1/deposits", map[string]any{}, []attempt{{nobody, 404}, {as(service), 404}}},
 		{"GET", "/internal/v1/emails?booking_id=" + bookingID, nil, []attempt{{as(operator), 404}}},

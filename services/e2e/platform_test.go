@@ -105,7 +105,7 @@ func startPlatform(t *testing.T) *platform {
 		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true}, d)
 	})
 	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
-		return quoting.Run(ctx, quoting.Config{Config: quoCfg, CatalogURL: catURL}, d)
+		return quoting.Run(ctx, quoting.Config{Config: quoCfg, CatalogURL: catURL, DataKeyset: devtest.Keyset(t)}, d)
 	})
 	run("payment", payURL, func(ctx context.Context, d servicehost.Deps) error {
 		return payment.Run(ctx, payment.Config{Config: payCfg, StripeAPIKey: "sk_test_e2e",

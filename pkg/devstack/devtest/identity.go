@@ -8,6 +8,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/identity/devissuer"
+	"github.com/saisei-health/platform/pkg/sealed"
 )
 
 // Audience is the API the tests' tokens are issued for.
@@ -50,4 +51,14 @@ func (i *Issuer) Token(t testing.TB, p identity.Principal) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Keyset is a fresh Tink keyset (JSON) for sealing health information.
+func Keyset(t testing.TB) string {
+	t.Helper()
+	ks, err := sealed.NewKeysetJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }

@@ -107,6 +107,7 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 		"PATCH /v1/admin/plans/{number}", "POST /v1/admin/treatments", "PATCH /v1/admin/treatments/{id}"} {
 		r.Handle(route, only(admin)(to("catalog")))
 	}
+	r.Handle("GET /v1/admin/audit", only(admin)(to("quoting")))
 	r.Handle("POST /v1/quotes", only(patient)(to("quoting")))
 	r.Handle("GET /v1/quotes/{id}", only(patient, clinic)(to("quoting")))
 	r.Handle("POST /v1/clinic/quotes/{id}/revisions", only(clinic)(to("quoting")))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -147,6 +148,11 @@ type harness struct {
 	clock   *clock
 	catalog *fakeCatalog
 	issuer  *devtest.Issuer
+	// admin is the database's superuser DSN; cfg and deps start quoting,
+	// again for a second replica.
+	admin string
+	cfg   server.Config
+	deps  servicehost.Deps
 	// tokens are the bearer tokens minted so far, by caller; the default
 	// callers' are minted at start, so goroutines can use them.
 	mu     sync.Mutex
@@ -208,14 +214,16 @@ func startQuoting(t *testing.T) *harness {
 	for _, p := range []identity.Principal{patientKim, ginzaStaff, bookingSvc} {
 		h.token(t, p)
 	}
-	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "quoting")
+	h.admin = devtest.NewDatabase(t)
+	dsn := devtest.ServiceDSN(t, h.admin, "quoting")
 	natsURL := devtest.NATS(t)
 	addr, base := devtest.Addr(t)
 	h.base = base
 	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: h.issuer.Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
-		CatalogURL: h.catalog.url}
+		CatalogURL: h.catalog.url, DataKeyset: devtest.Keyset(t)}
 	deps := devtest.Deps(t, "quoting", nil)
 	deps.Now = h.clock.Now
+	h.cfg, h.deps = cfg, deps
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 	nc, js, err := bus.Connect(natsURL, "test")
 	if err != nil {
@@ -356,7 +364,10 @@ type quote struct {
 	ClinicID        string `json:"clinic_id"`
 	DoseCells       int64  `json:"dose_cells"`
 	RequiresHarvest bool   `json:"requires_harvest"`
-	Eligibility     struct {
+	Screening       *struct {
+		CancerFreeYears *int `json:"cancer_free_years"`
+	} `json:"screening"`
+	Eligibility struct {
 		Status  string `json:"status"`
 		Reasons []struct {
 			Code    string `json:"code"`
@@ -1306,4 +1317,93 @@ func TestOnlyTheQuotesPatientAndClinicReachIt(t *testing.T) {
 			t.Errorf("QuoteAccepted = %v", &acc)
 		}
 	})
+}
+
+// Screening answers and eligibility are sealed at rest (Tink envelope
+// encryption), rows written before sealing are sealed when quoting starts,
+// and every read of them by a clinic is in the audit log operators read.
+func TestHealthInformationIsSealedAtRestAndItsReadsAudited(t *testing.T) {
+	h := startQuoting(t)
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, h.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(ctx) })
+	screened := fit()
+	screened["cancer_free_years"] = 6
+	q := h.issue(t, request(stroke, strokeDose, "USD", screened))
+
+	var clearScreening, clearEligibility *string
+	var sealedScreening, sealedEligibility []byte
+	row := `SELECT screening::text, eligibility::text, screening_sealed, eligibility_sealed FROM quoting.quotes WHERE id = $1`
+	if err := db.QueryRow(ctx, row, q.ID).Scan(&clearScreening, &clearEligibility, &sealedScreening, &sealedEligibility); err != nil {
+		t.Fatal(err)
+	}
+	if clearScreening != nil || clearEligibility != nil || len(sealedScreening) == 0 || len(sealedEligibility) == 0 ||
+		bytes.Contains(sealedScreening, []byte("cancer_free_years")) || bytes.Contains(sealedEligibility, []byte("eligible")) {
+		t.Fatalf("stored in clear: screening %v eligibility %v sealed %q", clearScreening, clearEligibility, sealedScreening)
+	}
+	if got := h.get(t, q.ID); got.Screening == nil || got.Screening.CancerFreeYears == nil || *got.Screening.CancerFreeYears != 6 ||
+		got.Eligibility.Status != "eligible" {
+		t.Fatalf("the patient reads back %+v %+v", got.Screening, got.Eligibility)
+	}
+
+	// A quote stored in clear text (before sealing existed) is sealed when
+	// quoting starts again, and reads the same.
+	if _, err := db.Exec(ctx, `UPDATE quoting.quotes SET screening = '{"diagnosis_confirmed": true, "cancer_free_years": 6,
+		"severe_organ_disease": false, "can_travel": true}', eligibility = '{"status": "eligible", "reasons": []}',
+		screening_sealed = NULL, eligibility_sealed = NULL WHERE id = $1`, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	addr, base := devtest.Addr(t)
+	second := h.cfg
+	second.HTTPAddr = addr
+	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, second, h.deps) })
+	if err := db.QueryRow(ctx, row, q.ID).Scan(&clearScreening, &clearEligibility, &sealedScreening, &sealedEligibility); err != nil {
+		t.Fatal(err)
+	}
+	if clearScreening != nil || clearEligibility != nil || len(sealedScreening) == 0 {
+		t.Fatalf("the clear-text row was not sealed at start: %v %v", clearScreening, clearEligibility)
+	}
+	if got := h.get(t, q.ID); got.Screening == nil || *got.Screening.CancerFreeYears != 6 {
+		t.Fatalf("after sealing, the patient reads %+v", got.Screening)
+	}
+
+	// The patient's own reads are not audited; the clinic's are, and so is
+	// its revision.
+	h.get(t, q.ID)
+	quoteFrom(t, h.do(t, "GET", "/v1/quotes/"+q.ID, nil, h.as(t, ginzaStaff)), 200)
+	quoteFrom(t, h.revise(t, q.ID, map[string]any{"note": "records reviewed"}), 201)
+	var audit struct {
+		Items []struct {
+			At                            time.Time
+			Subject, Role, Action, Record string
+			ClinicID                      string `json:"clinic_id"`
+		}
+	}
+	r := h.do(t, "GET", "/v1/admin/audit?record=quote:"+q.ID, nil, h.as(t, operator))
+	if r.status != 200 || json.Unmarshal(r.raw, &audit) != nil {
+		t.Fatalf("audit log: %d %s", r.status, r.raw)
+	}
+	var got []string
+	for _, e := range audit.Items {
+		got = append(got, e.Action+" by "+e.Role+" "+e.Subject)
+		if e.Role == "clinic" && (e.ClinicID != ginza || e.At.IsZero() || e.Record != "quote:"+q.ID) {
+			t.Errorf("entry %+v", e)
+		}
+	}
+	want := []string{"read by clinic " + ginzaStaff.Subject, "revise by clinic " + ginzaStaff.Subject}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("audit %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		who  map[string]string
+		want int
+	}{{anonymous, 401}, {h.as(t, ginzaStaff), 403}, {h.as(t, patientKim), 403}, {h.as(t, financeDesk), 403}} {
+		if r := h.do(t, "GET", "/v1/admin/audit", nil, c.who); r.status != c.want {
+			t.Errorf("audit log as %v: %d, want %d", c.who, r.status, c.want)
+		}
+	}
+	problemFrom(t, h.do(t, "GET", "/v1/admin/audit?limit=0", nil, h.as(t, operator)), 422, "validation", "limit")
 }

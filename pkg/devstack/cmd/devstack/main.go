@@ -33,6 +33,7 @@ import (
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/identity/devissuer"
 	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/sealed"
 )
 
 // Ports of the local stack. Services listen on loopback; the gateway on all
@@ -187,7 +188,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 			common = append(common, k+"="+v)
 		}
 	}
+	keyset, err := dataKeyset(filepath.Join(dataDir, "keys"))
+	if err != nil {
+		return err
+	}
 	env := map[string][]string{
+		"quoting":      {"DATA_KEYSET=" + keyset},
 		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
 		"notification": {"SMTP_ADDR=" + smtp, "SMTP_REQUIRE_TLS=" + envOr("SMTP_REQUIRE_TLS", localSMTPTLS(smtp))},
 	}
@@ -329,4 +335,25 @@ func localSMTPTLS(smtp string) string {
 		return "false"
 	}
 	return "true"
+}
+
+// dataKeyset is the Tink keyset sealing health information locally, made
+// once and kept in .data/keys so sealed rows open after a restart
+// (DATA_KEYSET given in the environment wins).
+func dataKeyset(dir string) (string, error) {
+	if ks := os.Getenv("DATA_KEYSET"); ks != "" {
+		return ks, nil
+	}
+	path := filepath.Join(dir, "data-keyset.json")
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	ks, err := sealed.NewKeysetJSON()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return ks, os.WriteFile(path, []byte(ks), 0o600)
 }

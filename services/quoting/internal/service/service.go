@@ -70,6 +70,7 @@ type Service interface {
 	GetQuote(ctx context.Context, caller identity.Principal, id string) (domain.Quote, error)
 	ReviseQuote(ctx context.Context, caller identity.Principal, id string, r domain.Revision) (domain.Quote, error)
 	AcceptQuote(ctx context.Context, a Acceptance) (domain.Quote, error)
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 }
 
 // Quoting implements Service and the event handlers.
@@ -148,9 +149,29 @@ func (s *Quoting) GetQuote(ctx context.Context, caller identity.Principal, id st
 	q, err := s.store.Quote(ctx, s.pool, id, false)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !visibleTo(q, caller)) {
 		return domain.Quote{}, fmt.Errorf("%w: %q", ErrQuoteNotFound, id)
+	} else if err != nil {
+		return domain.Quote{}, err
+	}
+	if err := s.audit(ctx, s.pool, caller, "read", q); err != nil {
+		return domain.Quote{}, err
 	}
 	q.Status = q.EffectiveStatus(s.now())
-	return q, err
+	return q, nil
+}
+
+// audit records that caller, other than the patient themself, read q's
+// health information (screening and eligibility).
+func (s *Quoting) audit(ctx context.Context, db pgdb.Querier, caller identity.Principal, action string, q domain.Quote) error {
+	if caller.Role == identity.Patient && caller.Subject == q.PatientSubject {
+		return nil
+	}
+	return s.store.Audit(ctx, db, store.AuditEntry{Subject: caller.Subject, Role: string(caller.Role), ClinicID: caller.ClinicID,
+		Action: action, Record: "quote:" + q.ID})
+}
+
+// AuditLog reads the audit log, for operators.
+func (s *Quoting) AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error) {
+	return s.store.AuditLog(ctx, s.pool, f)
 }
 
 // visibleTo says whether caller may see q: its patient, and its clinic's
@@ -182,6 +203,9 @@ func (s *Quoting) ReviseQuote(ctx context.Context, caller identity.Principal, id
 		}
 		t, err := s.treatment(ctx, tx, q.TreatmentID)
 		if err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, caller, "revise", q); err != nil {
 			return err
 		}
 		if next, err = q.Revise(uuid.Must(uuid.NewV7()).String(), t, r, s.rates, s.now()); err != nil {

@@ -3,13 +3,17 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/pgdb"
+	"github.com/saisei-health/platform/pkg/sealed"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 )
@@ -18,10 +22,31 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // Store reads and writes quoting's tables.
-type Store struct{}
+type Store struct {
+	// box seals the screening and eligibility of every quote.
+	box *sealed.Box
+}
 
-// New returns a Store.
-func New() *Store { return &Store{} }
+// New returns a Store sealing health information with box.
+func New(box *sealed.Box) *Store { return &Store{box: box} }
+
+// sealJSON marshals v and seals it for the quote's field.
+func (s *Store) sealJSON(v any, quoteID, field string) ([]byte, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return s.box.Seal(plain, "quote:"+quoteID+":"+field)
+}
+
+// openJSON opens a sealed field into v.
+func (s *Store) openJSON(sealedValue []byte, quoteID, field string, v any) error {
+	plain, err := s.box.Open(sealedValue, "quote:"+quoteID+":"+field)
+	if err != nil {
+		return fmt.Errorf("quote %s %s: %w", quoteID, field, err)
+	}
+	return json.Unmarshal(plain, v)
+}
 
 type rulesJSON struct {
 	RequiresConfirmedDiagnosis bool                 `json:"requires_confirmed_diagnosis"`
@@ -155,15 +180,23 @@ func (s *Store) InsertQuote(ctx context.Context, db pgdb.Querier, q domain.Quote
 	if q.Supersedes != "" {
 		supersedes = &q.Supersedes
 	}
-	_, err := db.Exec(ctx, `
+	screening, err := s.sealJSON(FromScreening(q.Screening), q.ID, "screening")
+	if err != nil {
+		return err
+	}
+	eligibility, err := s.sealJSON(q.Eligibility, q.ID, "eligibility")
+	if err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `
 		INSERT INTO quotes (id, version, status, supersedes, treatment_id, treatment_name, treatment_revision, clinic_id,
 			clinic_name, dose_cells, visits, requires_harvest, patient_name, patient_email, patient_country,
-			patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy, total_jpy, deposit_jpy,
+			patient_language, extras, screening_sealed, eligibility_sealed, lines, subtotal_jpy, tax_jpy, total_jpy, deposit_jpy,
 			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note, patient_subject)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35)`,
 		q.ID, q.Version, q.Status, supersedes, q.TreatmentID, q.TreatmentName, q.TreatmentRevision, q.ClinicID,
 		q.ClinicName, q.DoseCells, q.Visits, q.RequiresHarvest, q.Patient.Name, q.Patient.Email, q.Patient.Country,
-		q.Patient.Language, extras, FromScreening(q.Screening), q.Eligibility, q.Lines, q.Subtotal.Amount, q.Tax.Amount,
+		q.Patient.Language, extras, screening, eligibility, q.Lines, q.Subtotal.Amount, q.Tax.Amount,
 		q.Total.Amount, q.Deposit.Amount, q.Balance.Amount, q.FX.Currency, q.FX.Base, q.FX.Quote, q.FX.Price, q.FX.AsOf,
 		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note, q.PatientSubject)
 	return err
@@ -171,18 +204,19 @@ func (s *Store) InsertQuote(ctx context.Context, db pgdb.Querier, q domain.Quote
 
 const quoteColumns = `id, version, status, COALESCE(supersedes::text, ''), COALESCE(superseded_by::text, ''), treatment_id,
 	treatment_name, treatment_revision, clinic_id, clinic_name, dose_cells, visits, requires_harvest, patient_name,
-	patient_email, patient_country, patient_language, extras, screening, eligibility, lines, subtotal_jpy, tax_jpy,
+	patient_email, patient_country, patient_language, extras, screening_sealed, eligibility_sealed, lines, subtotal_jpy, tax_jpy,
 	total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at,
 	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note, patient_subject`
 
-func scanQuote(row pgx.Row) (domain.Quote, error) {
+func (s *Store) scanQuote(row pgx.Row) (domain.Quote, error) {
 	var q domain.Quote
 	var extras []extraJSON
 	var screening *ScreeningJSON
+	var sealedScreening, sealedEligibility []byte
 	var subtotal, tax, total, deposit, balance, display int64
 	err := row.Scan(&q.ID, &q.Version, &q.Status, &q.Supersedes, &q.SupersededBy, &q.TreatmentID, &q.TreatmentName,
 		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Visits, &q.RequiresHarvest, &q.Patient.Name,
-		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &screening, &q.Eligibility, &q.Lines,
+		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &sealedScreening, &sealedEligibility, &q.Lines,
 		&subtotal, &tax, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base, &q.FX.Quote, &q.FX.Price, &q.FX.AsOf,
 		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note, &q.PatientSubject)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -193,6 +227,12 @@ func scanQuote(row pgx.Row) (domain.Quote, error) {
 	}
 	for _, x := range extras {
 		q.Extras = append(q.Extras, domain.ExtraRequest{Code: x.Code, Quantity: x.Quantity})
+	}
+	if err := s.openJSON(sealedScreening, q.ID, "screening", &screening); err != nil {
+		return q, err
+	}
+	if err := s.openJSON(sealedEligibility, q.ID, "eligibility", &q.Eligibility); err != nil {
+		return q, err
 	}
 	if q.Screening, err = screening.ToScreening(); err != nil {
 		return q, err
@@ -208,7 +248,7 @@ func (s *Store) Quote(ctx context.Context, db pgdb.Querier, id string, forUpdate
 	if forUpdate {
 		sql += " FOR UPDATE"
 	}
-	return scanQuote(db.QueryRow(ctx, sql, id))
+	return s.scanQuote(db.QueryRow(ctx, sql, id))
 }
 
 // OpenQuotesOf locks the quotes of a treatment that could still be booked.
@@ -217,7 +257,7 @@ func (s *Store) OpenQuotesOf(ctx context.Context, db pgdb.Querier, treatmentID s
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Quote, error) { return scanQuote(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Quote, error) { return s.scanQuote(r) })
 }
 
 // SaveStatus records a quote's lifecycle change.
@@ -232,4 +272,97 @@ func (s *Store) SaveStatus(ctx context.Context, db pgdb.Querier, q domain.Quote)
 	_, err := db.Exec(ctx, `UPDATE quotes SET status = $2, booking_id = $3, superseded_by = $4, acceptance_key = $5 WHERE id = $1`,
 		q.ID, q.Status, booking, superseded, q.AcceptanceKey)
 	return err
+}
+
+// SealClearText seals the screening and eligibility of quotes stored before
+// they were sealed, and empties their clear-text columns. Quoting runs it at
+// start; a row is sealed once, whichever replica gets to it.
+func (s *Store) SealClearText(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	sealedRows := 0
+	for {
+		n := 0
+		err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT id, screening, COALESCE(eligibility, '{}') FROM quotes
+				WHERE screening_sealed IS NULL LIMIT 100 FOR UPDATE SKIP LOCKED`)
+			if err != nil {
+				return err
+			}
+			type clear struct {
+				id          string
+				screening   *ScreeningJSON
+				eligibility domain.Eligibility
+			}
+			batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (clear, error) {
+				var c clear
+				return c, r.Scan(&c.id, &c.screening, &c.eligibility)
+			})
+			if err != nil {
+				return err
+			}
+			for _, c := range batch {
+				screening, err := s.sealJSON(c.screening, c.id, "screening")
+				if err != nil {
+					return err
+				}
+				eligibility, err := s.sealJSON(c.eligibility, c.id, "eligibility")
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `UPDATE quotes SET screening_sealed = $2, eligibility_sealed = $3,
+					screening = NULL, eligibility = NULL WHERE id = $1`, c.id, screening, eligibility); err != nil {
+					return err
+				}
+			}
+			n = len(batch)
+			return nil
+		})
+		if err != nil || n == 0 {
+			return sealedRows, err
+		}
+		sealedRows += n
+	}
+}
+
+// AuditEntry is one read of health information.
+type AuditEntry struct {
+	Seq      int64
+	At       time.Time
+	Subject  string
+	Role     string
+	ClinicID string
+	Action   string
+	Record   string
+}
+
+// Audit records a read in db: written in the request that reads, so a read
+// whose record cannot be written does not happen.
+func (s *Store) Audit(ctx context.Context, db pgdb.Querier, e AuditEntry) error {
+	_, err := db.Exec(ctx, `INSERT INTO audit_log (subject, role, clinic_id, action, record) VALUES ($1, $2, $3, $4, $5)`,
+		e.Subject, e.Role, e.ClinicID, e.Action, e.Record)
+	return err
+}
+
+// AuditFilter narrows the audit log; empty fields match everything.
+type AuditFilter struct {
+	Record  string
+	Subject string
+	Since   time.Time
+	// After is the last seq of the previous page.
+	After int64
+	Limit int
+}
+
+// AuditLog reads the audit log, oldest first.
+func (s *Store) AuditLog(ctx context.Context, db pgdb.Querier, f AuditFilter) ([]AuditEntry, error) {
+	rows, err := db.Query(ctx, `
+		SELECT seq, at, subject, role, clinic_id, action, record FROM audit_log
+		WHERE ($1 = '' OR record = $1) AND ($2 = '' OR subject = $2) AND at >= $3 AND seq > $4
+		ORDER BY seq LIMIT $5`, f.Record, f.Subject, f.Since, f.After, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
+		var e AuditEntry
+		return e, r.Scan(&e.Seq, &e.At, &e.Subject, &e.Role, &e.ClinicID, &e.Action, &e.Record)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
@@ -24,12 +25,46 @@ type Endpoints struct {
 	GetQuote    endpoint.Endpoint
 	ReviseQuote endpoint.Endpoint
 	AcceptQuote endpoint.Endpoint
+	AuditLog    endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
 func MakeEndpoints(s service.Service) Endpoints {
 	return Endpoints{IssueQuote: makeIssueQuoteEndpoint(s), GetQuote: makeGetQuoteEndpoint(s),
-		ReviseQuote: makeReviseQuoteEndpoint(s), AcceptQuote: makeAcceptQuoteEndpoint(s)}
+		ReviseQuote: makeReviseQuoteEndpoint(s), AcceptQuote: makeAcceptQuoteEndpoint(s), AuditLog: makeAuditLogEndpoint(s)}
+}
+
+// AuditEntryView is one read of a patient's health information.
+type AuditEntryView struct {
+	At       time.Time `json:"at"`
+	Subject  string    `json:"subject"`
+	Role     string    `json:"role"`
+	ClinicID string    `json:"clinic_id,omitempty"`
+	Action   string    `json:"action"`
+	Record   string    `json:"record"`
+}
+
+type auditPageView struct {
+	Items      []AuditEntryView `json:"items"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+func makeAuditLogEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		f := request.(store.AuditFilter)
+		entries, err := s.AuditLog(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		page := auditPageView{Items: []AuditEntryView{}}
+		for _, e := range entries {
+			page.Items = append(page.Items, AuditEntryView{At: e.At, Subject: e.Subject, Role: e.Role, ClinicID: e.ClinicID, Action: e.Action, Record: e.Record})
+		}
+		if len(entries) == f.Limit {
+			page.NextCursor = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
+		}
+		return page, nil
+	}
 }
 
 // acceptQuoteRequest is booking's call: which booking takes the quote, and

@@ -4,13 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
+	"time"
 
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/quoting/internal/domain"
 	"github.com/saisei-health/platform/services/quoting/internal/service"
+	"github.com/saisei-health/platform/services/quoting/internal/store"
 )
 
 // MakeHandler serves quoting's HTTP API.
@@ -24,6 +29,8 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	r.Handle("GET /v1/quotes/{id}", guard.Require(identity.Patient, identity.Clinic)(kithttp.NewServer(e.GetQuote, decodeGetQuote, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/quotes/{id}/revisions", guard.Require(identity.Clinic)(kithttp.NewServer(e.ReviseQuote, decodeReviseQuote, httpkit.EncodeResponse, opts...)))
 	// Booking's synchronous acceptance; not routed by the gateway.
+	// Operators read who saw patients' health information.
+	r.Handle("GET /v1/admin/audit", guard.Require(identity.Admin)(kithttp.NewServer(e.AuditLog, decodeAuditLog, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /internal/v1/quotes/{id}/acceptance", guard.Require(identity.Service)(kithttp.NewServer(e.AcceptQuote, decodeAcceptQuote, httpkit.EncodeResponse, opts...)))
 	return r
 }
@@ -38,6 +45,33 @@ func decodeIssueQuote(_ context.Context, r *http.Request) (any, error) {
 
 func decodeGetQuote(_ context.Context, r *http.Request) (any, error) {
 	return getQuoteRequest{id: r.PathValue("id")}, nil
+}
+
+func decodeAuditLog(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := store.AuditFilter{Record: q.Get("record"), Subject: q.Get("subject"), Limit: 100}
+	var v validation.Validator
+	for key := range q {
+		v.Check(slices.Contains([]string{"record", "subject", "since", "cursor", "limit"}, key), key, "is not a filter of the audit log (record, subject, since, cursor, limit)")
+	}
+	v.Text("record", f.Record, 100, false)
+	v.Text("subject", f.Subject, 200, false)
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		v.Check(err == nil, "since", "must be an RFC 3339 time")
+		f.Since = t
+	}
+	if s := q.Get("cursor"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		v.Check(err == nil && n >= 0, "cursor", "is not a cursor from a previous page")
+		f.After = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		v.Check(err == nil && n >= 1 && n <= 500, "limit", "must be 1 to 500")
+		f.Limit = n
+	}
+	return f, v.Err()
 }
 
 func decodeAcceptQuote(_ context.Context, r *http.Request) (any, error) {
