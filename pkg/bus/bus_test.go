@@ -245,3 +245,85 @@ func TestPoisonAndExhaustedMessagesAreDeadLetteredAndReplayable(t *testing.T) {
 		t.Fatalf("after replay the dead letters are %+v, want only the poison one", left)
 	}
 }
+
+// A dependency down for longer than the old fixed budget (six attempts,
+// about two minutes) sends nothing to the dead letters: transient failures
+// are retried, with capped backoff, for RetryFor (a day by default; a
+// second here), and the effect is applied once when the dependency is back.
+func TestATransientOutageIsRetriedForRetryForAndAppliedOnce(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+	var attempts atomic.Int32
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-outage", Subjects: []string{"booking.v1.>"},
+		RetryFor: 10 * time.Second, Backoff: []time.Duration{10 * time.Millisecond}},
+		func(ctx context.Context, tx pgx.Tx, m *commonv1.Money) error {
+			if attempts.Add(1) <= 25 {
+				return errors.New("postgres: the database system is starting up")
+			}
+			return recordEffect(ctx, tx, m)
+		})
+	r.enqueue(t, ctx, bus.Event{ID: "outage", Subject: "booking.v1.c1.confirmed", Message: &commonv1.Money{Amount: 7}}, true)
+	devtest.Eventually(t, "the event after the outage", func() bool { return r.effects(t)["outage"] == 1 })
+	if dls, err := bus.DeadLetters(ctx, r.js); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after a transient outage: %+v %v", dls, err)
+	}
+	if n := attempts.Load(); n != 26 {
+		t.Fatalf("%d attempts, want 26", n)
+	}
+}
+
+// A failure that outlasts RetryFor is dead-lettered, saying so, for a
+// person to replay.
+func TestAFailureOutlastingRetryForIsDeadLettered(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "t-outlasted", Subjects: []string{"payment.v1.>"},
+		RetryFor: 300 * time.Millisecond, Backoff: []time.Duration{20 * time.Millisecond}},
+		func(context.Context, pgx.Tx, *commonv1.Money) error { return errors.New("stripe: 503") })
+	r.enqueue(t, ctx, bus.Event{ID: "outlasted", Subject: "payment.v1.c1.balance.failed", Message: &commonv1.Money{Amount: 1}}, true)
+	var dls []bus.DeadLetter
+	devtest.Eventually(t, "the dead letter", func() bool {
+		var err error
+		dls, err = bus.DeadLetters(ctx, r.js)
+		return err == nil && len(dls) == 1
+	})
+	if dls[0].EventID != "outlasted" || dls[0].Reason != "terminated" || dls[0].Consumer != "t-outlasted" {
+		t.Fatalf("dead letter %+v", dls[0])
+	}
+}
+
+// A handler slower than AckWait (a Stripe call taking its time) tells
+// JetStream it is still working: the message is not handed to another
+// attempt meanwhile, so the effect runs once.
+func TestASlowHandlerIsNotRedeliveredWhileItWorks(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.relay.Run(ctx)
+	var deliveries atomic.Int32
+	spec := bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-slow", Subjects: []string{"booking.v1.>"}, AckWait: 300 * time.Millisecond}
+	if err := r.Consume(ctx, spec, func(ctx context.Context, m bus.Message) error {
+		deliveries.Add(1)       // every delivery, first or not
+		time.Sleep(time.Second) // three AckWaits of work
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.enqueue(t, ctx, bus.Event{ID: "slow", Subject: "booking.v1.c1.cells_ready", Message: &commonv1.Money{Amount: 1}}, true)
+	cons, err := r.js.Consumer(ctx, bus.StreamBooking, "t-slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devtest.Eventually(t, "the slow event acknowledged", func() bool {
+		ci, err := cons.Info(ctx)
+		return err == nil && ci.AckFloor.Stream >= 1 && ci.NumAckPending == 0
+	})
+	ci, _ := cons.Info(ctx)
+	if n := deliveries.Load(); n != 1 || ci.NumRedelivered != 0 {
+		t.Fatalf("delivered %d times (%d redelivered), want once", n, ci.NumRedelivered)
+	}
+}

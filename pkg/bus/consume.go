@@ -24,22 +24,34 @@ type ConsumerSpec struct {
 	// Durable names the consumer; keep it stable, its position is stored.
 	Durable  string
 	Subjects []string
-	// MaxDeliver bounds attempts before the message is dead-lettered (default 6).
+	// MaxDeliver, when set, bounds attempts before JetStream dead-letters
+	// the message. By default attempts are bounded by RetryFor instead: a
+	// dependency that is down for a while (Postgres restarting, Stripe
+	// degraded) must not send good events to the dead letters.
 	MaxDeliver int
+	// RetryFor is how long a message that fails for a transient reason is
+	// retried, counted from its first delivery, before it is dead-lettered
+	// (default 24 h). A permanent failure is dead-lettered at once.
+	RetryFor time.Duration
 	// Backoff is the wait before each redelivery after a failed attempt;
-	// the last entry repeats (default 1s, 5s, 15s, 30s, 1m).
+	// the last entry repeats (default 1s, 5s, 15s, 30s, 1m, 5m: capped).
 	Backoff []time.Duration
-	// AckWait is how long an attempt may take before JetStream assumes the
-	// consumer died and redelivers (default 30s).
+	// AckWait is how long JetStream waits for an acknowledgement or a
+	// heartbeat before it assumes the consumer died and redelivers (default
+	// 30s). A handler still working sends a heartbeat every AckWait/3, so a
+	// slow Stripe call is not delivered twice at once.
 	AckWait time.Duration
 }
 
 func (s *ConsumerSpec) defaults() {
 	if s.MaxDeliver == 0 {
-		s.MaxDeliver = 6
+		s.MaxDeliver = -1 // unlimited: RetryFor decides
+	}
+	if s.RetryFor == 0 {
+		s.RetryFor = 24 * time.Hour
 	}
 	if len(s.Backoff) == 0 {
-		s.Backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+		s.Backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute}
 	}
 	if s.AckWait == 0 {
 		s.AckWait = 30 * time.Second
@@ -109,14 +121,15 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 		m.Type = m.Header.Get(HeaderEventType)
 		m.OccurredAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderOccurredAt))
 	}
+	var stored time.Time
 	if md, err := raw.Metadata(); err == nil {
-		m.Delivery = md.NumDelivered
+		m.Delivery, stored = md.NumDelivered, md.Timestamp
 	}
 	if m.ID == "" {
 		_ = raw.TermWithReason("missing " + HeaderEventID)
 		return
 	}
-	err := c.handler(WithMessage(ctx, m), m)
+	err := c.handle(ctx, raw, m)
 	switch {
 	case err == nil:
 		// The effects are committed; wait a bounded time for the server to
@@ -128,9 +141,33 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 		}
 	case IsPermanent(err):
 		_ = raw.TermWithReason(truncate(err.Error(), 200))
+	case !stored.IsZero() && time.Since(stored) > c.spec.RetryFor:
+		// A transient failure that outlasted every retry: a person looks.
+		_ = raw.TermWithReason(truncate("retried for "+c.spec.RetryFor.String()+": "+err.Error(), 200))
 	default:
 		_ = raw.NakWithDelay(c.backoff(m.Delivery))
 	}
+}
+
+// handle runs the handler, telling JetStream every AckWait/3 that the
+// message is still being worked on, so a slow attempt is not redelivered to
+// another replica while it runs.
+func (c *Consumer) handle(ctx context.Context, raw jetstream.Msg, m Message) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(c.spec.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = raw.InProgress()
+			}
+		}
+	}()
+	return c.handler(WithMessage(ctx, m), m)
 }
 
 func (c *Consumer) backoff(delivery uint64) time.Duration {

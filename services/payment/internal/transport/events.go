@@ -16,9 +16,9 @@ import (
 // and cancels the balance of bookings whose cells failed it: the balance is
 // never charged for cells that will not be administered.
 //
-// Stripe outages during the balance charge are retried with backoff (by
-// default about an hour in all before dead-lettering), always with the same
-// idempotency key; retry overrides the backoff.
+// Stripe outages during the balance charge are retried with capped backoff
+// for a day before dead-lettering (bus.ConsumerSpec.RetryFor), always with
+// the same idempotency key; retry overrides the backoff.
 func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *service.Payments, retry []time.Duration) error {
 	if len(retry) == 0 {
 		retry = []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute}
@@ -31,8 +31,7 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	// the transaction that records Stripe's answer (see ChargeBalance).
 	return sub.Consume(ctx, bus.ConsumerSpec{
 		Stream: bus.StreamBooking, Durable: service.BalanceConsumer,
-		Subjects:   []string{subject.Booking(subject.Any, subject.CellsReady)},
-		MaxDeliver: 10,
-		Backoff:    retry,
+		Subjects: []string{subject.Booking(subject.Any, subject.CellsReady)},
+		Backoff:  retry,
 	}, bus.Dispatch(bus.On(p.ChargeBalance)))
 }
