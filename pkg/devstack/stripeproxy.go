@@ -33,6 +33,9 @@ type stripeFault struct {
 	method, pathPrefix string
 	status             int
 	body               StripeError
+	// hold, when set, makes the request wait until it is closed and then
+	// go to stripe-mock, instead of failing.
+	hold chan struct{}
 }
 
 // StripeProxy stands between the payment service and stripe-mock. stripe-mock
@@ -71,7 +74,9 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 		}
 		req := StripeRequest{Method: r.Method, Path: r.URL.Path, Form: form,
 			IdempotencyKey: r.Header.Get("Idempotency-Key"), StripeVersion: r.Header.Get("Stripe-Version")}
-		if f, ok := p.record(req); ok {
+		if f, ok := p.record(req); ok && f.hold != nil {
+			<-f.hold
+		} else if ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Request-Id", "req_fault")
 			w.WriteHeader(f.status)
@@ -102,6 +107,18 @@ func (p *StripeProxy) FailNext(method, pathPrefix string, status int, body Strip
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = append(p.faults, stripeFault{method: method, pathPrefix: pathPrefix, status: status, body: body})
+}
+
+// HoldNext makes the next method call under pathPrefix wait until release
+// is called, then answers it as usual: a response Stripe takes its time
+// with, for a webhook to overtake.
+func (p *StripeProxy) HoldNext(method, pathPrefix string) (release func()) {
+	hold := make(chan struct{})
+	p.mu.Lock()
+	p.faults = append(p.faults, stripeFault{method: method, pathPrefix: pathPrefix, hold: hold})
+	p.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(hold) }) }
 }
 
 // Requests returns every request received so far.

@@ -467,6 +467,48 @@ func TestStripeWebhooksMovePaymentsForwardOnce(t *testing.T) {
 			t.Errorf("published %v, want one success for %s", evs, intentID)
 		}
 	})
+
+	t.Run("a webhook arriving while Stripe's answer is on its way is not undone by it", func(t *testing.T) {
+		id := uuid.NewString()
+		// Stripe takes its time answering the intent call; its webhook comes first.
+		release := s.stripe.HoldNext("POST", "/v1/payment_intents")
+		token := s.issuer.Token(t, identity.Principal{Subject: "booking", Role: identity.Service})
+		body, _ := json.Marshal(depositRequest(id, clinicID, depositYen, balanceYen))
+		answered := make(chan int, 1)
+		go func() { // off the test goroutine: no t here
+			req, _ := http.NewRequest("POST", s.base+"/internal/v1/deposits", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answered <- 0
+				return
+			}
+			resp.Body.Close()
+			answered <- resp.StatusCode
+		}()
+		var pending paymentView
+		devtest.Eventually(t, "the deposit being created", func() bool {
+			ps := s.payments(t, id)
+			if len(ps) == 1 && len(s.stripeCalls("/v1/payment_intents", "booking:"+id+":deposit")) == 1 {
+				pending = ps[0]
+				return true
+			}
+			return false
+		})
+		intentID := "pi_early_" + id[:8]
+		if out := s.deliver(t, "evt_early_"+id, "payment_intent.succeeded", t0, paidIntent(intentID, pending.PaymentID, depositYen, savedCard)); out != "applied" {
+			t.Fatalf("early webhook: %q", out)
+		}
+		release()
+		if status := <-answered; status != 201 {
+			t.Fatalf("deposit: %d", status)
+		}
+		p := s.payments(t, id)[0]
+		if p.Status != "succeeded" || p.PaymentIntentID != intentID || p.AmountReceived != money.Yen(depositYen) {
+			t.Fatalf("the intent call's late answer overwrote the webhook's state: %+v", p)
+		}
+	})
 }
 
 func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {

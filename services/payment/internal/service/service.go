@@ -114,10 +114,30 @@ func (s *Payments) CreateDeposit(ctx context.Context, req DepositRequest) (domai
 	if err != nil {
 		return pay, fmt.Errorf("%w: create deposit intent: %v", ErrStripe, err)
 	}
-	pay.PaymentIntentID, pay.ClientSecret = intent.ID, intent.ClientSecret
-	// A new intent waits for the patient; what happens next comes by webhook.
-	pay.Status, pay.UpdatedAt = domain.RequiresPayment, s.now().UTC()
-	return pay, s.store.UpdatePayment(ctx, s.pool, pay)
+	// The final write cannot undo what a webhook decided meanwhile (Stripe
+	// may report the payment before this call's answer arrives): under the
+	// row's lock, a payment still being created becomes requires_payment;
+	// one a webhook moved on keeps its state and only gains the client
+	// secret.
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		current, err := s.store.PaymentByID(ctx, tx, pay.ID, true)
+		if err != nil {
+			return err
+		}
+		if current.Status == domain.Creating {
+			pay.PaymentIntentID, pay.ClientSecret = intent.ID, intent.ClientSecret
+			// A new intent waits for the patient; what happens next comes by webhook.
+			pay.Status, pay.UpdatedAt = domain.RequiresPayment, s.now().UTC()
+		} else {
+			pay = current
+			pay.ClientSecret = intent.ClientSecret
+			if pay.PaymentIntentID == "" {
+				pay.PaymentIntentID = intent.ID
+			}
+		}
+		return s.store.UpdatePayment(ctx, tx, pay)
+	})
+	return pay, err
 }
 
 func (r DepositRequest) validate() error {
