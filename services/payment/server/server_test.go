@@ -514,6 +514,41 @@ func TestStripeWebhooksMovePaymentsForwardOnce(t *testing.T) {
 func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {
 	s := startPayment(t)
 
+	t.Run("a charge left creating for almost a day is looked up at Stripe before it is sent again", func(t *testing.T) {
+		id, _ := s.paidDeposit(t)
+		// An attempt 23 h 30 min ago never recorded its outcome (the event
+		// was dead-lettered and is replayed now): Stripe forgets the
+		// idempotency key at 24 h, so sending again blindly could charge twice.
+		paymentID := uuid.NewString()
+		if _, err := s.db.Exec(context.Background(), `
+			INSERT INTO payment.payments (id, booking_id, clinic_id, stage, amount, currency, status, customer_id, payment_method_id,
+				trace, created_at, updated_at)
+			SELECT $1, booking_id, clinic_id, 'balance', $2, 'JPY', 'creating', customer_id, $3, '{}',
+				now() - interval '23 hours 30 minutes', now() - interval '23 hours 30 minutes'
+			FROM payment.payment_plans WHERE booking_id = $4`, paymentID, balanceYen, savedCard, id); err != nil {
+			t.Fatal(err)
+		}
+		seq := s.publish(t, "booking:"+id+":cells_ready", subject.Booking(clinicID, subject.CellsReady), cellsReady(id, balanceYen))
+		s.waitHandled(t, balanceConsumer, seq)
+		searched, charged := -1, -1
+		for i, r := range s.stripe.Requests() {
+			switch {
+			case r.Method == "GET" && r.Path == "/v1/payment_intents/search" && strings.Contains(r.Form.Get("query"), paymentID):
+				searched = i
+			case r.Method == "POST" && r.Path == "/v1/payment_intents" && r.IdempotencyKey == "booking:"+id+":balance":
+				charged = i
+			}
+		}
+		// stripe-mock's search answers with a fixture of another payment, so
+		// nothing is found and the charge goes out, after the search.
+		if searched < 0 || charged < searched {
+			t.Fatalf("search at request %d, charge at %d: want the search first", searched, charged)
+		}
+		if p, _ := s.payment(t, id, "balance"); p.PaymentID != paymentID || p.Status == "creating" {
+			t.Fatalf("balance payment %+v, want the one created earlier, no longer creating", p)
+		}
+	})
+
 	t.Run("cells passing QC charge the balance once, however often they are announced", func(t *testing.T) {
 		id, d := s.paidDeposit(t)
 		customer := s.stripeCalls("/v1/payment_intents", "booking:"+id+":deposit")[0].Form.Get("customer")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -83,7 +84,7 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 	}
 
 	var events []bus.Event
-	intent, err := s.stripe.ChargeBalance(ctx, pay)
+	intent, err := s.charge(ctx, pay)
 	var card *stripegw.CardError
 	switch {
 	case errors.As(err, &card):
@@ -130,4 +131,25 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 func (s *Payments) CancelBalance(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {
 	_, err := s.store.CancelBalance(ctx, tx, e.GetBooking().GetId(), e.GetReport().GetReportedAt().AsTime())
 	return err
+}
+
+// keyLifetime is how long Stripe remembers an idempotency key; a charge
+// still "creating" this close to it is looked up instead of sent again.
+const keyLifetime = 24 * time.Hour
+
+// charge sends the balance charge, or, when an earlier attempt left the
+// payment "creating" for almost a day (a dead-lettered cells_ready replayed
+// late), first asks Stripe whether that attempt created an intent: after
+// 24 hours the same idempotency key would create a second one.
+func (s *Payments) charge(ctx context.Context, pay domain.Payment) (stripegw.Intent, error) {
+	if s.now().Sub(pay.CreatedAt) > keyLifetime-time.Hour {
+		found, err := s.stripe.FindIntent(ctx, pay.ID)
+		if err != nil {
+			return stripegw.Intent{}, err
+		}
+		if found != nil {
+			return *found, nil
+		}
+	}
+	return s.stripe.ChargeBalance(ctx, pay)
 }

@@ -51,6 +51,7 @@ type Stripe interface {
 	CreateCustomer(ctx context.Context, bookingID, name, email string) (string, error)
 	CreateDepositIntent(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
 	ChargeBalance(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
+	FindIntent(ctx context.Context, paymentID string) (*stripegw.Intent, error)
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 

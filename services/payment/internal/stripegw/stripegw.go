@@ -117,6 +117,27 @@ func (g *Gateway) createIntent(ctx context.Context, p *stripe.PaymentIntentParam
 	return Intent{ID: pi.ID, ClientSecret: pi.ClientSecret, State: StateOf(pi, time.Now())}, nil
 }
 
+// FindIntent looks for the PaymentIntent created for a payment (by the
+// payment_id in its metadata), for a charge whose outcome was never stored
+// and whose idempotency key is about to expire: Stripe keeps a key for 24
+// hours, so a retry after that would create a second intent. It returns
+// nil when there is none.
+func (g *Gateway) FindIntent(ctx context.Context, paymentID string) (*Intent, error) {
+	p := &stripe.PaymentIntentSearchParams{SearchParams: stripe.SearchParams{
+		Query: "metadata['payment_id']:'" + paymentID + "'", Context: ctx}}
+	it := g.api.PaymentIntents.Search(p)
+	for it.Next() {
+		pi := it.PaymentIntent()
+		if pi.Metadata["payment_id"] == paymentID { // Stripe's search is a filter; this is the proof
+			return &Intent{ID: pi.ID, ClientSecret: pi.ClientSecret, State: StateOf(pi, time.Now())}, nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return nil, nil
+}
+
 func translate(err error) error {
 	var se *stripe.Error
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeCard {
