@@ -630,6 +630,31 @@ func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {
 		}
 	})
 
+	t.Run("an outage longer than the old retry budget dead-letters nothing and charges once", func(t *testing.T) {
+		id, _ := s.paidDeposit(t)
+		// Fifteen failed attempts: the balance consumer used to give up after
+		// ten (about an hour in production); now only RetryFor, a day,
+		// bounds a transient failure.
+		const outage = 15
+		for range outage { // a 500 on a POST: stripe-go leaves the retry to us
+			s.stripe.FailNext("POST", "/v1/payment_intents", 500, devstack.StripeError{Type: "api_error", Message: "simulated outage"})
+		}
+		s.waitHandled(t, balanceConsumer, s.publish(t, "booking:"+id+":cells_ready", subject.Booking(clinicID, subject.CellsReady), cellsReady(id, balanceYen)))
+		charges := s.stripeCalls("/v1/payment_intents", "booking:"+id+":balance")
+		if len(charges) < outage+1 {
+			t.Fatalf("%d balance attempts, want the %d failed ones and the one that went through", len(charges), outage)
+		}
+		if bal, ok := s.payment(t, id, "balance"); !ok || bal.Status != "processing" {
+			t.Fatalf("balance after the outage %+v", bal)
+		}
+		if dl := s.deadLetters(t, id); len(dl) != 0 {
+			t.Fatalf("dead letters after a transient outage: %v", dl)
+		}
+		if evs := s.paymentEvents(t, id); len(evs) != 1 {
+			t.Errorf("published %v, want only the deposit's success", evs)
+		}
+	})
+
 	for _, c := range []struct {
 		name, code, message, status string
 		requiresAction              bool
