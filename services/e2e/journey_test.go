@@ -232,6 +232,9 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 
 	// 11. The events went where the subject map says they go.
 	p.assertSubjectsAgree(t)
+
+	// 12. No span anywhere carries the patient's name, email or answers.
+	p.assertNoPersonalDataInSpans(t, patient.Name, patient.Email, "diagnosis_confirmed", "severe_organ_disease", "can_travel")
 }
 
 // issueWhenKnown issues the quote once quoting answers 201: quoting learns

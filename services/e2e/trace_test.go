@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -73,4 +74,32 @@ func hasAttr(attrs []attribute.KeyValue, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// assertNoPersonalDataInSpans checks every span the journey produced, in
+// every service: no attribute, event or status carries the patient's name,
+// email or screening answers. Traces go to a vendor's backend; health
+// information and contact details stay in the services' databases.
+func (p *platform) assertNoPersonalDataInSpans(t *testing.T, secrets ...string) {
+	t.Helper()
+	for _, s := range p.spans.GetSpans() {
+		var texts []string
+		for _, a := range s.Attributes {
+			texts = append(texts, string(a.Key)+"="+a.Value.Emit())
+		}
+		for _, e := range s.Events {
+			texts = append(texts, e.Name)
+			for _, a := range e.Attributes {
+				texts = append(texts, a.Value.Emit())
+			}
+		}
+		texts = append(texts, s.Name, s.Status.Description)
+		for _, text := range texts {
+			for _, secret := range secrets {
+				if strings.Contains(text, secret) {
+					t.Errorf("span %q of %s carries %q: %s", s.Name, serviceOf(s), secret, text)
+				}
+			}
+		}
+	}
 }

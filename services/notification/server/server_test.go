@@ -336,8 +336,9 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		if code := get(t, f.base+"/internal/v1/emails?booking_id="+uuid.NewString(), &list); code != 200 || list.Items == nil || len(list.Items) != 0 {
 			t.Fatalf("unknown booking: %d %+v", code, list.Items)
 		}
-		// Patients' addresses are for support staff and services only.
+		// Patients' addresses are for services only, as every internal route.
 		for who, want := range map[string]int{"": 401, f.issuer.Token(t, identity.Principal{Subject: "p-1", Role: identity.Patient}): 403,
+			f.issuer.Token(t, identity.Principal{Subject: "operator-1", Role: identity.Admin}):            403,
 			f.issuer.Token(t, identity.Principal{Subject: "s-1", Role: identity.Clinic, ClinicID: ginza}): 403} {
 			req, _ := http.NewRequest(http.MethodGet, f.base+"/internal/v1/emails?booking_id="+uuid.NewString(), nil)
 			if who != "" {
@@ -432,7 +433,7 @@ func startNotification(t *testing.T) *fixture {
 
 	addr, base := devtest.Addr(t)
 	iss := devtest.NewIssuer(t, "notification")
-	supportToken = iss.Token(t, identity.Principal{Subject: "support-1", Role: identity.Admin})
+	supportToken = iss.Token(t, identity.Principal{Subject: "support-tool", Role: identity.Service})
 	f.issuer = iss
 	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
 	cfg.Mail.SMTPAddr, cfg.Mail.From, cfg.Mail.AllowPlaintext = f.mail.Addr(), sender, true
@@ -666,7 +667,7 @@ func (f *fixture) waitForEmailStatus(t *testing.T, bookingID, template, status s
 	return found
 }
 
-// supportToken is support staff's token: the emails list is theirs.
+// supportToken is a service's token: the emails list is internal.
 var supportToken string
 
 func get(t *testing.T, url string, into any) int {
