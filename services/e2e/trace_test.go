@@ -85,12 +85,12 @@ func (p *platform) assertNoPersonalDataInSpans(t *testing.T, secrets ...string) 
 	for _, s := range p.spans.GetSpans() {
 		var texts []string
 		for _, a := range s.Attributes {
-			texts = append(texts, string(a.Key)+"="+a.Value.Emit())
+			texts = append(texts, string(a.Key)+"="+a.Value.String())
 		}
 		for _, e := range s.Events {
 			texts = append(texts, e.Name)
 			for _, a := range e.Attributes {
-				texts = append(texts, a.Value.Emit())
+				texts = append(texts, a.Value.String())
 			}
 		}
 		texts = append(texts, s.Name, s.Status.Description)
