@@ -22,13 +22,16 @@ import (
 
 // Mail is one message the sink received.
 type Mail struct {
-	From      string    `json:"from"`
-	To        []string  `json:"to"`
-	Subject   string    `json:"subject"`
-	MessageID string    `json:"message_id"`
-	Text      string    `json:"text"`
-	Received  time.Time `json:"received"`
-	Raw       []byte    `json:"-"`
+	From      string   `json:"from"`
+	To        []string `json:"to"`
+	Subject   string   `json:"subject"`
+	MessageID string   `json:"message_id"`
+	Text      string   `json:"text"`
+	HTML      string   `json:"html"`
+	// Headers are the message's top-level headers (first value of each).
+	Headers  map[string]string `json:"headers"`
+	Received time.Time         `json:"received"`
+	Raw      []byte            `json:"-"`
 }
 
 // MailSink is an in-process SMTP server that keeps every message in memory
@@ -137,14 +140,22 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		dec := new(mime.WordDecoder)
 		m.Subject, _ = dec.DecodeHeader(msg.Header.Get("Subject"))
 		m.MessageID = msg.Header.Get("Message-Id")
-		m.Text, _ = textPart(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
+		m.Headers = map[string]string{}
+		for k, v := range msg.Header {
+			m.Headers[k], _ = dec.DecodeHeader(v[0])
+		}
+		m.Text, _ = textPart(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body, "text/plain")
+		if again, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
+			m.HTML, _ = textPart(again.Header.Get("Content-Type"), again.Header.Get("Content-Transfer-Encoding"), again.Body, "text/html")
+		}
 	}
 	ss.sink.add(m)
 	return nil
 }
 
-// textPart returns the first text/plain part of a message, decoded.
-func textPart(contentType, encoding string, body io.Reader) (string, error) {
+// textPart returns the first part of a message of type want (text/plain,
+// text/html), decoded.
+func textPart(contentType, encoding string, body io.Reader, want string) (string, error) {
 	mediaType, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		mediaType = "text/plain"
@@ -154,15 +165,15 @@ func textPart(contentType, encoding string, body io.Reader) (string, error) {
 		for {
 			p, err := mr.NextRawPart()
 			if err != nil {
-				return "", errors.New("no text/plain part")
+				return "", errors.New("no " + want + " part")
 			}
-			if t, err := textPart(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); err == nil {
+			if t, err := textPart(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p, want); err == nil {
 				return t, nil
 			}
 		}
 	}
-	if mediaType != "text/plain" {
-		return "", errors.New("not text/plain")
+	if mediaType != want {
+		return "", errors.New("not " + want)
 	}
 	var r io.Reader = body
 	switch strings.ToLower(encoding) {

@@ -148,9 +148,12 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	devtest.Eventually(t, "the clinic to be told of the confirmed booking", func() bool {
 		return slices.Contains(clinic.kindsFor(bookingID), notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED)
 	})
-	confirmMail := p.waitForMail(t, patient.Email, "is confirmed")
-	must(t, strings.Contains(confirmMail.Text, pkgmoney.Yen(deposit).Format()) && strings.Contains(confirmMail.Text, pkgmoney.Yen(balance).Format()),
-		"confirmation states deposit and balance:\n"+confirmMail.Text)
+	// The patient booked in Korean: the emails are in Korean, yen written 엔.
+	won := func(n int64) string { return strings.TrimPrefix(pkgmoney.Yen(n).Format(), "¥") + "엔" }
+	confirmMail := p.waitForMail(t, patient.Email, "예약이 확정되었습니다")
+	must(t, strings.Contains(confirmMail.Text, won(deposit)) && strings.Contains(confirmMail.Text, won(balance)) &&
+		strings.Contains(confirmMail.HTML, won(deposit)) && confirmMail.Headers["Content-Language"] == "ko",
+		"confirmation states deposit and balance, in Korean, text and HTML:\n"+confirmMail.Text)
 
 	// 5. The clinic harvests and cultures the cells; they pass QC.
 	p.ReportHarvest(t, bookingID).Expect(t, 200)
@@ -192,8 +195,8 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	must(t, p.StripeWebhook(t, payload, sig).Value.Outcome == "applied", "balance webhook applied")
 	p.waitForStatus(t, bookingID, "ready_for_administration")
 	must(t, p.StripeWebhook(t, payload, sig).Value.Outcome == "duplicate", "duplicate balance webhook recognised")
-	balanceMail := p.waitForMail(t, patient.Email, "Balance of")
-	must(t, strings.Contains(balanceMail.Subject, pkgmoney.Yen(balance).Format()), "balance email states the amount: "+balanceMail.Subject)
+	balanceMail := p.waitForMail(t, patient.Email, "잔금")
+	must(t, strings.Contains(balanceMail.Subject, won(balance)), "balance email states the amount: "+balanceMail.Subject)
 
 	// 7. The cells are administered.
 	done := p.ReportAdministered(t, bookingID).Expect(t, 200)
@@ -211,7 +214,10 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	must(t, fin.Expected == yen(total) && fin.Received == yen(total) && fin.Outstanding == yen(0) && fin.Settled &&
 		fin.Deposit.Received == yen(deposit) && fin.Balance.Received == yen(balance), fmt.Sprintf("finance %+v", fin))
 
-	// 9. Exactly once: three notices to the clinic, two emails to the patient.
+	p.waitForMail(t, patient.Email, "치료가 완료되었습니다")
+
+	// 9. Exactly once: three notices to the clinic, three emails to the patient
+	// (confirmed, balance charged, administered with the follow-up visits).
 	devtest.Eventually(t, "the clinic's three notices", func() bool { return len(clinic.kindsFor(bookingID)) >= 3 })
 	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
 	must(t, slices.Equal(clinic.kindsFor(bookingID), []notificationv1.NoticeKind{
@@ -225,7 +231,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 			mails++
 		}
 	}
-	must(t, mails == 2, fmt.Sprintf("%d emails to the patient, want 2", mails))
+	must(t, mails == 3, fmt.Sprintf("%d emails to the patient, want 3", mails))
 
 	// 10. One trace: the booking's spans from every service share its id.
 	p.assertOneTrace(t, bookingID)

@@ -176,7 +176,7 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		}
 	})
 
-	t.Run("an administered booking is announced to the clinic without an email", func(t *testing.T) {
+	t.Run("an administered booking is announced to the clinic, and the patient gets the follow-up dates", func(t *testing.T) {
 		b := newBooking(ginza, "en", "administered")
 		at := time.Date(2026, 5, 2, 14, 45, 0, 0, time.UTC)
 		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Administered),
@@ -186,9 +186,30 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		if n.subject != "clinic.v1."+ginza+".booking.administered" || n.eventID != "notice:"+b.Id+":administered" || !proto.Equal(n.notice.GetBooking(), b) {
 			t.Errorf("notice %s on %s: %v", n.eventID, n.subject, n.notice)
 		}
+		// 2 May 2026 23:45 in Tokyo: check-ups on 2 June, 2 August, 2 November.
+		m := f.waitForMail(t, b.Patient.Email, "is complete: your follow-up visits")
+		for _, d := range []string{"on 2 May 2026", "2 June 2026", "2 August 2026", "2 November 2026"} {
+			if !strings.Contains(m.Text, d) || !strings.Contains(m.HTML, d) {
+				t.Errorf("the administered email lacks %q:\n%s", d, m.Text)
+			}
+		}
 		f.settle(t, ginza)
-		if es := f.emails(t, b.Id); len(es) != 0 {
-			t.Fatalf("emails %+v for an administered booking", es)
+		if es := f.emails(t, b.Id); len(es) != 1 || es[0].Template != "administered" {
+			t.Fatalf("emails %+v for an administered booking, want the one", es)
+		}
+	})
+
+	t.Run("failed quality control tells the patient nothing more is charged", func(t *testing.T) {
+		b := newBooking(ginza, "ja", "qc_failed")
+		report := &bookingv1.QualityReport{CellCount: 80_000_000, ViabilityBp: 6500, SterilityPassed: true, EndotoxinPassed: true}
+		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.QCFailed), &bookingv1.QualityCheckFailed{Booking: b, Report: report}, time.Now())
+		m := f.waitForMail(t, b.Patient.Email, "品質検査に合格しませんでした")
+		if !strings.Contains(m.Text, "残金1,680,000円は請求いたしません") || !strings.Contains(m.HTML, "残金1,680,000円は請求いたしません") ||
+			m.Headers["Content-Language"] != "ja" {
+			t.Errorf("QC email %s:\n%s", m.Headers, m.Text)
+		}
+		if ns := f.clinic(ginza).forBooking(b.Id); len(ns) != 0 {
+			t.Errorf("a notice for failed QC: %v", ns)
 		}
 	})
 
@@ -202,7 +223,6 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 			{subject.Booking(ginza, subject.Created), &bookingv1.BookingCreated{Booking: quiet}},
 			{subject.Booking(ginza, subject.Harvested), &bookingv1.HarvestRecorded{Booking: quiet, HarvestedAt: timestamppb.Now()}},
 			{subject.Booking(ginza, subject.CellsReady), &bookingv1.CellsReady{Booking: quiet, Report: report}},
-			{subject.Booking(ginza, subject.QCFailed), &bookingv1.QualityCheckFailed{Booking: quiet, Report: report}},
 			// On the confirmed subject, but a creation: still nothing.
 			{subject.Booking(ginza, subject.Confirmed), &bookingv1.BookingCreated{Booking: quiet}},
 		} {
@@ -224,21 +244,35 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		}
 	})
 
-	t.Run("a Korean-speaking patient is written to in English, and the record says so", func(t *testing.T) {
-		b := newBooking(ginza, "ko", "confirmed")
-		b.Patient.Name, b.Patient.Country = "Kim Min-jun", "KR"
-		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Confirmed),
-			&bookingv1.BookingConfirmed{Booking: b, DepositPaymentId: uuid.NewString()}, time.Now())
-
-		m := f.waitForMail(t, b.Patient.Email, "Your booking at Ginza Regenerative Cell Clinic is confirmed")
-		if !strings.Contains(m.Text, "Dear Kim Min-jun") || !strings.Contains(m.Text, "deposit of ¥720,000") {
-			t.Errorf("body:\n%s", m.Text)
-		}
-		if !strings.Contains(string(m.Raw), "Content-Language: en\r\n") {
-			t.Errorf("the mail does not declare English:\n%s", m.Raw)
-		}
-		if e := f.waitForEmailStatus(t, b.Id, "booking_confirmed", "sent"); e.Language != "en" {
-			t.Errorf("email recorded in %q, want the English it was sent in", e.Language)
+	t.Run("each patient is written to in their language, text and HTML, and the record says which", func(t *testing.T) {
+		for _, c := range []struct {
+			lang, subject, greeting, deposit string
+		}{
+			{"ko", "Ginza Regenerative Cell Clinic 예약이 확정되었습니다", "Kim Min-jun 님께", "예약금 720,000엔"},
+			{"ja", "Ginza Regenerative Cell Clinicのご予約が確定しました", "Kim Min-jun 様", "ご予約金720,000円"},
+			{"zh", "您在Ginza Regenerative Cell Clinic的预约已确认", "尊敬的Kim Min-jun", "订金720,000日元"},
+			{"en", "Your booking at Ginza Regenerative Cell Clinic is confirmed", "Dear Kim Min-jun", "deposit of ¥720,000"},
+			{"fr", "Your booking at Ginza Regenerative Cell Clinic is confirmed", "Dear Kim Min-jun", "deposit of ¥720,000"}, // English fallback
+		} {
+			b := newBooking(ginza, c.lang, "confirmed")
+			b.Patient.Name, b.Patient.Country = "Kim Min-jun", "KR"
+			f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Confirmed),
+				&bookingv1.BookingConfirmed{Booking: b, DepositPaymentId: uuid.NewString()}, time.Now())
+			m := f.waitForMail(t, b.Patient.Email, c.subject)
+			if !strings.Contains(m.Text, c.greeting) || !strings.Contains(m.Text, c.deposit) ||
+				!strings.Contains(m.HTML, c.greeting) || !strings.Contains(m.HTML, c.deposit) || !strings.HasPrefix(m.HTML, "<!DOCTYPE html>") {
+				t.Errorf("%s: text:\n%s\nhtml:\n%s", c.lang, m.Text, m.HTML)
+			}
+			want := c.lang
+			if want == "fr" {
+				want = "en"
+			}
+			if m.Headers["Content-Language"] != want || !strings.HasPrefix(m.Headers["Content-Type"], "multipart/alternative") {
+				t.Errorf("%s: headers %v", c.lang, m.Headers)
+			}
+			if e := f.waitForEmailStatus(t, b.Id, "booking_confirmed", "sent"); e.Language != want {
+				t.Errorf("%s: email recorded in %q, want %q", c.lang, e.Language, want)
+			}
 		}
 	})
 

@@ -132,6 +132,9 @@ func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
 	msg.SetDate()
 	msg.SetGenHeader("Content-Language", e.Language)
 	msg.SetBodyString(mail.TypeTextPlain, e.Body)
+	if e.HTML != "" {
+		msg.AddAlternativeString(mail.TypeTextHTML, e.HTML)
+	}
 
 	host, portStr, err := net.SplitHostPort(s.cfg.SMTPAddr)
 	if err != nil {

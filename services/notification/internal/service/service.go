@@ -51,9 +51,21 @@ func (n *Notifier) BookingReadyForAdministration(ctx context.Context, tx pgx.Tx,
 	return n.queueEmail(ctx, tx, domain.TemplateBalanceCharged, e.GetBooking())
 }
 
-// BookingAdministered tells the clinic's systems the booking is complete.
+// BookingAdministered tells the clinic's systems the booking is complete,
+// and the patient when the follow-up visits are.
 func (n *Notifier) BookingAdministered(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingAdministered) error {
-	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeAdministered)
+	if err := n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeAdministered); err != nil {
+		return err
+	}
+	return n.queueEmail(ctx, tx, domain.TemplateAdministered, e.GetBooking(), func(b *domain.Booking) {
+		b.AdministeredAt = e.GetAdministeredAt().AsTime()
+	})
+}
+
+// QualityCheckFailed tells the patient that the cells will not be given
+// and nothing more is charged.
+func (n *Notifier) QualityCheckFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {
+	return n.queueEmail(ctx, tx, domain.TemplateQCFailed, e.GetBooking())
 }
 
 func (n *Notifier) notifyClinic(ctx context.Context, tx pgx.Tx, snap *bookingv1.Booking, kind subject.NoticeKind) error {
@@ -63,10 +75,13 @@ func (n *Notifier) notifyClinic(ctx context.Context, tx pgx.Tx, snap *bookingv1.
 	return outbox.Enqueue(ctx, tx, contract.ClinicNotice(snap, kind, bus.MessageOf(ctx).OccurredAt))
 }
 
-func (n *Notifier) queueEmail(ctx context.Context, tx pgx.Tx, template string, snap *bookingv1.Booking) error {
+func (n *Notifier) queueEmail(ctx context.Context, tx pgx.Tx, template string, snap *bookingv1.Booking, with ...func(*domain.Booking)) error {
 	b, err := contract.Booking(snap)
 	if err != nil {
 		return bus.Permanent(err)
+	}
+	for _, f := range with {
+		f(&b)
 	}
 	e, err := domain.ComposeEmail(template, b)
 	if err != nil {

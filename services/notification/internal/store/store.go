@@ -25,9 +25,9 @@ func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, bookingID strin
 		return err
 	}
 	_, err = db.Exec(ctx, `
-		INSERT INTO emails (id, booking_id, template, language, to_address, subject, body, status, trace)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8) ON CONFLICT (id) DO NOTHING`,
-		e.ID, bookingID, e.Template, e.Language, e.To, e.Subject, e.Body, t)
+		INSERT INTO emails (id, booking_id, template, language, to_address, subject, body, html, status, trace)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) ON CONFLICT (id) DO NOTHING`,
+		e.ID, bookingID, e.Template, e.Language, e.To, e.Subject, e.Body, e.HTML, t)
 	return err
 }
 
@@ -43,12 +43,12 @@ type QueuedEmail struct {
 	SentAt    *time.Time
 }
 
-const emailColumns = `id, booking_id, template, language, to_address, subject, body, status, attempts, last_error, trace, created_at, sent_at`
+const emailColumns = `id, booking_id, template, language, to_address, subject, body, html, status, attempts, last_error, trace, created_at, sent_at`
 
 func scanEmail(r pgx.CollectableRow) (QueuedEmail, error) {
 	var q QueuedEmail
 	var trace []byte
-	err := r.Scan(&q.ID, &q.BookingID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.Status, &q.Attempts,
+	err := r.Scan(&q.ID, &q.BookingID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.HTML, &q.Status, &q.Attempts,
 		&q.LastError, &trace, &q.CreatedAt, &q.SentAt)
 	if err == nil {
 		err = json.Unmarshal(trace, &q.Trace)

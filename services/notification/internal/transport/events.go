@@ -21,5 +21,6 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *s
 		inbox.On(n.BookingConfirmed),
 		inbox.On(n.BookingReadyForAdministration),
 		inbox.On(n.BookingAdministered),
+		inbox.On(n.QualityCheckFailed),
 	)
 }

@@ -1,0 +1,314 @@
+package domain
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/money"
+	"github.com/saisei-health/platform/pkg/tokyo"
+)
+
+// Email is a message to queue: a plain-text body and the same content as
+// HTML, sent together as multipart/alternative.
+type Email struct {
+	ID       string
+	Template string
+	Language string
+	To       string
+	Subject  string
+	Body     string
+	HTML     string
+}
+
+// Templates patients receive.
+const (
+	TemplateBookingConfirmed = "booking_confirmed"
+	TemplateBalanceCharged   = "balance_charged"
+	TemplateQCFailed         = "qc_failed"
+	TemplateAdministered     = "administered"
+)
+
+// Languages patients are written to in; English is the fallback.
+var Languages = []string{"en", "ko", "ja", "zh"}
+
+// FollowUpMonths are the check-ups after administration the clinics plan,
+// in months: at one, three and six.
+var FollowUpMonths = []int{1, 3, 6}
+
+// letter is one template in one language: a subject and paragraphs. A
+// paragraph whose lines all start with "- " is a list. Both the text and
+// the HTML part are rendered from the same paragraphs, and the HTML part
+// escapes everything, so nothing a patient or clinic typed becomes markup.
+type letter struct {
+	subject    string
+	paragraphs []string
+}
+
+// letters[template][language].
+var letters = map[string]map[string]letter{
+	TemplateBookingConfirmed: {
+		"en": {`Your booking at {{.ClinicName}} is confirmed`, []string{
+			`Dear {{.PatientName}},`,
+			`We have received your deposit of {{money .Deposit}} for {{.TreatmentName}} at {{.ClinicName}}. Your booking is confirmed and the clinic has been told.`,
+			`What happens next:
+- The clinic will contact you to schedule the harvest visit.
+- Your cells are then cultured, which usually takes three to five weeks, and tested before release. You will receive the certificate of analysis (cell count and viability).
+- Once the cells pass testing, the balance of {{money .Balance}} is charged to the card you paid the deposit with, and the clinic schedules the administration.`,
+			`Total for the treatment: {{money .Total}}.`,
+			`Booking reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`{{.ClinicName}} 예약이 확정되었습니다`, []string{
+			`{{.PatientName}} 님께,`,
+			`{{.ClinicName}}의 {{.TreatmentName}} 예약금 {{money .Deposit}}을 받았습니다. 예약이 확정되었으며 클리닉에도 알렸습니다.`,
+			`앞으로의 진행:
+- 클리닉에서 채취 방문 일정을 잡기 위해 연락드립니다.
+- 이후 세포를 배양하며(보통 3~5주), 출하 전에 검사합니다. 세포 수와 생존율이 담긴 시험 성적서를 받으시게 됩니다.
+- 세포가 검사를 통과하면 예약금을 결제하신 카드로 잔금 {{money .Balance}}이 결제되고, 클리닉에서 투여 일정을 잡습니다.`,
+			`치료 총액: {{money .Total}}`,
+			`예약 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`{{.ClinicName}}のご予約が確定しました`, []string{
+			`{{.PatientName}} 様`,
+			`{{.ClinicName}}の{{.TreatmentName}}のご予約金{{money .Deposit}}を受領いたしました。ご予約は確定し、クリニックにもお知らせしました。`,
+			`今後の流れ:
+- 採取のご来院日程について、クリニックからご連絡いたします。
+- その後、細胞を培養し（通常3〜5週間）、出荷前に検査します。細胞数と生存率を記載した試験成績書をお送りします。
+- 細胞が検査に合格しましたら、ご予約金をお支払いいただいたカードで残金{{money .Balance}}を決済し、クリニックが投与の日程を調整いたします。`,
+			`治療の総額: {{money .Total}}`,
+			`予約番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`您在{{.ClinicName}}的预约已确认`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`我们已收到您在{{.ClinicName}}预约{{.TreatmentName}}的订金{{money .Deposit}}。您的预约已确认，诊所也已收到通知。`,
+			`接下来：
+- 诊所会与您联系，安排采集细胞的就诊时间。
+- 之后将培养您的细胞（通常需要三到五周），并在放行前进行检测。您将收到检测报告（细胞数量和存活率）。
+- 细胞通过检测后，将从您支付订金的银行卡扣除尾款{{money .Balance}}，诊所随后安排给药。`,
+			`治疗总费用：{{money .Total}}`,
+			`预约编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
+	TemplateBalanceCharged: {
+		"en": {`Balance of {{money .Balance}} charged: your cells are ready`, []string{
+			`Dear {{.PatientName}},`,
+			`Your cells for {{.TreatmentName}} passed quality testing, and we have charged the balance of {{money .Balance}} to the card you used for the deposit. With the deposit of {{money .Deposit}}, the treatment ({{money .Total}}) is now paid in full.`,
+			`{{.ClinicName}} will contact you to schedule the administration.`,
+			`Booking reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`잔금 {{money .Balance}} 결제 완료: 세포가 준비되었습니다`, []string{
+			`{{.PatientName}} 님께,`,
+			`{{.TreatmentName}}을 위한 세포가 품질 검사를 통과하여, 예약금을 결제하신 카드로 잔금 {{money .Balance}}을 결제했습니다. 예약금 {{money .Deposit}}과 함께 치료비({{money .Total}}) 전액이 결제되었습니다.`,
+			`{{.ClinicName}}에서 투여 일정을 잡기 위해 연락드립니다.`,
+			`예약 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`残金{{money .Balance}}を決済しました：細胞の準備が整いました`, []string{
+			`{{.PatientName}} 様`,
+			`{{.TreatmentName}}の細胞が品質検査に合格しましたので、ご予約金をお支払いいただいたカードで残金{{money .Balance}}を決済いたしました。ご予約金{{money .Deposit}}と合わせ、治療費（{{money .Total}}）のお支払いはすべて完了です。`,
+			`投与の日程について、{{.ClinicName}}からご連絡いたします。`,
+			`予約番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`尾款{{money .Balance}}已扣款：您的细胞已准备就绪`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`您用于{{.TreatmentName}}的细胞已通过质量检测，我们已从您支付订金的银行卡扣除尾款{{money .Balance}}。加上订金{{money .Deposit}}，治疗费用（{{money .Total}}）已全部付清。`,
+			`{{.ClinicName}}会与您联系，安排给药时间。`,
+			`预约编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
+	TemplateQCFailed: {
+		"en": {`Your cells did not pass quality testing: nothing more will be charged`, []string{
+			`Dear {{.PatientName}},`,
+			`We are sorry: the cells cultured for {{.TreatmentName}} at {{.ClinicName}} did not pass the quality testing required before they may be given. They will not be administered.`,
+			`The balance of {{money .Balance}} will not be charged. {{.ClinicName}} will contact you about what can be done next.`,
+			`Booking reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`세포가 품질 검사를 통과하지 못했습니다: 추가 결제는 없습니다`, []string{
+			`{{.PatientName}} 님께,`,
+			`죄송합니다. {{.ClinicName}}에서 {{.TreatmentName}}을 위해 배양한 세포가 투여 전 필요한 품질 검사를 통과하지 못했습니다. 이 세포는 투여되지 않습니다.`,
+			`잔금 {{money .Balance}}은 결제되지 않습니다. 이후 가능한 방법에 대해 {{.ClinicName}}에서 연락드립니다.`,
+			`예약 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`細胞が品質検査に合格しませんでした：これ以上のご請求はありません`, []string{
+			`{{.PatientName}} 様`,
+			`誠に申し訳ございません。{{.ClinicName}}で{{.TreatmentName}}のために培養した細胞が、投与前に必要な品質検査に合格しませんでした。この細胞は投与されません。`,
+			`残金{{money .Balance}}は請求いたしません。今後について、{{.ClinicName}}からご連絡いたします。`,
+			`予約番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`您的细胞未通过质量检测：不会再收取任何费用`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`很抱歉：{{.ClinicName}}为{{.TreatmentName}}培养的细胞未通过给药前必需的质量检测，将不会给药。`,
+			`尾款{{money .Balance}}不会扣除。{{.ClinicName}}会就后续安排与您联系。`,
+			`预约编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
+	TemplateAdministered: {
+		"en": {`Your treatment at {{.ClinicName}} is complete: your follow-up visits`, []string{
+			`Dear {{.PatientName}},`,
+			`{{.ClinicName}} gave you {{.TreatmentName}} on {{date .AdministeredAt}}. Thank you for your trust.`,
+			`Follow-up check-ups, to see how you respond:
+{{range .FollowUps}}- {{date .}}
+{{end}}`,
+			`The clinic will confirm each appointment with you; a video consultation from home is usually possible.`,
+			`Booking reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`{{.ClinicName}} 치료가 완료되었습니다: 추적 관찰 일정`, []string{
+			`{{.PatientName}} 님께,`,
+			`{{date .AdministeredAt}}에 {{.ClinicName}}에서 {{.TreatmentName}} 투여를 받으셨습니다. 믿고 맡겨 주셔서 감사합니다.`,
+			`치료 반응을 확인하기 위한 추적 관찰 일정:
+{{range .FollowUps}}- {{date .}}
+{{end}}`,
+			`클리닉에서 각 일정을 확인해 드리며, 대부분 자택에서 화상 진료도 가능합니다.`,
+			`예약 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`{{.ClinicName}}での治療が完了しました：経過観察の予定`, []string{
+			`{{.PatientName}} 様`,
+			`{{date .AdministeredAt}}に{{.ClinicName}}で{{.TreatmentName}}の投与を受けられました。ご信頼いただきありがとうございます。`,
+			`治療の反応を確認する経過観察の予定:
+{{range .FollowUps}}- {{date .}}
+{{end}}`,
+			`各回の日時はクリニックからご確認の連絡をいたします。多くの場合、ご自宅からのオンライン診療も可能です。`,
+			`予約番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`您在{{.ClinicName}}的治疗已完成：随访安排`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`您已于{{date .AdministeredAt}}在{{.ClinicName}}接受了{{.TreatmentName}}。感谢您的信任。`,
+			`为观察治疗效果，随访安排如下：
+{{range .FollowUps}}- {{date .}}
+{{end}}`,
+			`诊所会与您确认每次随访的时间，通常也可以在家进行视频问诊。`,
+			`预约编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
+}
+
+// formatMoney writes an amount the way the language writes yen, the same
+// way in every email: ¥1,540,000 / 1,540,000엔 / 1,540,000円 / 1,540,000日元.
+func formatMoney(lang string, m money.Money) string {
+	if m.Currency != money.JPY {
+		return m.Format()
+	}
+	digits := strings.TrimPrefix(m.Format(), "¥")
+	switch lang {
+	case "ko":
+		return digits + "엔"
+	case "ja":
+		return digits + "円"
+	case "zh":
+		return digits + "日元"
+	}
+	return m.Format()
+}
+
+var months = [...]string{"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
+
+// formatDate writes the clinic's calendar date (Tokyo) of t.
+func formatDate(lang string, t time.Time) string {
+	d := t.In(tokyo.Location)
+	switch lang {
+	case "ko":
+		return fmt.Sprintf("%d년 %d월 %d일", d.Year(), d.Month(), d.Day())
+	case "ja", "zh":
+		return fmt.Sprintf("%d年%d月%d日", d.Year(), d.Month(), d.Day())
+	}
+	return fmt.Sprintf("%d %s %d", d.Day(), months[d.Month()-1], d.Year())
+}
+
+// emailData is what a letter is rendered from.
+type emailData struct {
+	Booking
+	FollowUps []time.Time
+}
+
+// ComposeEmail renders template name for b in b's language, falling back
+// to English: a subject, a text body and an HTML body from the same words.
+func ComposeEmail(name string, b Booking) (Email, error) {
+	byLang, ok := letters[name]
+	if !ok {
+		return Email{}, fmt.Errorf("no email template %q", name)
+	}
+	lang := b.Language
+	l, ok := byLang[lang]
+	if !ok {
+		lang, l = "en", byLang["en"]
+	}
+	funcs := template.FuncMap{
+		"money": func(m money.Money) string { return formatMoney(lang, m) },
+		"date":  func(t time.Time) string { return formatDate(lang, t) },
+	}
+	data := emailData{Booking: b}
+	if !b.AdministeredAt.IsZero() {
+		for _, m := range FollowUpMonths {
+			data.FollowUps = append(data.FollowUps, addMonths(b.AdministeredAt.In(tokyo.Location), m))
+		}
+	}
+	render := func(src string) (string, error) {
+		t, err := template.New(name).Funcs(funcs).Parse(src)
+		if err != nil {
+			return "", err
+		}
+		var buf bytes.Buffer
+		if err := t.Execute(&buf, data); err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(buf.String()), nil
+	}
+	subject, err := render(l.subject)
+	if err != nil {
+		return Email{}, err
+	}
+	var text, markup []string
+	for _, p := range l.paragraphs {
+		rendered, err := render(p)
+		if err != nil {
+			return Email{}, err
+		}
+		text = append(text, rendered)
+		markup = append(markup, htmlParagraph(rendered))
+	}
+	return Email{ID: b.ID + ":" + name, Template: name, Language: lang, To: b.PatientEmail, Subject: subject,
+		Body: strings.Join(text, "\n\n"),
+		HTML: `<!DOCTYPE html><html lang="` + lang + `"><head><meta charset="utf-8"><title>` + html.EscapeString(subject) +
+			`</title></head><body>` + strings.Join(markup, "\n") + `</body></html>`}, nil
+}
+
+// htmlParagraph renders one rendered paragraph as HTML, escaping all of it:
+// lines after a heading that start with "- " become a list.
+func htmlParagraph(p string) string {
+	lines := strings.Split(p, "\n")
+	var out strings.Builder
+	var items []string
+	flush := func() {
+		if len(items) > 0 {
+			out.WriteString("<ul>")
+			for _, it := range items {
+				out.WriteString("<li>" + html.EscapeString(it) + "</li>")
+			}
+			out.WriteString("</ul>")
+			items = nil
+		}
+	}
+	var prose []string
+	for _, line := range lines {
+		if item, ok := strings.CutPrefix(line, "- "); ok {
+			items = append(items, item)
+			continue
+		}
+		prose = append(prose, html.EscapeString(line))
+	}
+	if len(prose) > 0 {
+		out.WriteString("<p>" + strings.Join(prose, "<br>") + "</p>")
+	}
+	flush()
+	return out.String()
+}
+
+// addMonths is the same day n months later, or the last day of that month
+// when it is shorter: a month after 31 January is 28 February, not 3 March.
+func addMonths(t time.Time, n int) time.Time {
+	first := time.Date(t.Year(), t.Month()+time.Month(n), 1, t.Hour(), t.Minute(), 0, 0, t.Location())
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(t.Day(), last)-1)
+}
