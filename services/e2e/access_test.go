@@ -3,15 +3,19 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/tokyo"
 	gateway "github.com/saisei-health/platform/services/gateway/server"
 )
 
@@ -180,4 +184,93 @@ func postJSON(t *testing.T, url, body string) response {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	return response{Request: "POST " + url, Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+}
+
+// A clinic lists its own bookings only, filtered and paged on its own
+// calendar, and reads one with the patient's screening, which quoting
+// records in the audit log.
+func TestAClinicSeesItsOwnBookingsWithTheScreeningAudited(t *testing.T) {
+	p := startPlatform(t)
+	ginza := identity.Principal{Subject: "ginza-staff", Role: identity.Clinic, ClinicID: "tokyo-ginza-namiki-clinic"}
+	osaka := identity.Principal{Subject: "osaka-staff", Role: identity.Clinic, ClinicID: "osaka-umeda-regenerative-clinic"}
+	var ids []string
+	for i := range 3 {
+		q := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+		ids = append(ids, p.Book(t, q.Value.ID, fmt.Sprintf("clinic-list-%d-%s", i, q.Value.ID)).Expect(t, 201).Value.ID)
+	}
+	as := func(who identity.Principal) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + p.token(t, who)}
+	}
+	type page struct {
+		Items []struct {
+			ID       string `json:"id"`
+			ClinicID string `json:"clinic_id"`
+			Status   string `json:"status"`
+		} `json:"items"`
+		NextCursor string `json:"next_cursor"`
+	}
+	list := func(who identity.Principal, query string) (int, page) {
+		r := p.call(t, "GET", "/v1/clinic/bookings"+query, nil, as(who))
+		var pg page
+		_ = json.Unmarshal(r.Raw, &pg)
+		return r.Status, pg
+	}
+	today := time.Now().In(tokyo.Location).Format(time.DateOnly)
+	var seen []string
+	cursor := ""
+	for {
+		status, pg := list(ginza, "?status=awaiting_deposit&from="+today+"&to="+today+"&limit=2"+cursor)
+		if status != 200 {
+			t.Fatalf("list: %d", status)
+		}
+		for _, it := range pg.Items {
+			if it.ClinicID != ginza.ClinicID || it.Status != "awaiting_deposit" {
+				t.Fatalf("listed %+v", it)
+			}
+			seen = append(seen, it.ID)
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		cursor = "&cursor=" + pg.NextCursor
+	}
+	for _, id := range ids {
+		if !slices.Contains(seen, id) {
+			t.Fatalf("booking %s missing from the clinic's pages %v", id, seen)
+		}
+	}
+	if status, pg := list(osaka, ""); status != 200 || len(pg.Items) != 0 {
+		t.Fatalf("another clinic lists %d bookings (%d)", len(pg.Items), status)
+	}
+	if status, _ := list(ginza, "?status=paid"); status != 422 {
+		t.Fatalf("a bad status: %d", status)
+	}
+	if r := p.call(t, "GET", "/v1/clinic/bookings", nil, as(thePatient)); r.Status != 403 {
+		t.Fatalf("a patient lists clinic bookings: %d", r.Status)
+	}
+
+	// One booking, with the screening, read as the clinic: audited.
+	r := p.call(t, "GET", "/v1/clinic/bookings/"+ids[0], nil, as(ginza))
+	var one struct {
+		ID        string `json:"id"`
+		Screening struct {
+			DiagnosisConfirmed *bool `json:"diagnosis_confirmed"`
+		} `json:"screening"`
+		Eligibility struct {
+			Status string `json:"status"`
+		} `json:"eligibility"`
+		History []struct{ To string } `json:"history"`
+	}
+	if r.Status != 200 || json.Unmarshal(r.Raw, &one) != nil || one.ID != ids[0] || one.Screening.DiagnosisConfirmed == nil ||
+		one.Eligibility.Status != "eligible" || len(one.History) != 1 {
+		t.Fatalf("the clinic's booking: %d %s", r.Status, r.Raw)
+	}
+	if r := p.call(t, "GET", "/v1/clinic/bookings/"+ids[0], nil, as(osaka)); r.Status != 404 {
+		t.Fatalf("another clinic's booking: %d", r.Status)
+	}
+	booked := p.Booking(t, ids[0]).Expect(t, 200)
+	audit := p.call(t, "GET", "/v1/admin/audit?record=quote:"+booked.Value.QuoteID, nil, as(operator))
+	if audit.Status != 200 || !strings.Contains(string(audit.Raw), `"subject":"ginza-staff"`) || !strings.Contains(string(audit.Raw), `"action":"read"`) {
+		t.Fatalf("the clinic's read is not in the audit log: %d %s", audit.Status, audit.Raw)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/booking/internal/service"
 	"github.com/saisei-health/platform/services/booking/internal/store"
@@ -43,11 +44,11 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err != nil {
 		return err
 	}
-	up, err := upstream.New(cfg.QuotingURL, cfg.PaymentURL, client)
+	up, err := upstream.New(cfg.QuotingURL, cfg.PaymentURL, client, httpkit.NewClient(deps.TracerProvider, 15*time.Second))
 	if err != nil {
 		return err
 	}
-	b := service.New(host.Pool, store.New(), up, up, deps.TracerProvider, deps.Clock())
+	b := service.New(host.Pool, store.New(), up, up, up, deps.TracerProvider, deps.Clock())
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}

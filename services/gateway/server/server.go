@@ -116,6 +116,8 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 		compose.MakeGetBookingEndpoint(urls["booking"], urls["payment"], httpkit.NewClient(deps.TracerProvider, 10*time.Second), services),
 		compose.DecodeID, httpkit.EncodeResponse,
 		append(httpkit.ServerOptions(deps.Log, nil), kithttp.ServerBefore(kithttp.PopulateRequestContext))...)))
+	r.Handle("GET /v1/clinic/bookings", only(clinic)(to("booking")))
+	r.Handle("GET /v1/clinic/bookings/{id}", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/harvest", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", only(clinic)(to("booking")))

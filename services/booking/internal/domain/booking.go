@@ -28,6 +28,9 @@ const (
 	QCFailed Status = "qc_failed"
 )
 
+// Statuses lists every status.
+var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed}
+
 // Patient is who the booking is for.
 type Patient struct {
 	Name     string

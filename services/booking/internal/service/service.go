@@ -46,6 +46,12 @@ type Quotes interface {
 	AcceptQuote(ctx context.Context, quoteID string, a upstream.Acceptance) (*upstream.Quote, error)
 }
 
+// Screenings is quoting read as the caller: a quote's health information,
+// which quoting shows only to whom it may and audits.
+type Screenings interface {
+	Screening(ctx context.Context, quoteID, authorization string) (*upstream.Screening, error)
+}
+
 // Deposits is payment, as booking uses it.
 type Deposits interface {
 	CreateDeposit(ctx context.Context, req upstream.DepositRequest) (*upstream.Deposit, error)
@@ -70,6 +76,8 @@ type Created struct {
 type Service interface {
 	CreateBooking(ctx context.Context, req CreateRequest) (Created, error)
 	GetBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, []domain.Transition, error)
+	ClinicBookings(ctx context.Context, caller identity.Principal, f store.ClinicFilter) ([]domain.Booking, error)
+	ClinicBooking(ctx context.Context, caller identity.Principal, id, authorization string) (domain.Booking, []domain.Transition, *upstream.Screening, error)
 	RecordHarvest(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
 	RecordCellsReady(ctx context.Context, caller identity.Principal, id string, r domain.QualityReport) (domain.Booking, error)
 	RecordAdministration(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
@@ -77,17 +85,18 @@ type Service interface {
 
 // Bookings implements Service and the payment event handlers.
 type Bookings struct {
-	pool     *pgxpool.Pool
-	store    *store.Store
-	quotes   Quotes
-	deposits Deposits
-	tracer   trace.Tracer
-	now      func() time.Time
+	pool       *pgxpool.Pool
+	store      *store.Store
+	quotes     Quotes
+	deposits   Deposits
+	screenings Screenings
+	tracer     trace.Tracer
+	now        func() time.Time
 }
 
 // New returns the booking service.
-func New(pool *pgxpool.Pool, s *store.Store, quotes Quotes, deposits Deposits, tp trace.TracerProvider, now func() time.Time) *Bookings {
-	return &Bookings{pool: pool, store: s, quotes: quotes, deposits: deposits,
+func New(pool *pgxpool.Pool, s *store.Store, quotes Quotes, deposits Deposits, screenings Screenings, tp trace.TracerProvider, now func() time.Time) *Bookings {
+	return &Bookings{pool: pool, store: s, quotes: quotes, deposits: deposits, screenings: screenings,
 		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now}
 }
 
@@ -225,6 +234,31 @@ func visibleTo(b domain.Booking, caller identity.Principal) bool {
 		return b.ClinicID == caller.ClinicID
 	}
 	return false
+}
+
+// ClinicBooking is one of the clinic's bookings with its history and the
+// patient's screening, read from quoting with the clinic's own token
+// (authorization), so quoting audits the read.
+func (s *Bookings) ClinicBooking(ctx context.Context, caller identity.Principal, id, authorization string) (domain.Booking, []domain.Transition, *upstream.Screening, error) {
+	b, history, err := s.GetBooking(ctx, caller, id)
+	if err != nil {
+		return b, nil, nil, err
+	}
+	sc, err := s.screenings.Screening(ctx, b.QuoteID, authorization)
+	if err != nil {
+		return b, nil, nil, fmt.Errorf("%w: quoting: %v", ErrUnavailable, err)
+	}
+	return b, history, sc, nil
+}
+
+// ClinicBookings lists the caller clinic's own bookings: the filter's
+// clinic is always the caller's.
+func (s *Bookings) ClinicBookings(ctx context.Context, caller identity.Principal, f store.ClinicFilter) ([]domain.Booking, error) {
+	if caller.Role != identity.Clinic || caller.ClinicID == "" {
+		return nil, fmt.Errorf("%w: only a clinic lists its bookings", ErrNotFound)
+	}
+	f.ClinicID = caller.ClinicID
+	return s.store.ByClinic(ctx, s.pool, f)
 }
 
 // RecordHarvest files the clinic's report that cells were collected.

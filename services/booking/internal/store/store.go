@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -135,4 +136,41 @@ func (s *Store) Transitions(ctx context.Context, db pgdb.Querier, id string) ([]
 		err := r.Scan(&t.From, &t.To, &t.Cause, &t.At)
 		return t, err
 	})
+}
+
+// ClinicFilter selects a clinic's bookings.
+type ClinicFilter struct {
+	ClinicID string
+	Status   domain.Status // empty: any
+	// From and To bound the creation time, To excluded (zero: unbounded).
+	From, To time.Time
+	// AfterCreated and AfterID are the last booking of the previous page.
+	AfterCreated time.Time
+	AfterID      string
+	Limit        int
+}
+
+// ByClinic lists a clinic's bookings, oldest first, a page at a time.
+func (s *Store) ByClinic(ctx context.Context, db pgdb.Querier, f ClinicFilter) ([]domain.Booking, error) {
+	to := f.To
+	if to.IsZero() {
+		to = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	rows, err := db.Query(ctx, `SELECT `+columns+` FROM bookings
+		WHERE clinic_id = $1 AND ($2 = '' OR status = $2) AND created_at >= $3 AND created_at < $4
+			AND (created_at, id) > ($5, $6::uuid)
+		ORDER BY created_at, id LIMIT $7`,
+		f.ClinicID, f.Status, f.From, to, f.AfterCreated, orNil(f.AfterID), f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Booking, error) { return scan(r) })
+}
+
+// orNil is the smallest uuid when there is no cursor yet.
+func orNil(id string) string {
+	if id == "" {
+		return "00000000-0000-0000-0000-000000000000"
+	}
+	return id
 }

@@ -4,15 +4,18 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
+	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/service"
+	"github.com/saisei-health/platform/services/booking/internal/store"
 )
 
 // Endpoints are booking's operations.
@@ -22,6 +25,8 @@ type Endpoints struct {
 	RecordHarvest        endpoint.Endpoint
 	RecordCellsReady     endpoint.Endpoint
 	RecordAdministration endpoint.Endpoint
+	ClinicBookings       endpoint.Endpoint
+	ClinicBooking        endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
@@ -32,6 +37,8 @@ func MakeEndpoints(s service.Service) Endpoints {
 		RecordHarvest:        makeRecordHarvestEndpoint(s),
 		RecordCellsReady:     makeRecordCellsReadyEndpoint(s),
 		RecordAdministration: makeRecordAdministrationEndpoint(s),
+		ClinicBookings:       makeClinicBookingsEndpoint(s),
+		ClinicBooking:        makeClinicBookingEndpoint(s),
 	}
 }
 
@@ -92,6 +99,55 @@ func makeGetBookingEndpoint(s service.Service) endpoint.Endpoint {
 			return nil, err
 		}
 		return viewOf(b, history), nil
+	}
+}
+
+// clinicListRequest is a clinic's page request.
+type clinicListRequest struct{ filter store.ClinicFilter }
+
+// BookingPageView is a page of a clinic's bookings.
+type BookingPageView struct {
+	Items      []BookingView `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// ClinicBookingView is a booking as its clinic sees it: with the patient's
+// screening and eligibility.
+type ClinicBookingView struct {
+	BookingView
+	Screening   json.RawMessage `json:"screening"`
+	Eligibility json.RawMessage `json:"eligibility"`
+}
+
+func makeClinicBookingEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		caller, _ := identity.FromContext(ctx)
+		authorization, _ := ctx.Value(kithttp.ContextKeyRequestAuthorization).(string)
+		b, history, sc, err := s.ClinicBooking(ctx, caller, request.(bookingID).id, authorization)
+		if err != nil {
+			return nil, err
+		}
+		return ClinicBookingView{BookingView: viewOf(b, history), Screening: sc.Screening, Eligibility: sc.Eligibility}, nil
+	}
+}
+
+func makeClinicBookingsEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(clinicListRequest)
+		caller, _ := identity.FromContext(ctx)
+		bs, err := s.ClinicBookings(ctx, caller, req.filter)
+		if err != nil {
+			return nil, err
+		}
+		page := BookingPageView{Items: []BookingView{}}
+		for _, b := range bs {
+			page.Items = append(page.Items, viewOf(b, nil))
+		}
+		if len(bs) == req.filter.Limit {
+			last := bs[len(bs)-1]
+			page.NextCursor = encodeCursor(last.CreatedAt, last.ID)
+		}
+		return page, nil
 	}
 }
 

@@ -2,19 +2,26 @@ package transport
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/google/uuid"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/tokyo"
 	"github.com/saisei-health/platform/pkg/validation"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/service"
+	"github.com/saisei-health/platform/services/booking/internal/store"
 )
 
 // MakeHandler serves booking's HTTP API: patients' bookings and the
@@ -28,6 +35,8 @@ func MakeHandler(e Endpoints, log *slog.Logger, now func() time.Time, guard *ide
 	r := httpkit.NewRouter()
 	r.Handle("POST /v1/bookings", patient(kithttp.NewServer(e.CreateBooking, decodeCreateBooking, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/bookings/{id}", either(kithttp.NewServer(e.GetBooking, decodeBookingID, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/clinic/bookings", clinic(kithttp.NewServer(e.ClinicBookings, decodeClinicBookings, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/clinic/bookings/{id}", clinic(kithttp.NewServer(e.ClinicBooking, decodeBookingID, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/bookings/{id}/harvest", clinic(kithttp.NewServer(e.RecordHarvest, decodeTimedReport("harvested_at", now), httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", clinic(kithttp.NewServer(e.RecordCellsReady, decodeCellsReady(now), httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", clinic(kithttp.NewServer(e.RecordAdministration, decodeTimedReport("administered_at", now), httpkit.EncodeResponse, opts...)))
@@ -41,6 +50,77 @@ func decodeCreateBooking(_ context.Context, r *http.Request) (any, error) {
 	}
 	req.idempotencyKey = r.Header.Get("Idempotency-Key")
 	return req, nil
+}
+
+// decodeClinicBookings reads status, from and to (dates on the clinic's
+// calendar, Tokyo; to included), cursor and limit.
+func decodeClinicBookings(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := store.ClinicFilter{Limit: 20}
+	var v validation.Validator
+	for key := range q {
+		v.Check(slices.Contains([]string{"status", "from", "to", "cursor", "limit"}, key), key,
+			"is not a filter of this endpoint (status, from, to, cursor, limit)")
+	}
+	if st := domain.Status(q.Get("status")); st != "" {
+		v.Check(slices.Contains(domain.Statuses, st), "status", "must be one of "+joinStatuses())
+		f.Status = st
+	}
+	day := func(key string) time.Time {
+		s := q.Get(key)
+		if s == "" {
+			return time.Time{}
+		}
+		d, err := time.ParseInLocation(time.DateOnly, s, tokyo.Location)
+		v.Check(err == nil, key, "must be a date YYYY-MM-DD (the clinic's, in Tokyo)")
+		return d
+	}
+	f.From = day("from")
+	if to := day("to"); !to.IsZero() {
+		f.To = to.AddDate(0, 0, 1) // the whole of that day
+		v.Check(f.From.IsZero() || !to.Before(f.From), "to", "must not be before from")
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		v.Check(err == nil && n >= 1 && n <= 100, "limit", "must be 1 to 100")
+		f.Limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		at, id, ok := decodeCursor(s)
+		v.Check(ok, "cursor", "is not a cursor from a previous page")
+		f.AfterCreated, f.AfterID = at, id
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return clinicListRequest{filter: f}, nil
+}
+
+func joinStatuses() string {
+	parts := make([]string, len(domain.Statuses))
+	for i, s := range domain.Statuses {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// A cursor is the last booking of a page: its creation time and id, opaque
+// to clients.
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(s string) (time.Time, string, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if !ok || err != nil || uuid.Validate(id) != nil {
+		return time.Time{}, "", false
+	}
+	return t, id, true
 }
 
 func decodeBookingID(_ context.Context, r *http.Request) (any, error) {

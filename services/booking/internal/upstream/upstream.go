@@ -6,6 +6,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -72,10 +73,21 @@ type Deposit struct {
 type Clients struct {
 	acceptQuote   endpoint.Endpoint
 	createDeposit endpoint.Endpoint
+	quoteAsCaller endpoint.Endpoint
 }
 
-// New builds clients for the given base URLs.
-func New(quotingURL, paymentURL string, client *http.Client) (*Clients, error) {
+// Screening is a quote's health information, as quoting shows it to the
+// caller it is read for (and audits).
+type Screening struct {
+	Screening   json.RawMessage `json:"screening"`
+	Eligibility json.RawMessage `json:"eligibility"`
+}
+
+type quoteAsCaller struct{ quoteID, authorization string }
+
+// New builds clients for the given base URLs: client calls as booking
+// itself, callerClient forwards the caller's own token.
+func New(quotingURL, paymentURL string, client, callerClient *http.Client) (*Clients, error) {
 	q, err := url.Parse(quotingURL)
 	if err != nil {
 		return nil, err
@@ -90,6 +102,12 @@ func New(quotingURL, paymentURL string, client *http.Client) (*Clients, error) {
 			httpkit.DecodeJSONResponse[Quote](), opt).Endpoint(),
 		createDeposit: kithttp.NewClient(http.MethodPost, p.JoinPath("/internal/v1/deposits"), httpkit.EncodeJSONRequest,
 			httpkit.DecodeJSONResponse[Deposit](), opt).Endpoint(),
+		quoteAsCaller: kithttp.NewClient(http.MethodGet, q, func(_ context.Context, r *http.Request, request any) error {
+			req := request.(quoteAsCaller)
+			r.URL.Path = "/v1/quotes/" + url.PathEscape(req.quoteID)
+			r.Header.Set("Authorization", req.authorization)
+			return nil
+		}, httpkit.DecodeJSONResponse[Screening](), kithttp.SetClient(callerClient)).Endpoint(),
 	}, nil
 }
 
@@ -123,4 +141,15 @@ func (c *Clients) CreateDeposit(ctx context.Context, req DepositRequest) (*Depos
 		return nil, err
 	}
 	return v.(*Deposit), nil
+}
+
+// Screening reads a quote's screening and eligibility from quoting as the
+// caller whose token authorization is: quoting decides whether they may see
+// it, and records that they did.
+func (c *Clients) Screening(ctx context.Context, quoteID, authorization string) (*Screening, error) {
+	v, err := c.quoteAsCaller(ctx, quoteAsCaller{quoteID: quoteID, authorization: authorization})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Screening), nil
 }
