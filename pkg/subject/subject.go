@@ -26,7 +26,8 @@ const (
 // BookingEvent names the status a booking event announces.
 type BookingEvent string
 
-// Booking events, one per status a booking enters.
+// Booking events, one per status a booking enters, and BalanceFailed, one
+// per balance charge that failed while the booking waits for its balance.
 const (
 	Created                BookingEvent = "created"
 	Confirmed              BookingEvent = "confirmed"
@@ -35,10 +36,11 @@ const (
 	QCFailed               BookingEvent = "qc_failed"
 	ReadyForAdministration BookingEvent = "ready_for_administration"
 	Administered           BookingEvent = "administered"
+	BalanceFailed          BookingEvent = "balance_failed"
 )
 
 // BookingEvents lists every booking event.
-var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered}
+var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed}
 
 // Booking is booking.v1.<clinic>.<event>.
 func Booking(clinic string, e BookingEvent) string { return join("booking.v1", clinic, string(e)) }

@@ -77,6 +77,10 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 			{as(ginza), 403}, {as(finance), 403}, {as(service), 403}}},
 		{"GET", "/v1/admin/audit?record=quote:" + quoteID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},
 			{as(finance), 403}, {as(operator), 200}}},
+		{"GET", "/v1/me/notification-preferences", nil, []attempt{{nobody, 401}, {as(ginza), 403}, {as(finance), 403},
+			{as(operator), 403}, {as(service), 403}, {as(thePatient), 200}}},
+		{"PUT", "/v1/me/notification-preferences", map[string]any{"language": "ko", "emails": map[string]bool{"quote_issued": false}},
+			[]attempt{{nobody, 401}, {as(ginza), 403}, {as(finance), 403}, {as(thePatient), 200}}},
 		// Internal routes are never routed by the gateway, whoever asks.
 		{"POST", "/internal/v1/deposits", map[string]any{}, []attempt{{nobody, 404}, {as(service), 404}}},
 		{"GET", "/internal/v1/emails?booking_id=" + bookingID, nil, []attempt{{as(operator), 404}}},
@@ -109,6 +113,17 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// Preferences are the caller's own: the patient's setting is not another's.
+	var mine, theirs struct {
+		Language string          `json:"language"`
+		Emails   map[string]bool `json:"emails"`
+	}
+	_ = json.Unmarshal(p.call(t, "GET", "/v1/me/notification-preferences", nil, as(thePatient)).Raw, &mine)
+	_ = json.Unmarshal(p.call(t, "GET", "/v1/me/notification-preferences", nil, as(otherPatient)).Raw, &theirs)
+	if mine.Language != "ko" || mine.Emails["quote_issued"] || theirs.Language != "" || !theirs.Emails["quote_issued"] {
+		t.Fatalf("preferences: mine %+v, another patient's %+v", mine, theirs)
 	}
 
 	// Nothing any refused caller sent changed the booking, the quote or the plan.

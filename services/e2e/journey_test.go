@@ -88,6 +88,13 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	for _, c := range []string{"consultation", "harvest", "cell_culture", "quality_testing", "administration", "hotel", "interpreter", "consumption_tax"} {
 		must(t, codes[c], "line "+c)
 	}
+	// The patient reads Korean: the quote is emailed in Korean, yen written 엔,
+	// with its validity.
+	won := func(n int64) string { return strings.TrimPrefix(pkgmoney.Yen(n).Format(), "¥") + "엔" }
+	quoteMail := p.waitForMail(t, patient.Email, "견적서")
+	must(t, strings.Contains(quoteMail.Text, won(total)) && strings.Contains(quoteMail.Text, won(deposit)) &&
+		strings.Contains(quoteMail.Text, "까지 유효합니다") && strings.Contains(quoteMail.Text, q.ID),
+		"the quote email states the amounts, validity and reference:\n"+quoteMail.Text)
 	rate, err := pkgmoney.ParseRate(pkgmoney.USD, pkgmoney.JPY, q.FX.Rate)
 	if err != nil {
 		t.Fatal(err)
@@ -148,8 +155,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 	devtest.Eventually(t, "the clinic to be told of the confirmed booking", func() bool {
 		return slices.Contains(clinic.kindsFor(bookingID), notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED)
 	})
-	// The patient booked in Korean: the emails are in Korean, yen written 엔.
-	won := func(n int64) string { return strings.TrimPrefix(pkgmoney.Yen(n).Format(), "¥") + "엔" }
+	// The booking emails are in Korean too.
 	confirmMail := p.waitForMail(t, patient.Email, "예약이 확정되었습니다")
 	must(t, strings.Contains(confirmMail.Text, won(deposit)) && strings.Contains(confirmMail.Text, won(balance)) &&
 		strings.Contains(confirmMail.HTML, won(deposit)) && confirmMail.Headers["Content-Language"] == "ko",
@@ -216,8 +222,9 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 
 	p.waitForMail(t, patient.Email, "치료가 완료되었습니다")
 
-	// 9. Exactly once: three notices to the clinic, three emails to the patient
-	// (confirmed, balance charged, administered with the follow-up visits).
+	// 9. Exactly once: three notices to the clinic, four emails to the patient
+	// (the quote, confirmed, balance charged, administered with the follow-up
+	// visits).
 	devtest.Eventually(t, "the clinic's three notices", func() bool { return len(clinic.kindsFor(bookingID)) >= 3 })
 	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
 	must(t, slices.Equal(clinic.kindsFor(bookingID), []notificationv1.NoticeKind{
@@ -231,7 +238,7 @@ func TestPatientJourneyFromQuoteToAdministration(t *testing.T) {
 			mails++
 		}
 	}
-	must(t, mails == 3, fmt.Sprintf("%d emails to the patient, want 3", mails))
+	must(t, mails == 4, fmt.Sprintf("%d emails to the patient, want 4", mails))
 
 	// 10. One trace: the booking's spans from every service share its id.
 	p.assertOneTrace(t, bookingID)

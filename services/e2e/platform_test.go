@@ -122,7 +122,8 @@ func startPlatform(t *testing.T) *platform {
 	})
 	run("gateway", gwURL, func(ctx context.Context, d servicehost.Deps) error {
 		return gateway.Run(ctx, gateway.Config{HTTPAddr: gwAddr, CatalogURL: catURL, QuotingURL: quoURL, BookingURL: bokURL, PaymentURL: payURL,
-			Identity: p.issuer.Config("gateway"),
+			NotificationURL: notURL,
+			Identity:        p.issuer.Config("gateway"),
 			// The tests are one client sending as fast as it can.
 			RateLimit: gateway.RateLimits{PerClient: 10_000, Burst: 10_000, StripeCalls: 10_000, StripeBurst: 10_000}}, d)
 	})

@@ -547,6 +547,87 @@ func (x *BookingReadyForAdministration) GetBalancePaymentId() string {
 	return ""
 }
 
+// Subject booking.v1.<clinic_id>.balance_failed: the balance could not be
+// charged off-session (declined, or the bank wants the patient to
+// authenticate); the booking stays awaiting_balance. One per failed charge.
+type BalanceChargeFailed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Booking   *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	PaymentId string                 `protobuf:"bytes,2,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	// The bank wants the patient to authenticate the charge themselves.
+	RequiresAction bool `protobuf:"varint,3,opt,name=requires_action,json=requiresAction,proto3" json:"requires_action,omitempty"`
+	// Stripe's decline or error code, e.g. card_declined.
+	FailureCode   string                 `protobuf:"bytes,4,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
+	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BalanceChargeFailed) Reset() {
+	*x = BalanceChargeFailed{}
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BalanceChargeFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BalanceChargeFailed) ProtoMessage() {}
+
+func (x *BalanceChargeFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BalanceChargeFailed.ProtoReflect.Descriptor instead.
+func (*BalanceChargeFailed) Descriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BalanceChargeFailed) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
+func (x *BalanceChargeFailed) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *BalanceChargeFailed) GetRequiresAction() bool {
+	if x != nil {
+		return x.RequiresAction
+	}
+	return false
+}
+
+func (x *BalanceChargeFailed) GetFailureCode() string {
+	if x != nil {
+		return x.FailureCode
+	}
+	return ""
+}
+
+func (x *BalanceChargeFailed) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
 // Subject booking.v1.<clinic_id>.administered
 type BookingAdministered struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -558,7 +639,7 @@ type BookingAdministered struct {
 
 func (x *BookingAdministered) Reset() {
 	*x = BookingAdministered{}
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[8]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +651,7 @@ func (x *BookingAdministered) String() string {
 func (*BookingAdministered) ProtoMessage() {}
 
 func (x *BookingAdministered) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[8]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +664,7 @@ func (x *BookingAdministered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookingAdministered.ProtoReflect.Descriptor instead.
 func (*BookingAdministered) Descriptor() ([]byte, []int) {
-	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BookingAdministered) GetBooking() *Booking {
@@ -646,7 +727,14 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\x06report\x18\x02 \x01(\v2 .saisei.booking.v1.QualityReportR\x06report\"\x83\x01\n" +
 	"\x1dBookingReadyForAdministration\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12,\n" +
-	"\x12balance_payment_id\x18\x02 \x01(\tR\x10balancePaymentId\"\x90\x01\n" +
+	"\x12balance_payment_id\x18\x02 \x01(\tR\x10balancePaymentId\"\xef\x01\n" +
+	"\x13BalanceChargeFailed\x124\n" +
+	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x02 \x01(\tR\tpaymentId\x12'\n" +
+	"\x0frequires_action\x18\x03 \x01(\bR\x0erequiresAction\x12!\n" +
+	"\ffailure_code\x18\x04 \x01(\tR\vfailureCode\x127\n" +
+	"\tfailed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x90\x01\n" +
 	"\x13BookingAdministered\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12C\n" +
 	"\x0fadministered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eadministeredAtBBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
@@ -663,7 +751,7 @@ func file_saisei_booking_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_booking_v1_events_proto_rawDescData
 }
 
-var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(*Booking)(nil),                       // 0: saisei.booking.v1.Booking
 	(*BookingCreated)(nil),                // 1: saisei.booking.v1.BookingCreated
@@ -673,34 +761,37 @@ var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(*CellsReady)(nil),                    // 5: saisei.booking.v1.CellsReady
 	(*QualityCheckFailed)(nil),            // 6: saisei.booking.v1.QualityCheckFailed
 	(*BookingReadyForAdministration)(nil), // 7: saisei.booking.v1.BookingReadyForAdministration
-	(*BookingAdministered)(nil),           // 8: saisei.booking.v1.BookingAdministered
-	(*commonv1.Patient)(nil),              // 9: saisei.common.v1.Patient
-	(*commonv1.Money)(nil),                // 10: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
+	(*BalanceChargeFailed)(nil),           // 8: saisei.booking.v1.BalanceChargeFailed
+	(*BookingAdministered)(nil),           // 9: saisei.booking.v1.BookingAdministered
+	(*commonv1.Patient)(nil),              // 10: saisei.common.v1.Patient
+	(*commonv1.Money)(nil),                // 11: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 12: google.protobuf.Timestamp
 }
 var file_saisei_booking_v1_events_proto_depIdxs = []int32{
-	9,  // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
-	10, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
-	10, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
-	10, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
-	11, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
+	10, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
+	11, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
+	11, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
+	11, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
+	12, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
 	0,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
 	0,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
-	11, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
-	11, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
+	12, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
+	12, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
 	4,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
 	0,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
 	4,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
 	0,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
-	0,  // 15: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
-	11, // 16: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	0,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
+	12, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
+	0,  // 17: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
+	12, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_saisei_booking_v1_events_proto_init() }
@@ -714,7 +805,7 @@ func file_saisei_booking_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_booking_v1_events_proto_rawDesc), len(file_saisei_booking_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -83,7 +83,11 @@ type Patient struct {
 	// ISO 3166-1 alpha-2, e.g. "KR".
 	Country string `protobuf:"bytes,3,opt,name=country,proto3" json:"country,omitempty"`
 	// BCP 47 language the patient reads, e.g. "ko".
-	Language      string `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	Language string `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
+	// The patient's identity at the issuer (the token's subject), so a
+	// service can honour the patient's own settings. Opaque; never forwarded
+	// to clinics.
+	Subject       string `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +150,13 @@ func (x *Patient) GetLanguage() string {
 	return ""
 }
 
+func (x *Patient) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 var File_saisei_common_v1_common_proto protoreflect.FileDescriptor
 
 const file_saisei_common_v1_common_proto_rawDesc = "" +
@@ -153,12 +164,13 @@ const file_saisei_common_v1_common_proto_rawDesc = "" +
 	"\x1dsaisei/common/v1/common.proto\x12\x10saisei.common.v1\";\n" +
 	"\x05Money\x12\x16\n" +
 	"\x06amount\x18\x01 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"i\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\x83\x01\n" +
 	"\aPatient\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x18\n" +
 	"\acountry\x18\x03 \x01(\tR\acountry\x12\x1a\n" +
-	"\blanguage\x18\x04 \x01(\tR\blanguageB@Z>github.com/saisei-health/platform/pkg/events/commonv1;commonv1b\x06proto3"
+	"\blanguage\x18\x04 \x01(\tR\blanguage\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubjectB@Z>github.com/saisei-health/platform/pkg/events/commonv1;commonv1b\x06proto3"
 
 var (
 	file_saisei_common_v1_common_proto_rawDescOnce sync.Once

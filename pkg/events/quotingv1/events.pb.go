@@ -40,8 +40,12 @@ type QuoteIssued struct {
 	Version      int32                  `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
 	Supersedes   string                 `protobuf:"bytes,10,opt,name=supersedes,proto3" json:"supersedes,omitempty"`
 	// eligible, needs_review or ineligible.
-	Eligibility   string          `protobuf:"bytes,11,opt,name=eligibility,proto3" json:"eligibility,omitempty"`
-	Tax           *commonv1.Money `protobuf:"bytes,12,opt,name=tax,proto3" json:"tax,omitempty"`
+	Eligibility string          `protobuf:"bytes,11,opt,name=eligibility,proto3" json:"eligibility,omitempty"`
+	Tax         *commonv1.Money `protobuf:"bytes,12,opt,name=tax,proto3" json:"tax,omitempty"`
+	// Who the quote is for, so the patient can be written to.
+	Patient       *commonv1.Patient `protobuf:"bytes,13,opt,name=patient,proto3" json:"patient,omitempty"`
+	TreatmentName string            `protobuf:"bytes,14,opt,name=treatment_name,json=treatmentName,proto3" json:"treatment_name,omitempty"`
+	ClinicName    string            `protobuf:"bytes,15,opt,name=clinic_name,json=clinicName,proto3" json:"clinic_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +162,27 @@ func (x *QuoteIssued) GetTax() *commonv1.Money {
 		return x.Tax
 	}
 	return nil
+}
+
+func (x *QuoteIssued) GetPatient() *commonv1.Patient {
+	if x != nil {
+		return x.Patient
+	}
+	return nil
+}
+
+func (x *QuoteIssued) GetTreatmentName() string {
+	if x != nil {
+		return x.TreatmentName
+	}
+	return ""
+}
+
+func (x *QuoteIssued) GetClinicName() string {
+	if x != nil {
+		return x.ClinicName
+	}
+	return ""
 }
 
 // QuoteAccepted is published on quoting.v1.<clinic_id>.quote.accepted when a
@@ -304,7 +329,7 @@ var File_saisei_quoting_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_quoting_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1esaisei/quoting/v1/events.proto\x12\x11saisei.quoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dsaisei/common/v1/common.proto\"\xff\x03\n" +
+	"\x1esaisei/quoting/v1/events.proto\x12\x11saisei.quoting.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dsaisei/common/v1/common.proto\"\xfc\x04\n" +
 	"\vQuoteIssued\x12\x19\n" +
 	"\bquote_id\x18\x01 \x01(\tR\aquoteId\x12!\n" +
 	"\ftreatment_id\x18\x02 \x01(\tR\vtreatmentId\x12\x1b\n" +
@@ -321,7 +346,11 @@ const file_saisei_quoting_v1_events_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"supersedes\x12 \n" +
 	"\veligibility\x18\v \x01(\tR\veligibility\x12)\n" +
-	"\x03tax\x18\f \x01(\v2\x17.saisei.common.v1.MoneyR\x03tax\"f\n" +
+	"\x03tax\x18\f \x01(\v2\x17.saisei.common.v1.MoneyR\x03tax\x123\n" +
+	"\apatient\x18\r \x01(\v2\x19.saisei.common.v1.PatientR\apatient\x12%\n" +
+	"\x0etreatment_name\x18\x0e \x01(\tR\rtreatmentName\x12\x1f\n" +
+	"\vclinic_name\x18\x0f \x01(\tR\n" +
+	"clinicName\"f\n" +
 	"\rQuoteAccepted\x12\x19\n" +
 	"\bquote_id\x18\x01 \x01(\tR\aquoteId\x12\x1d\n" +
 	"\n" +
@@ -355,6 +384,7 @@ var file_saisei_quoting_v1_events_proto_goTypes = []any{
 	(*QuoteWithdrawn)(nil),        // 2: saisei.quoting.v1.QuoteWithdrawn
 	(*commonv1.Money)(nil),        // 3: saisei.common.v1.Money
 	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*commonv1.Patient)(nil),      // 5: saisei.common.v1.Patient
 }
 var file_saisei_quoting_v1_events_proto_depIdxs = []int32{
 	3, // 0: saisei.quoting.v1.QuoteIssued.total:type_name -> saisei.common.v1.Money
@@ -363,11 +393,12 @@ var file_saisei_quoting_v1_events_proto_depIdxs = []int32{
 	3, // 3: saisei.quoting.v1.QuoteIssued.display_total:type_name -> saisei.common.v1.Money
 	4, // 4: saisei.quoting.v1.QuoteIssued.valid_until:type_name -> google.protobuf.Timestamp
 	3, // 5: saisei.quoting.v1.QuoteIssued.tax:type_name -> saisei.common.v1.Money
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 6: saisei.quoting.v1.QuoteIssued.patient:type_name -> saisei.common.v1.Patient
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_saisei_quoting_v1_events_proto_init() }

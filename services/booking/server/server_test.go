@@ -1547,13 +1547,36 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 		if got.Status != "awaiting_balance" || got.BalanceFailure != "card_declined: Your card was declined." || len(got.History) != 4 {
 			t.Fatalf("after a declined balance: %+v", got)
 		}
-		if evs := r.events(t, b.ID); len(evs) != 4 {
-			t.Fatalf("a failed charge announced a state change: %v", names(evs))
+		// The same failure delivered again is the same cause: one event.
+		r.redeliver(t, "payment:"+paymentID+":failed:1", subject.Payment(clinicID, subject.Balance, subject.Failed), failed)
+		// Not a state change, but the patient must hear of it: one
+		// balance_failed per failed charge, with the booking and the cause.
+		evs := r.events(t, b.ID)
+		if !slices.Equal(names(evs), []string{"created", "confirmed", "harvested", "cells_ready", "balance_failed"}) {
+			t.Fatalf("events after a failed charge: %v", names(evs))
+		}
+		bf, ok := evs[4].Message.(*bookingv1.BalanceChargeFailed)
+		if !ok || bf.GetPaymentId() != paymentID || bf.GetFailureCode() != "card_declined" || bf.GetRequiresAction() ||
+			bf.GetBooking().GetStatus() != "awaiting_balance" || bf.GetBooking().GetPatient().GetSubject() == "" ||
+			evs[4].ID != "booking:"+b.ID+":balance_failed:payment:"+paymentID+":failed:1" {
+			t.Fatalf("balance_failed %s: %v", evs[4].ID, evs[4].Message)
 		}
 
 		r.pay(t, succeeded(b, paymentv1.Stage_STAGE_BALANCE, standardBalance))
 		if paid := r.waitForStatus(t, b.ID, "ready_for_administration"); paid.BalanceFailure != "" {
 			t.Fatalf("the failure outlived the payment: %q", paid.BalanceFailure)
+		}
+		// A decline of an earlier attempt reported after the payment is
+		// stale: recorded nowhere, announced to no one.
+		r.publishEvent(t, "payment:"+paymentID+":failed:2", subject.Payment(clinicID, subject.Balance, subject.Failed), failed)
+		devtest.Eventually(t, "the stale decline to be handled", func() bool {
+			var seen bool
+			_ = r.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM booking.inbox WHERE consumer = 'booking-payments-failed'
+				AND event_id = $1)`, "payment:"+paymentID+":failed:2").Scan(&seen)
+			return seen
+		})
+		if evs := r.events(t, b.ID); len(evs) != 6 || evs[5].name() != "ready_for_administration" {
+			t.Fatalf("events after a stale decline: %v", names(evs))
 		}
 	})
 

@@ -29,6 +29,8 @@ type Config struct {
 	QuotingURL string
 	BookingURL string
 	PaymentURL string
+	// NotificationURL serves the patient's notification preferences.
+	NotificationURL string
 	// DevIssuerURL, set only while the dev issuer runs (make run), routes
 	// POST /v1/dev/tokens to it; otherwise that route does not exist.
 	DevIssuerURL string
@@ -45,13 +47,14 @@ type RateLimits = ratelimit.Config
 // DEV_ISSUER_URL and the OIDC_* variables.
 func ConfigFromEnv() Config {
 	return Config{
-		HTTPAddr:     servicehost.Env("HTTP_ADDR", ":8080"),
-		CatalogURL:   servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081"),
-		QuotingURL:   servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
-		BookingURL:   servicehost.Env("BOOKING_URL", "http://127.0.0.1:8083"),
-		PaymentURL:   servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
-		DevIssuerURL: servicehost.Env("DEV_ISSUER_URL", ""),
-		Identity:     identity.ConfigFromEnv(),
+		HTTPAddr:        servicehost.Env("HTTP_ADDR", ":8080"),
+		CatalogURL:      servicehost.Env("CATALOG_URL", "http://127.0.0.1:8081"),
+		QuotingURL:      servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
+		BookingURL:      servicehost.Env("BOOKING_URL", "http://127.0.0.1:8083"),
+		PaymentURL:      servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
+		NotificationURL: servicehost.Env("NOTIFICATION_URL", "http://127.0.0.1:8085"),
+		DevIssuerURL:    servicehost.Env("DEV_ISSUER_URL", ""),
+		Identity:        identity.ConfigFromEnv(),
 		RateLimit: ratelimit.Config{
 			PerClient:      rate.Limit(envFloat("GATEWAY_RATE_PER_CLIENT", float64(ratelimit.Defaults.PerClient))),
 			Burst:          int(envFloat("GATEWAY_RATE_BURST", float64(ratelimit.Defaults.Burst))),
@@ -77,7 +80,8 @@ func envFloat(key string, def float64) float64 {
 // payments it adds to a booking.
 func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services *http.Client) (http.Handler, error) {
 	urls := map[string]*url.URL{}
-	targets := map[string]string{"catalog": cfg.CatalogURL, "quoting": cfg.QuotingURL, "booking": cfg.BookingURL, "payment": cfg.PaymentURL}
+	targets := map[string]string{"catalog": cfg.CatalogURL, "quoting": cfg.QuotingURL, "booking": cfg.BookingURL, "payment": cfg.PaymentURL,
+		"notification": cfg.NotificationURL}
 	if cfg.DevIssuerURL != "" {
 		targets["issuer"] = cfg.DevIssuerURL
 	}
@@ -122,6 +126,8 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", only(clinic)(to("booking")))
 	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
+	r.Handle("GET /v1/me/notification-preferences", only(patient)(to("notification")))
+	r.Handle("PUT /v1/me/notification-preferences", only(patient)(to("notification")))
 	limits := cfg.RateLimit
 	if limits.PerClient == 0 {
 		limits = ratelimit.Defaults

@@ -49,7 +49,11 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	st := store.New()
-	if err := transport.Subscribe(ctx, host, host.Pool, service.New(st)); err != nil {
+	notifier := service.New(st)
+	if err := transport.Subscribe(ctx, host, host.Pool, notifier); err != nil {
+		return err
+	}
+	if err := transport.SubscribeQuotes(ctx, host, host.Pool, notifier); err != nil {
 		return err
 	}
 	sender := mailer.New(cfg.Mail, host.Pool, st, deps.TracerProvider, deps.Log)

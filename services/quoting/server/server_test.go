@@ -701,6 +701,11 @@ func TestQuotesAreItemizedTaxedDisplayedAndAnnouncedOnce(t *testing.T) {
 			!ev.GetValidUntil().AsTime().Equal(validUntil) || ev.GetEligibility() != "eligible" {
 			t.Errorf("QuoteIssued = %v", &ev)
 		}
+		// Who to write to, and about what, travel with it (never the screening).
+		if p := ev.GetPatient(); p.GetName() != "Kim Min-jun" || p.GetEmail() != "minjun@example.kr" || p.GetLanguage() != "ko" ||
+			p.GetSubject() != patientKim.Subject || ev.GetTreatmentName() == "" || ev.GetClinicName() == "" {
+			t.Errorf("QuoteIssued patient %v, treatment %q, clinic %q", p, ev.GetTreatmentName(), ev.GetClinicName())
+		}
 	})
 
 	t.Run("visa guarantee is outside the tax, won are whole", func(t *testing.T) {

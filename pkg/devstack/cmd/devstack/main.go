@@ -180,7 +180,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	}
 	common := []string{"NATS_URL=" + natsURL, "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
-		"PAYMENT_URL=" + urls["payment"]}
+		"PAYMENT_URL=" + urls["payment"], "NOTIFICATION_URL=" + urls["notification"]}
 	common = append(common, "OIDC_ISSUER_URL="+issuerURL, "OIDC_AUDIENCE="+envOr("OIDC_AUDIENCE", audience))
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME",
 		"OIDC_ROLE_CLAIM", "OIDC_CLINIC_CLAIM"} {

@@ -4,6 +4,7 @@ package contract
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -21,8 +22,9 @@ func Snapshot(b domain.Booking) *bookingv1.Booking {
 	return &bookingv1.Booking{
 		Id: b.ID, QuoteId: b.QuoteID, TreatmentId: b.TreatmentID, TreatmentName: b.TreatmentName,
 		ClinicId: b.ClinicID, ClinicName: b.ClinicName,
-		Patient: &commonv1.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
-		Status:  string(b.Status), Total: wire.Money(b.Total), Deposit: wire.Money(b.Deposit), Balance: wire.Money(b.Balance),
+		Patient: &commonv1.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language,
+			Subject: b.PatientSubject},
+		Status: string(b.Status), Total: wire.Money(b.Total), Deposit: wire.Money(b.Deposit), Balance: wire.Money(b.Balance),
 		CreatedAt: timestamppb.New(b.CreatedAt),
 	}
 }
@@ -65,4 +67,16 @@ func Event(b domain.Booking) (bus.Event, error) {
 		Subject: subject.Booking(b.ClinicID, name),
 		Message: msg,
 	}, nil
+}
+
+// BalanceFailed announces that the balance charge paymentID failed: the
+// booking still awaits its balance and the patient must act. One event per
+// failed charge (the payment event's id is where the failure was decided).
+func BalanceFailed(b domain.Booking, paymentEventID, paymentID, failureCode string, requiresAction bool, at time.Time) bus.Event {
+	return bus.Event{
+		ID:      "booking:" + b.ID + ":" + string(subject.BalanceFailed) + ":" + paymentEventID,
+		Subject: subject.Booking(b.ClinicID, subject.BalanceFailed),
+		Message: &bookingv1.BalanceChargeFailed{Booking: Snapshot(b), PaymentId: paymentID, RequiresAction: requiresAction,
+			FailureCode: failureCode, FailedAt: timestamppb.New(at)},
+	}
 }

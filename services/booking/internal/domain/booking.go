@@ -170,17 +170,19 @@ func (b *Booking) ConfirmBalance(paymentID string, amount money.Money, at time.T
 
 // RecordBalanceFailure notes why the balance could not be charged; the
 // booking waits in awaiting_balance for the patient to pay on-session.
-func (b *Booking) RecordBalanceFailure(reason string, at time.Time) error {
+// recorded is false for a stale report, which changes nothing and must not
+// be announced.
+func (b *Booking) RecordBalanceFailure(reason string, at time.Time) (recorded bool, err error) {
 	if b.BalancePaymentID != "" {
 		// Payment's failed and succeeded events travel on different
 		// consumers: a decline reported after the balance was paid is stale.
-		return nil
+		return false, nil
 	}
 	if b.Status != AwaitingBalance {
-		return TransitionError{"record a balance failure for", b.Status}
+		return false, TransitionError{"record a balance failure for", b.Status}
 	}
 	b.BalanceFailure, b.UpdatedAt = reason, at
-	return nil
+	return true, nil
 }
 
 // RecordAdministration marks the cells administered.

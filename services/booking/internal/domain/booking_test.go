@@ -166,20 +166,20 @@ func TestProtocolsWithoutHarvestOrBalance(t *testing.T) {
 func TestABalanceDeclineReportedAfterThePaymentIsStale(t *testing.T) {
 	b := newBooking()
 	b.Status = AwaitingBalance
-	if err := b.RecordBalanceFailure("card_declined: Your card was declined.", t0); err != nil || b.BalanceFailure == "" {
-		t.Fatalf("decline while awaiting the balance: %v %q", err, b.BalanceFailure)
+	if recorded, err := b.RecordBalanceFailure("card_declined: Your card was declined.", t0); err != nil || !recorded || b.BalanceFailure == "" {
+		t.Fatalf("decline while awaiting the balance: %v %v %q", recorded, err, b.BalanceFailure)
 	}
 	if _, err := b.ConfirmBalance("pay_bal", money.Yen(1_100_000), t0.Add(time.Hour)); err != nil || b.BalanceFailure != "" {
 		t.Fatalf("balance paid: %v, failure %q", err, b.BalanceFailure)
 	}
 	// The decline of an earlier attempt arrives late, on its own consumer.
-	if err := b.RecordBalanceFailure("card_declined: late", t0.Add(2*time.Hour)); err != nil ||
+	if recorded, err := b.RecordBalanceFailure("card_declined: late", t0.Add(2*time.Hour)); err != nil || recorded ||
 		b.BalanceFailure != "" || b.Status != ReadyForAdministration {
-		t.Fatalf("late decline: %v, failure %q, status %s", err, b.BalanceFailure, b.Status)
+		t.Fatalf("late decline: %v %v, failure %q, status %s", recorded, err, b.BalanceFailure, b.Status)
 	}
 	// Before the balance is due, a decline still does not fit.
 	early := newBooking()
-	if err := early.RecordBalanceFailure("x", t0); !errors.Is(err, ErrInvalidTransition) {
+	if _, err := early.RecordBalanceFailure("x", t0); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("decline before the balance is due: %v", err)
 	}
 }

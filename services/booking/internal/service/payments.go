@@ -9,7 +9,9 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
+	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/wire"
+	"github.com/saisei-health/platform/services/booking/internal/contract"
 	"github.com/saisei-health/platform/services/booking/internal/domain"
 	"github.com/saisei-health/platform/services/booking/internal/store"
 )
@@ -56,8 +58,17 @@ func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, e *payment
 		return err
 	}
 	reason := truncate(e.GetFailureCode()+": "+e.GetFailureMessage(), 500)
-	if err := b.RecordBalanceFailure(reason, e.GetFailedAt().AsTime()); err != nil {
+	recorded, err := b.RecordBalanceFailure(reason, e.GetFailedAt().AsTime())
+	if err != nil {
 		return bus.Permanent(err)
 	}
-	return s.save(ctx, tx, b, nil)
+	if !recorded {
+		return nil
+	}
+	if err := s.save(ctx, tx, b, nil); err != nil {
+		return err
+	}
+	// The patient is told (by notification) what happens next.
+	return outbox.Enqueue(ctx, tx, contract.BalanceFailed(b, bus.MessageOf(ctx).ID, e.GetPaymentId(),
+		truncate(e.GetFailureCode(), 100), e.GetRequiresAction(), e.GetFailedAt().AsTime()))
 }

@@ -15,22 +15,31 @@ import (
 // Email is a message to queue: a plain-text body and the same content as
 // HTML, sent together as multipart/alternative.
 type Email struct {
-	ID       string
-	Template string
-	Language string
-	To       string
-	Subject  string
-	Body     string
-	HTML     string
+	ID string
+	// BookingID or QuoteID names what the email is about.
+	BookingID string
+	QuoteID   string
+	Template  string
+	Language  string
+	To        string
+	Subject   string
+	Body      string
+	HTML      string
 }
 
 // Templates patients receive.
 const (
+	TemplateQuoteIssued      = "quote_issued"
 	TemplateBookingConfirmed = "booking_confirmed"
+	TemplateBalanceFailed    = "balance_failed"
 	TemplateBalanceCharged   = "balance_charged"
 	TemplateQCFailed         = "qc_failed"
 	TemplateAdministered     = "administered"
 )
+
+// Templates lists every email, in the order a booking meets them.
+var Templates = []string{TemplateQuoteIssued, TemplateBookingConfirmed, TemplateBalanceCharged, TemplateBalanceFailed,
+	TemplateQCFailed, TemplateAdministered}
 
 // Languages patients are written to in; English is the fallback.
 var Languages = []string{"en", "ko", "ja", "zh"}
@@ -50,6 +59,82 @@ type letter struct {
 
 // letters[template][language].
 var letters = map[string]map[string]letter{
+	TemplateQuoteIssued: {
+		"en": {`Your quote for {{.TreatmentName}} at {{.ClinicName}}`, []string{
+			`Dear {{.PatientName}},`,
+			`Here is your quote for {{.TreatmentName}} at {{.ClinicName}}: {{money .Total}} in total, tax included.`,
+			`It is paid in two stages:
+- a deposit of {{money .Deposit}} when you book, for harvesting and culturing your cells;
+- the balance of {{money .Balance}} once your cells have passed quality testing, before they are given.`,
+			`The quote is valid until {{date .ValidUntil}} (Japan time). To book, sign in and accept it.`,
+			`Quote reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`{{.ClinicName}} {{.TreatmentName}} 견적서`, []string{
+			`{{.PatientName}} 님께,`,
+			`{{.ClinicName}}의 {{.TreatmentName}} 견적을 보내드립니다. 총액은 세금 포함 {{money .Total}}입니다.`,
+			`결제는 두 단계로 나뉩니다:
+- 예약 시 세포 채취와 배양을 위한 예약금 {{money .Deposit}}
+- 세포가 품질 검사를 통과한 뒤 투여 전에 잔금 {{money .Balance}}`,
+			`이 견적은 {{date .ValidUntil}}(일본 시간)까지 유효합니다. 예약하시려면 로그인하여 견적을 수락해 주세요.`,
+			`견적 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`{{.ClinicName}} {{.TreatmentName}}のお見積もり`, []string{
+			`{{.PatientName}} 様`,
+			`{{.ClinicName}}の{{.TreatmentName}}のお見積もりをお送りします。総額は税込{{money .Total}}です。`,
+			`お支払いは2回に分かれます:
+- ご予約時に、細胞の採取と培養のためのご予約金{{money .Deposit}}
+- 細胞が品質検査に合格した後、投与の前に残金{{money .Balance}}`,
+			`このお見積もりの有効期限は{{date .ValidUntil}}（日本時間）です。ご予約はログインしてお見積もりをご承認ください。`,
+			`見積番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`{{.ClinicName}} {{.TreatmentName}}的报价`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`这是您在{{.ClinicName}}接受{{.TreatmentName}}的报价：含税总额{{money .Total}}。`,
+			`费用分两次支付：
+- 预约时支付订金{{money .Deposit}}，用于采集和培养您的细胞；
+- 细胞通过质量检测后、给药前支付尾款{{money .Balance}}。`,
+			`本报价有效期至{{date .ValidUntil}}（日本时间）。如需预约，请登录并接受报价。`,
+			`报价编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
+	TemplateBalanceFailed: {
+		"en": {`We could not charge the balance of {{money .Balance}}`, []string{
+			`Dear {{.PatientName}},`,
+			`Your cells for {{.TreatmentName}} passed quality testing, but the balance of {{money .Balance}} could not be charged to the card you used for the deposit. {{if .RequiresAction}}Your bank asks you to confirm this payment yourself.{{else}}Your bank declined the payment.{{end}} Nothing has been charged.`,
+			`What happens next:
+- Your cells stay reserved for you.
+- {{if .RequiresAction}}We will contact you with a secure way to confirm the payment.{{else}}We will contact you to pay with another card.{{end}}
+- {{.ClinicName}} schedules the administration once the balance is received.`,
+			`Booking reference: {{.ID}}`,
+			`Saisei Care`}},
+		"ko": {`잔금 {{money .Balance}}을 결제하지 못했습니다`, []string{
+			`{{.PatientName}} 님께,`,
+			`{{.TreatmentName}}을 위한 세포는 품질 검사를 통과했지만, 예약금을 결제하신 카드로 잔금 {{money .Balance}}을 결제하지 못했습니다. {{if .RequiresAction}}카드사에서 고객님의 직접 승인을 요청했습니다.{{else}}카드사에서 결제를 거절했습니다.{{end}} 결제된 금액은 없습니다.`,
+			`앞으로의 진행:
+- 세포는 고객님을 위해 계속 보관됩니다.
+- {{if .RequiresAction}}결제를 안전하게 승인하실 수 있는 방법을 안내해 드리겠습니다.{{else}}다른 카드로 결제하실 수 있도록 연락드리겠습니다.{{end}}
+- 잔금이 결제되면 {{.ClinicName}}에서 투여 일정을 잡습니다.`,
+			`예약 번호: {{.ID}}`,
+			`Saisei Care 드림`}},
+		"ja": {`残金{{money .Balance}}を決済できませんでした`, []string{
+			`{{.PatientName}} 様`,
+			`{{.TreatmentName}}の細胞は品質検査に合格しましたが、ご予約金をお支払いいただいたカードで残金{{money .Balance}}を決済できませんでした。{{if .RequiresAction}}カード会社がご本人による承認を求めています。{{else}}カード会社が決済を承認しませんでした。{{end}}ご請求は発生していません。`,
+			`今後の流れ:
+- 細胞は引き続きお客様のために保管いたします。
+- {{if .RequiresAction}}お支払いを安全にご承認いただく方法をご案内いたします。{{else}}別のカードでのお支払いについてご連絡いたします。{{end}}
+- 残金を受領しましたら、{{.ClinicName}}が投与の日程を調整いたします。`,
+			`予約番号: {{.ID}}`,
+			`Saisei Care`}},
+		"zh": {`尾款{{money .Balance}}扣款未成功`, []string{
+			`尊敬的{{.PatientName}}：`,
+			`您用于{{.TreatmentName}}的细胞已通过质量检测，但从您支付订金的银行卡扣除尾款{{money .Balance}}未成功。{{if .RequiresAction}}您的银行要求您本人确认这笔付款。{{else}}您的银行拒绝了这笔付款。{{end}}未产生任何扣款。`,
+			`接下来：
+- 您的细胞将继续为您保留。
+- {{if .RequiresAction}}我们会与您联系，告知安全确认付款的方式。{{else}}我们会与您联系，改用其他银行卡付款。{{end}}
+- 收到尾款后，{{.ClinicName}}将安排给药时间。`,
+			`预约编号：{{.ID}}`,
+			`Saisei Care`}},
+	},
 	TemplateBookingConfirmed: {
 		"en": {`Your booking at {{.ClinicName}} is confirmed`, []string{
 			`Dear {{.PatientName}},`,

@@ -9,7 +9,8 @@ import (
 	"github.com/saisei-health/platform/pkg/money"
 )
 
-// Booking is notification's read model of a booking.
+// Booking is what an email is about: a booking, or for the quote email a
+// quote (ID is then the quote's id and ValidUntil is set).
 type Booking struct {
 	ID            string
 	ClinicID      string
@@ -17,13 +18,20 @@ type Booking struct {
 	TreatmentName string
 	PatientName   string
 	PatientEmail  string
-	Language      string
-	Status        string
-	Total         money.Money
-	Deposit       money.Money
-	Balance       money.Money
+	// PatientSubject is the patient's identity, whose preferences apply.
+	PatientSubject string
+	Language       string
+	Status         string
+	Total          money.Money
+	Deposit        money.Money
+	Balance        money.Money
 	// AdministeredAt is set for the administered email.
 	AdministeredAt time.Time
+	// ValidUntil is set for the quote email.
+	ValidUntil time.Time
+	// RequiresAction is set for the balance-failed email when the bank
+	// wants the patient to authenticate the charge (otherwise it declined).
+	RequiresAction bool
 }
 
 // NoticeID is deterministic: one notice per booking and kind, ever.

@@ -13,7 +13,8 @@ func booking(lang string) Booking {
 		PatientName: "Kim Min-jun", PatientEmail: "minjun@example.kr", Language: lang,
 		Total: money.Yen(1_540_000), Deposit: money.Yen(1_100_000), Balance: money.Yen(440_000),
 		// 2027-01-31 23:30 in Tokyo, already the 31st there though the 31st 14:30 in UTC.
-		AdministeredAt: time.Date(2027, 1, 31, 14, 30, 0, 0, time.UTC)}
+		AdministeredAt: time.Date(2027, 1, 31, 14, 30, 0, 0, time.UTC),
+		ValidUntil:     time.Date(2026, 12, 31, 14, 59, 0, 0, time.UTC)}
 }
 
 // Every email exists in the four languages, with amounts written the same
@@ -27,7 +28,7 @@ func TestEveryEmailIsWrittenInThePatientsLanguage(t *testing.T) {
 	}
 	amounts := map[string][]string{"en": {"¥1,100,000", "¥440,000", "¥1,540,000"}, "ko": {"1,100,000엔", "440,000엔", "1,540,000엔"},
 		"ja": {"1,100,000円", "440,000円", "1,540,000円"}, "zh": {"1,100,000日元", "440,000日元", "1,540,000日元"}}
-	for _, tmpl := range []string{TemplateBookingConfirmed, TemplateBalanceCharged, TemplateQCFailed, TemplateAdministered} {
+	for _, tmpl := range Templates {
 		for _, lang := range Languages {
 			e, err := ComposeEmail(tmpl, booking(lang))
 			if err != nil {
@@ -42,7 +43,7 @@ func TestEveryEmailIsWrittenInThePatientsLanguage(t *testing.T) {
 			if !strings.Contains(e.Body, "Kim Min-jun") || !strings.Contains(e.Body, "b1") || !strings.Contains(e.HTML, `lang="`+lang+`"`) {
 				t.Errorf("%s/%s body:\n%s", tmpl, lang, e.Body)
 			}
-			if tmpl == TemplateBookingConfirmed {
+			if tmpl == TemplateBookingConfirmed || tmpl == TemplateQuoteIssued {
 				for _, a := range amounts[lang] {
 					if !strings.Contains(e.Body, a) || !strings.Contains(e.HTML, a) {
 						t.Errorf("%s/%s lacks %q", tmpl, lang, a)
@@ -102,5 +103,23 @@ func TestTheHTMLPartEscapesWhatWasTyped(t *testing.T) {
 	}
 	if !strings.Contains(e.Body, `<script>alert("x")</script> & Co`) {
 		t.Fatalf("the text part is changed: %s", e.Body)
+	}
+}
+
+// Money emails cannot be declined; a language setting beats the quote's.
+func TestPreferencesDeclineOnlyOptionalEmails(t *testing.T) {
+	p := Preferences{Language: "ja", Declined: []string{TemplateQuoteIssued}}
+	if p.Wants(TemplateQuoteIssued) || !p.Wants(TemplateAdministered) || !p.Wants(TemplateBalanceFailed) {
+		t.Fatalf("wants: %+v", p)
+	}
+	if got := p.LanguageFor("ko"); got != "ja" {
+		t.Fatalf("language %q", got)
+	}
+	if got := (Preferences{}).LanguageFor("ko"); got != "ko" {
+		t.Fatalf("no setting: %q", got)
+	}
+	bad := Preferences{Language: "fr", Declined: []string{TemplateBalanceCharged}}
+	if errs := bad.Validate(); len(errs) != 2 || errs[0].Field != "language" || errs[1].Field != "emails.balance_charged" {
+		t.Fatalf("validate: %v", errs)
 	}
 }

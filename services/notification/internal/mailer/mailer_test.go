@@ -42,8 +42,9 @@ func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
 	email := domain.Email{ID: "01a2-b:booking_confirmed", Template: domain.TemplateBookingConfirmed, Language: "en",
 		To: "minjun.kim@example.kr", Subject: "Your booking is confirmed", Body: "Deposit received: ¥1,900,000"}
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab1"
+	email.BookingID = bookingID
 	for range 2 { // queued twice by a redelivered decision: one row
-		if err := st.QueueEmail(ctx, pool, bookingID, email, nil); err != nil {
+		if err := st.QueueEmail(ctx, pool, email, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,7 +90,7 @@ func TestAnEmailIsGivenUpAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
 	pool, st := newQueue(t)
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
-	_ = st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "x:balance_charged", Template: "balance_charged", Language: "en",
+	_ = st.QueueEmail(ctx, pool, domain.Email{BookingID: bookingID, ID: "x:balance_charged", Template: "balance_charged", Language: "en",
 		To: "a@example.com", Subject: "s", Body: "b"}, nil)
 	sender := mailer.New(mailer.Config{SMTPAddr: "127.0.0.1:1", From: "care@saisei.health", AllowPlaintext: true}, pool, st,
 		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
@@ -110,7 +111,7 @@ func TestAFailureMarkingOneEmailNeverResendsTheOthers(t *testing.T) {
 	pool, st := newQueue(t)
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab2"
 	for _, id := range []string{"a:booking_confirmed", "b:booking_confirmed"} {
-		if err := st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: id, Template: domain.TemplateBookingConfirmed, Language: "en",
+		if err := st.QueueEmail(ctx, pool, domain.Email{BookingID: bookingID, ID: id, Template: domain.TemplateBookingConfirmed, Language: "en",
 			To: "ana@example.com", Subject: "Email " + id, Body: "x"}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +154,7 @@ func TestARelayWithoutTLSIsRefusedByDefault(t *testing.T) {
 	ctx := context.Background()
 	pool, st := newQueue(t)
 	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab3"
-	if err := st.QueueEmail(ctx, pool, bookingID, domain.Email{ID: "c:booking_confirmed", Template: domain.TemplateBookingConfirmed,
+	if err := st.QueueEmail(ctx, pool, domain.Email{BookingID: bookingID, ID: "c:booking_confirmed", Template: domain.TemplateBookingConfirmed,
 		Language: "en", To: "ana@example.com", Subject: "Plain", Body: "x"}, nil); err != nil {
 		t.Fatal(err)
 	}

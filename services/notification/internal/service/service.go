@@ -10,6 +10,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
+	"github.com/saisei-health/platform/pkg/events/quotingv1"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/subject"
@@ -18,9 +19,11 @@ import (
 	"github.com/saisei-health/platform/services/notification/internal/domain"
 )
 
-// EmailQueue is where emails wait for the mailer.
+// EmailQueue is where emails wait for the mailer, and where patients'
+// preferences are kept.
 type EmailQueue interface {
-	QueueEmail(ctx context.Context, db pgdb.Querier, bookingID string, e domain.Email, trace map[string]string) error
+	QueueEmail(ctx context.Context, db pgdb.Querier, e domain.Email, trace map[string]string) error
+	Preferences(ctx context.Context, db pgdb.Querier, patient string) (domain.Preferences, error)
 }
 
 // Notifier handles the events.
@@ -35,7 +38,7 @@ func (n *Notifier) BookingConfirmed(ctx context.Context, tx pgx.Tx, e *bookingv1
 	if err := n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeConfirmed); err != nil {
 		return err
 	}
-	return n.queueEmail(ctx, tx, domain.TemplateBookingConfirmed, e.GetBooking())
+	return n.queueEmail(ctx, tx, domain.TemplateBookingConfirmed, e.GetBooking(), "", nil)
 }
 
 // BookingReadyForAdministration tells the clinic the cells may be given and,
@@ -48,7 +51,7 @@ func (n *Notifier) BookingReadyForAdministration(ctx context.Context, tx pgx.Tx,
 	if e.GetBalancePaymentId() == "" {
 		return nil // paid in full with the deposit: no balance was charged
 	}
-	return n.queueEmail(ctx, tx, domain.TemplateBalanceCharged, e.GetBooking())
+	return n.queueEmail(ctx, tx, domain.TemplateBalanceCharged, e.GetBooking(), "", nil)
 }
 
 // BookingAdministered tells the clinic's systems the booking is complete,
@@ -57,7 +60,7 @@ func (n *Notifier) BookingAdministered(ctx context.Context, tx pgx.Tx, e *bookin
 	if err := n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeAdministered); err != nil {
 		return err
 	}
-	return n.queueEmail(ctx, tx, domain.TemplateAdministered, e.GetBooking(), func(b *domain.Booking) {
+	return n.queueEmail(ctx, tx, domain.TemplateAdministered, e.GetBooking(), "", func(b *domain.Booking) {
 		b.AdministeredAt = e.GetAdministeredAt().AsTime()
 	})
 }
@@ -65,7 +68,29 @@ func (n *Notifier) BookingAdministered(ctx context.Context, tx pgx.Tx, e *bookin
 // QualityCheckFailed tells the patient that the cells will not be given
 // and nothing more is charged.
 func (n *Notifier) QualityCheckFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {
-	return n.queueEmail(ctx, tx, domain.TemplateQCFailed, e.GetBooking())
+	return n.queueEmail(ctx, tx, domain.TemplateQCFailed, e.GetBooking(), "", nil)
+}
+
+// QuoteIssued sends the patient the quote with its validity. A quote that
+// cannot be booked (ineligible) is answered in the response only.
+func (n *Notifier) QuoteIssued(ctx context.Context, tx pgx.Tx, e *quotingv1.QuoteIssued) error {
+	if e.GetDeposit() == nil || e.GetPatient().GetEmail() == "" {
+		return nil
+	}
+	b, err := contract.Quote(e)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	return n.compose(ctx, tx, domain.TemplateQuoteIssued, b, func(m *domain.Email) { m.QuoteID = b.ID })
+}
+
+// BalanceChargeFailed tells the patient the balance could not be charged
+// and what happens next. Each failed charge is its own cause, so the email
+// is keyed on the event.
+func (n *Notifier) BalanceChargeFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.BalanceChargeFailed) error {
+	return n.queueEmail(ctx, tx, domain.TemplateBalanceFailed, e.GetBooking(), bus.MessageOf(ctx).ID, func(b *domain.Booking) {
+		b.RequiresAction = e.GetRequiresAction()
+	})
 }
 
 func (n *Notifier) notifyClinic(ctx context.Context, tx pgx.Tx, snap *bookingv1.Booking, kind subject.NoticeKind) error {
@@ -75,17 +100,44 @@ func (n *Notifier) notifyClinic(ctx context.Context, tx pgx.Tx, snap *bookingv1.
 	return outbox.Enqueue(ctx, tx, contract.ClinicNotice(snap, kind, bus.MessageOf(ctx).OccurredAt))
 }
 
-func (n *Notifier) queueEmail(ctx context.Context, tx pgx.Tx, template string, snap *bookingv1.Booking, with ...func(*domain.Booking)) error {
+// queueEmail composes template about the booking in snap. cause, when a
+// booking may have several (each failed charge), makes the email's id
+// distinct per cause; with adds what the event tells beyond the booking.
+func (n *Notifier) queueEmail(ctx context.Context, tx pgx.Tx, template string, snap *bookingv1.Booking, cause string, with func(*domain.Booking)) error {
 	b, err := contract.Booking(snap)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	for _, f := range with {
-		f(&b)
+	if with != nil {
+		with(&b)
+	}
+	return n.compose(ctx, tx, template, b, func(m *domain.Email) {
+		m.BookingID = b.ID
+		if cause != "" {
+			m.ID += ":" + cause
+		}
+	})
+}
+
+// compose writes template for b as the patient wants it (their language,
+// and not at all if they declined an optional email) and queues it.
+func (n *Notifier) compose(ctx context.Context, tx pgx.Tx, template string, b domain.Booking, edits ...func(*domain.Email)) error {
+	if b.PatientSubject != "" {
+		prefs, err := n.emails.Preferences(ctx, tx, b.PatientSubject)
+		if err != nil {
+			return err
+		}
+		if !prefs.Wants(template) {
+			return nil
+		}
+		b.Language = prefs.LanguageFor(b.Language)
 	}
 	e, err := domain.ComposeEmail(template, b)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	return n.emails.QueueEmail(ctx, tx, b.ID, e, telemetry.Inject(ctx))
+	for _, edit := range edits {
+		edit(&e)
+	}
+	return n.emails.QueueEmail(ctx, tx, e, telemetry.Inject(ctx))
 }

@@ -4,6 +4,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,22 +20,21 @@ type Store struct{}
 func New() *Store { return &Store{} }
 
 // QueueEmail stores an email to send unless one with its id exists.
-func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, bookingID string, e domain.Email, trace map[string]string) error {
+func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, e domain.Email, trace map[string]string) error {
 	t, err := json.Marshal(trace)
 	if err != nil {
 		return err
 	}
 	_, err = db.Exec(ctx, `
-		INSERT INTO emails (id, booking_id, template, language, to_address, subject, body, html, status, trace)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) ON CONFLICT (id) DO NOTHING`,
-		e.ID, bookingID, e.Template, e.Language, e.To, e.Subject, e.Body, e.HTML, t)
+		INSERT INTO emails (id, booking_id, quote_id, template, language, to_address, subject, body, html, status, trace)
+		VALUES ($1, NULLIF($2, '')::uuid, NULLIF($3, '')::uuid, $4, $5, $6, $7, $8, $9, 'pending', $10) ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.BookingID, e.QuoteID, e.Template, e.Language, e.To, e.Subject, e.Body, e.HTML, t)
 	return err
 }
 
 // QueuedEmail is a row of the queue.
 type QueuedEmail struct {
 	domain.Email
-	BookingID string
 	Status    string
 	Attempts  int
 	LastError string
@@ -43,12 +43,12 @@ type QueuedEmail struct {
 	SentAt    *time.Time
 }
 
-const emailColumns = `id, booking_id, template, language, to_address, subject, body, html, status, attempts, last_error, trace, created_at, sent_at`
+const emailColumns = `id, COALESCE(booking_id::text, ''), COALESCE(quote_id::text, ''), template, language, to_address, subject, body, html, status, attempts, last_error, trace, created_at, sent_at`
 
 func scanEmail(r pgx.CollectableRow) (QueuedEmail, error) {
 	var q QueuedEmail
 	var trace []byte
-	err := r.Scan(&q.ID, &q.BookingID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.HTML, &q.Status, &q.Attempts,
+	err := r.Scan(&q.ID, &q.BookingID, &q.QuoteID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.HTML, &q.Status, &q.Attempts,
 		&q.LastError, &trace, &q.CreatedAt, &q.SentAt)
 	if err == nil {
 		err = json.Unmarshal(trace, &q.Trace)
@@ -86,9 +86,44 @@ func (s *Store) MarkFailedAttempt(ctx context.Context, db pgdb.Querier, id, reas
 
 // Emails lists a booking's emails.
 func (s *Store) Emails(ctx context.Context, db pgdb.Querier, bookingID string) ([]QueuedEmail, error) {
-	rows, err := db.Query(ctx, `SELECT `+emailColumns+` FROM emails WHERE booking_id = $1 ORDER BY created_at`, bookingID)
+	return s.emailsWhere(ctx, db, "booking_id", bookingID)
+}
+
+// QuoteEmails lists a quote's emails.
+func (s *Store) QuoteEmails(ctx context.Context, db pgdb.Querier, quoteID string) ([]QueuedEmail, error) {
+	return s.emailsWhere(ctx, db, "quote_id", quoteID)
+}
+
+// emailsWhere lists the emails whose column (booking_id or quote_id, never
+// input) is id.
+func (s *Store) emailsWhere(ctx context.Context, db pgdb.Querier, column, id string) ([]QueuedEmail, error) {
+	rows, err := db.Query(ctx, `SELECT `+emailColumns+` FROM emails WHERE `+column+` = $1 ORDER BY created_at`, id)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, scanEmail)
+}
+
+// Preferences reads a patient's settings; a patient who never set any has
+// the zero Preferences.
+func (s *Store) Preferences(ctx context.Context, db pgdb.Querier, patient string) (domain.Preferences, error) {
+	var p domain.Preferences
+	err := db.QueryRow(ctx, `SELECT language, declined FROM notification_preferences WHERE patient_subject = $1`, patient).
+		Scan(&p.Language, &p.Declined)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Preferences{}, nil
+	}
+	return p, err
+}
+
+// SavePreferences replaces a patient's settings.
+func (s *Store) SavePreferences(ctx context.Context, db pgdb.Querier, patient string, p domain.Preferences) error {
+	if p.Declined == nil {
+		p.Declined = []string{}
+	}
+	_, err := db.Exec(ctx, `
+		INSERT INTO notification_preferences (patient_subject, language, declined) VALUES ($1, $2, $3)
+		ON CONFLICT (patient_subject) DO UPDATE SET language = $2, declined = $3, updated_at = now()`,
+		patient, p.Language, p.Declined)
+	return err
 }

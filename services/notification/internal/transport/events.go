@@ -22,5 +22,14 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *s
 		inbox.On(n.BookingReadyForAdministration),
 		inbox.On(n.BookingAdministered),
 		inbox.On(n.QualityCheckFailed),
+		inbox.On(n.BalanceChargeFailed),
+	)
+}
+
+// SubscribeQuotes attaches the quote email: one consumer over issued quotes.
+func SubscribeQuotes(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *service.Notifier) error {
+	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamQuoting, Durable: "notification-quotes",
+		Subjects: []string{subject.Quote(subject.Any, subject.QuoteIssued)}},
+		inbox.On(n.QuoteIssued),
 	)
 }

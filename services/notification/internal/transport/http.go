@@ -31,16 +31,28 @@ type EmailView struct {
 	SentAt    *time.Time `json:"sent_at,omitempty"`
 }
 
+// emailQuery names a booking's or a quote's emails.
+type emailQuery struct {
+	id    string
+	quote bool
+}
+
 type emailListView struct {
 	Items []EmailView `json:"items"`
 }
 
-// MakeHandler serves GET /internal/v1/emails?booking_id=…
-// The list is internal, as every /internal route: for services only (it
-// names patients' addresses); the gateway never routes it.
+// MakeHandler serves GET /internal/v1/emails?booking_id=… (or quote_id=…)
+// and the patient's GET and PUT /v1/me/notification-preferences.
+// The email list is internal, as every /internal route: for services only
+// (it names patients' addresses); the gateway never routes it.
 func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger, guard *identity.Guard) http.Handler {
 	list := func(ctx context.Context, request any) (any, error) {
-		es, err := s.Emails(ctx, pool, request.(string))
+		q := request.(emailQuery)
+		emails := s.Emails
+		if q.quote {
+			emails = s.QuoteEmails
+		}
+		es, err := emails(ctx, pool, q.id)
 		if err != nil {
 			return nil, err
 		}
@@ -52,14 +64,25 @@ func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger, guard *id
 		return resp, nil
 	}
 	decode := func(_ context.Context, r *http.Request) (any, error) {
+		if id := r.URL.Query().Get("quote_id"); id != "" {
+			if uuid.Validate(id) != nil {
+				return nil, validation.FieldError{Field: "quote_id", Message: "must be a quote id"}
+			}
+			return emailQuery{id: id, quote: true}, nil
+		}
 		id := r.URL.Query().Get("booking_id")
 		if uuid.Validate(id) != nil {
 			return nil, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 		}
-		return id, nil
+		return emailQuery{id: id}, nil
 	}
+	opts := httpkit.ServerOptions(log, nil)
+	getPrefs, putPrefs := preferencesEndpoints(pool, s)
+	patient := guard.Require(identity.Patient)
 	r := httpkit.NewRouter()
 	r.Handle("GET /internal/v1/emails", guard.Require(identity.Service)(
-		kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, httpkit.ServerOptions(log, nil)...)))
+		kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/me/notification-preferences", patient(kithttp.NewServer(getPrefs, decodeNothing, httpkit.EncodeResponse, opts...)))
+	r.Handle("PUT /v1/me/notification-preferences", patient(kithttp.NewServer(putPrefs, decodePreferences, httpkit.EncodeResponse, opts...)))
 	return r
 }

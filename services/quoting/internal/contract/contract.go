@@ -88,6 +88,9 @@ func QuoteIssued(q domain.Quote) bus.Event {
 		QuoteId: q.ID, TreatmentId: q.TreatmentID, ClinicId: q.ClinicID, Total: wire.Money(q.Total), Tax: wire.Money(q.Tax),
 		DisplayTotal: wire.Money(q.DisplayTotal), ValidUntil: timestamppb.New(q.ValidUntil),
 		Version: int32(q.Version), Supersedes: q.Supersedes, Eligibility: q.Eligibility.Status,
+		Patient: &commonv1.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country,
+			Language: q.Patient.Language, Subject: q.PatientSubject},
+		TreatmentName: q.TreatmentName, ClinicName: q.ClinicName,
 	}
 	if q.Status != domain.StatusIneligible {
 		ev.Deposit, ev.Balance = wire.Money(q.Deposit), wire.Money(q.Balance)
