@@ -11,7 +11,7 @@ make --no-print-directory tools
 export STRIPE_MOCK_BIN="$PWD/.bin/stripe-mock"
 
 echo "== gofmt"
-unformatted=$(gofmt -l pkg services)
+unformatted=$(gofmt -l pkg services scripts/examples)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
@@ -28,6 +28,13 @@ echo "== staticcheck"
 # checks. Generated code (pkg/events) needs no exclusion: staticcheck skips
 # files marked "Code generated ... DO NOT EDIT".
 .bin/staticcheck $modules
+
+echo "== examples"
+# The runnable examples for clinic developers are modules of their own (they
+# depend on nothing of ours); they must keep building.
+for example in scripts/examples/*/; do
+  (cd "$example" && GOWORK=off go vet ./...)
+done
 
 echo "== go test"
 # -p 2: one package per core; the suite is sized for 2 cores.

@@ -45,6 +45,14 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 	booking := p.Book(t, quote.Value.ID, "access-"+quote.Value.ID).Expect(t, 201)
 	bookingID, quoteID := booking.Value.ID, quote.Value.ID
 	quoteBody := QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit}
+	// The Ginza clinic's webhook endpoint (an address literal: no DNS here).
+	var hook struct{ ID string }
+	registered := p.call(t, "POST", "/v1/clinic/webhook-endpoints", map[string]any{"url": "https://93.184.216.34/hooks",
+		"events": []string{"booking.confirmed"}}, as(ginza))
+	if err := json.Unmarshal(registered.Raw, &hook); err != nil || registered.Status != 201 {
+		t.Fatalf("register a webhook endpoint: %d %s", registered.Status, registered.Raw)
+	}
+	hookID := hook.ID
 
 	type attempt struct {
 		who  map[string]string
@@ -81,6 +89,15 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 			{as(operator), 403}, {as(service), 403}, {as(thePatient), 200}}},
 		{"PUT", "/v1/me/notification-preferences", map[string]any{"language": "ko", "emails": map[string]bool{"quote_issued": false}},
 			[]attempt{{nobody, 401}, {as(ginza), 403}, {as(finance), 403}, {as(thePatient), 200}}},
+		{"POST", "/v1/clinic/webhook-endpoints", map[string]any{"url": "https://93.184.216.34/hooks", "events": []string{"booking.confirmed"}},
+			[]attempt{{nobody, 401}, {as(thePatient), 403}, {as(finance), 403}, {as(operator), 403}, {as(service), 403}}},
+		{"GET", "/v1/clinic/webhook-endpoints", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 200}}},
+		{"GET", "/v1/clinic/webhook-endpoints/" + hookID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}, {as(ginza), 200}}},
+		{"PATCH", "/v1/clinic/webhook-endpoints/" + hookID, map[string]any{"enabled": false}, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
+		{"POST", "/v1/clinic/webhook-endpoints/" + hookID + "/rotate-secret", nil, []attempt{{nobody, 401}, {as(finance), 403}, {as(otherClinic), 404}}},
+		{"GET", "/v1/clinic/webhook-endpoints/" + hookID + "/deliveries", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}, {as(ginza), 200}}},
+		{"POST", "/v1/clinic/webhook-endpoints/" + hookID + "/deliveries/" + uuid.NewString() + "/replay", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
+		{"DELETE", "/v1/clinic/webhook-endpoints/" + hookID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
 		// Internal routes are never routed by the gateway, whoever asks.
 		{"POST", "/internal/v1/deposits", map[string]any{}, []attempt{{nobody, 404}, {as(service), 404}}},
 		{"GET", "/internal/v1/emails?booking_id=" + bookingID, nil, []attempt{{as(operator), 404}}},
@@ -124,6 +141,13 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 	_ = json.Unmarshal(p.call(t, "GET", "/v1/me/notification-preferences", nil, as(otherPatient)).Raw, &theirs)
 	if mine.Language != "ko" || mine.Emails["quote_issued"] || theirs.Language != "" || !theirs.Emails["quote_issued"] {
 		t.Fatalf("preferences: mine %+v, another patient's %+v", mine, theirs)
+	}
+
+	// Nor the webhook endpoint.
+	var hookAfter struct{ Enabled bool }
+	_ = json.Unmarshal(p.call(t, "GET", "/v1/clinic/webhook-endpoints/"+hookID, nil, as(ginza)).Raw, &hookAfter)
+	if !hookAfter.Enabled {
+		t.Fatalf("refused callers changed the clinic's webhook endpoint")
 	}
 
 	// Nothing any refused caller sent changed the booking, the quote or the plan.

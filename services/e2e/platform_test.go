@@ -115,7 +115,7 @@ func startPlatform(t *testing.T) *platform {
 	run("booking", bokURL, func(ctx context.Context, d servicehost.Deps) error {
 		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, PaymentURL: payURL}, d)
 	})
-	notifCfg := notification.Config{Config: notCfg}
+	notifCfg := notification.Config{Config: notCfg, DataKeyset: devtest.Keyset(t)}
 	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From, notifCfg.Mail.AllowPlaintext = p.mail.Addr(), "Saisei Care <care@saisei.health>", true
 	run("notification", notURL, func(ctx context.Context, d servicehost.Deps) error {
 		return notification.Run(ctx, notifCfg, d)

@@ -126,6 +126,12 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", only(clinic)(to("booking")))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", only(clinic)(to("booking")))
 	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
+	for _, route := range []string{"POST /v1/clinic/webhook-endpoints", "GET /v1/clinic/webhook-endpoints",
+		"GET /v1/clinic/webhook-endpoints/{id}", "PATCH /v1/clinic/webhook-endpoints/{id}", "DELETE /v1/clinic/webhook-endpoints/{id}",
+		"POST /v1/clinic/webhook-endpoints/{id}/rotate-secret", "GET /v1/clinic/webhook-endpoints/{id}/deliveries",
+		"POST /v1/clinic/webhook-endpoints/{id}/deliveries/{delivery_id}/replay"} {
+		r.Handle(route, only(clinic)(to("notification")))
+	}
 	r.Handle("GET /v1/me/notification-preferences", only(patient)(to("notification")))
 	r.Handle("PUT /v1/me/notification-preferences", only(patient)(to("notification")))
 	limits := cfg.RateLimit

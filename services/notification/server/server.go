@@ -4,13 +4,18 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/egress"
+	"github.com/saisei-health/platform/pkg/sealed"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/notification/internal/mailer"
 	"github.com/saisei-health/platform/services/notification/internal/service"
 	"github.com/saisei-health/platform/services/notification/internal/store"
 	"github.com/saisei-health/platform/services/notification/internal/transport"
+	"github.com/saisei-health/platform/services/notification/internal/webhooks"
 	"github.com/saisei-health/platform/services/notification/migrations"
 )
 
@@ -18,10 +23,17 @@ import (
 type Config struct {
 	servicehost.Config
 	Mail mailer.Config
+	// DataKeyset is the Tink keyset (JSON) sealing webhook signing secrets
+	// at rest; without it notification does not start.
+	DataKeyset string
+	// Webhooks bounds where deliveries may go: https to public addresses,
+	// and, under make run alone, http to loopback.
+	Webhooks egress.Policy
 }
 
 // ConfigFromEnv reads the standard variables plus SMTP_ADDR, SMTP_USERNAME,
-// SMTP_PASSWORD, SMTP_REQUIRE_TLS and MAIL_FROM.
+// SMTP_PASSWORD, SMTP_REQUIRE_TLS, MAIL_FROM, DATA_KEYSET and
+// WEBHOOK_ALLOW_LOOPBACK_HTTP.
 func ConfigFromEnv() Config {
 	return Config{
 		Config: servicehost.ConfigFromEnv("notification", ":8085"),
@@ -33,11 +45,20 @@ func ConfigFromEnv() Config {
 			// TLS is required unless SMTP_REQUIRE_TLS=false (a local sink).
 			AllowPlaintext: servicehost.Env("SMTP_REQUIRE_TLS", "true") == "false",
 		},
+		DataKeyset: servicehost.Env("DATA_KEYSET", ""),
+		Webhooks:   egress.Policy{AllowLoopbackHTTP: servicehost.Env("WEBHOOK_ALLOW_LOOPBACK_HTTP", "false") == "true"},
 	}
 }
 
 // Run starts notification and blocks until ctx is done.
 func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
+	if cfg.DataKeyset == "" {
+		return errors.New("notification: DATA_KEYSET is required: webhook signing secrets are sealed with it")
+	}
+	box, err := sealed.FromJSON(cfg.DataKeyset)
+	if err != nil {
+		return fmt.Errorf("notification: DATA_KEYSET: %w", err)
+	}
 	host, err := servicehost.Start(ctx, cfg.Config, deps, migrations.Set())
 	if err != nil {
 		return err
@@ -49,7 +70,9 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	st := store.New()
-	notifier := service.New(st)
+	now := deps.Clock()
+	hooks := store.NewWebhooks(box)
+	notifier := service.New(st, hooks)
 	if err := transport.Subscribe(ctx, host, host.Pool, notifier); err != nil {
 		return err
 	}
@@ -57,5 +80,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 		return err
 	}
 	sender := mailer.New(cfg.Mail, host.Pool, st, deps.TracerProvider, deps.Log)
-	return host.Run(ctx, transport.MakeHandler(host.Pool, st, deps.Log, host.Guard), sender.Run)
+	deliveries := webhooks.NewSender(host.Pool, hooks, cfg.Webhooks, deps.TracerProvider, deps.Log, now)
+	endpoints := service.NewEndpoints(host.Pool, hooks, cfg.Webhooks, now)
+	return host.Run(ctx, transport.MakeHandler(host.Pool, st, endpoints, deps.Log, host.Guard, now), sender.Run, deliveries.Run)
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/egress"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
@@ -435,6 +437,27 @@ type fixture struct {
 	issuer *devtest.Issuer
 
 	readers map[string]*clinicReader
+	clock   *clock
+	spans   *tracetest.InMemoryExporter
+}
+
+// clock is notification's clock: real time plus an offset the test moves,
+// to bring a retry scheduled hours ahead due now.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }
 
 func startNotification(t *testing.T) *fixture {
@@ -447,7 +470,8 @@ func startNotification(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}}
+	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}, clock: &clock{},
+		spans: tracetest.NewInMemoryExporter()}
 
 	// The durable notification ran on payment events before the balance
 	// email followed ready_for_administration, beside another team's.
@@ -469,9 +493,11 @@ func startNotification(t *testing.T) *fixture {
 	iss := devtest.NewIssuer(t, "notification")
 	supportToken = iss.Token(t, identity.Principal{Subject: "support-tool", Role: identity.Service})
 	f.issuer = iss
-	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1}}
+	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+		DataKeyset: devtest.Keyset(t), Webhooks: egress.Policy{AllowLoopbackHTTP: true}}
 	cfg.Mail.SMTPAddr, cfg.Mail.From, cfg.Mail.AllowPlaintext = f.mail.Addr(), sender, true
-	deps := devtest.Deps(t, "notification", nil)
+	deps := devtest.Deps(t, "notification", f.spans)
+	deps.Now = f.clock.Now
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 	f.base = base
 	return f

@@ -193,9 +193,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		return err
 	}
 	env := map[string][]string{
-		"quoting":      {"DATA_KEYSET=" + keyset},
-		"payment":      {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
-		"notification": {"SMTP_ADDR=" + smtp, "SMTP_REQUIRE_TLS=" + envOr("SMTP_REQUIRE_TLS", localSMTPTLS(smtp))},
+		"quoting": {"DATA_KEYSET=" + keyset},
+		"payment": {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
+		// make run alone lets a clinic developer's webhook receiver on
+		// http://127.0.0.1 be registered.
+		"notification": {"SMTP_ADDR=" + smtp, "SMTP_REQUIRE_TLS=" + envOr("SMTP_REQUIRE_TLS", localSMTPTLS(smtp)),
+			"DATA_KEYSET=" + keyset, "WEBHOOK_ALLOW_LOOPBACK_HTTP=true"},
 	}
 
 	if devIssuer {

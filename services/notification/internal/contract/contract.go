@@ -2,6 +2,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -80,4 +81,67 @@ func ClinicNotice(snap *bookingv1.Booking, kind subject.NoticeKind, at time.Time
 			NoticeId: id, Kind: kinds[kind], Booking: snap, OccurredAt: timestamppb.New(at),
 		},
 	}
+}
+
+// WebhookMoney is an amount as webhook bodies carry it: integer minor
+// units (a JSON number, not protojson's string) and the currency.
+type WebhookMoney struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// WebhookBooking is the booking as webhook bodies carry it: the clinic's
+// view, without the patient's identity at our issuer.
+type WebhookBooking struct {
+	ID            string `json:"id"`
+	QuoteID       string `json:"quote_id"`
+	TreatmentID   string `json:"treatment_id"`
+	TreatmentName string `json:"treatment_name"`
+	ClinicID      string `json:"clinic_id"`
+	Patient       struct {
+		Name     string `json:"name"`
+		Email    string `json:"email"`
+		Country  string `json:"country"`
+		Language string `json:"language"`
+	} `json:"patient"`
+	Status    string       `json:"status"`
+	Total     WebhookMoney `json:"total"`
+	Deposit   WebhookMoney `json:"deposit"`
+	Balance   WebhookMoney `json:"balance"`
+	CreatedAt time.Time    `json:"created_at"`
+}
+
+// WebhookBody is a delivery's body, {"type", "timestamp", "data"} as the
+// Standard Webhooks specification suggests.
+type WebhookBody struct {
+	Type      string    `json:"type"`
+	Timestamp time.Time `json:"timestamp"`
+	Data      struct {
+		NoticeID string         `json:"notice_id"`
+		Booking  WebhookBooking `json:"booking"`
+	} `json:"data"`
+}
+
+// WebhookEventType names a notice kind for webhooks: booking.<kind>.
+func WebhookEventType(kind subject.NoticeKind) string { return "booking." + string(kind) }
+
+// Webhook is the body delivered to the clinic's endpoints for a notice.
+func Webhook(snap *bookingv1.Booking, kind subject.NoticeKind, at time.Time) ([]byte, error) {
+	money := func(m interface {
+		GetAmount() int64
+		GetCurrency() string
+	}) WebhookMoney {
+		return WebhookMoney{Amount: m.GetAmount(), Currency: m.GetCurrency()}
+	}
+	var b WebhookBody
+	b.Type, b.Timestamp = WebhookEventType(kind), at.UTC()
+	b.Data.NoticeID = domain.NoticeID(snap.GetId(), string(kind))
+	w := &b.Data.Booking
+	w.ID, w.QuoteID, w.TreatmentID, w.TreatmentName, w.ClinicID = snap.GetId(), snap.GetQuoteId(), snap.GetTreatmentId(),
+		snap.GetTreatmentName(), snap.GetClinicId()
+	p := snap.GetPatient()
+	w.Patient.Name, w.Patient.Email, w.Patient.Country, w.Patient.Language = p.GetName(), p.GetEmail(), p.GetCountry(), p.GetLanguage()
+	w.Status, w.Total, w.Deposit, w.Balance = snap.GetStatus(), money(snap.GetTotal()), money(snap.GetDeposit()), money(snap.GetBalance())
+	w.CreatedAt = snap.GetCreatedAt().AsTime().UTC()
+	return json.Marshal(b)
 }

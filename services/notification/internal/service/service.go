@@ -6,6 +6,7 @@ package service
 import (
 	"context"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/saisei-health/platform/pkg/bus"
@@ -17,6 +18,7 @@ import (
 	"github.com/saisei-health/platform/pkg/telemetry"
 	"github.com/saisei-health/platform/services/notification/internal/contract"
 	"github.com/saisei-health/platform/services/notification/internal/domain"
+	"github.com/saisei-health/platform/services/notification/internal/store"
 )
 
 // EmailQueue is where emails wait for the mailer, and where patients'
@@ -26,11 +28,21 @@ type EmailQueue interface {
 	Preferences(ctx context.Context, db pgdb.Querier, patient string) (domain.Preferences, error)
 }
 
+// WebhookQueue is where deliveries to clinics' endpoints wait for the sender.
+type WebhookQueue interface {
+	QueueDeliveries(ctx context.Context, db pgdb.Querier, clinic string, d store.Delivery, newID func() string) error
+}
+
 // Notifier handles the events.
-type Notifier struct{ emails EmailQueue }
+type Notifier struct {
+	emails   EmailQueue
+	webhooks WebhookQueue
+}
 
 // New returns a Notifier.
-func New(emails EmailQueue) *Notifier { return &Notifier{emails: emails} }
+func New(emails EmailQueue, webhooks WebhookQueue) *Notifier {
+	return &Notifier{emails: emails, webhooks: webhooks}
+}
 
 // BookingConfirmed tells the clinic and emails the patient that the deposit
 // was received.
@@ -97,7 +109,20 @@ func (n *Notifier) notifyClinic(ctx context.Context, tx pgx.Tx, snap *bookingv1.
 	if _, err := contract.Booking(snap); err != nil {
 		return bus.Permanent(err)
 	}
-	return outbox.Enqueue(ctx, tx, contract.ClinicNotice(snap, kind, bus.MessageOf(ctx).OccurredAt))
+	at := bus.MessageOf(ctx).OccurredAt
+	if err := outbox.Enqueue(ctx, tx, contract.ClinicNotice(snap, kind, at)); err != nil {
+		return err
+	}
+	// The same notice to each of the clinic's endpoints that wants it, in
+	// the same transaction: exactly once per endpoint, however often the
+	// event is redelivered.
+	body, err := contract.Webhook(snap, kind, at)
+	if err != nil {
+		return err
+	}
+	return n.webhooks.QueueDeliveries(ctx, tx, snap.GetClinicId(), store.Delivery{
+		WebhookID: domain.NoticeID(snap.GetId(), string(kind)), EventType: contract.WebhookEventType(kind),
+		Payload: body, Trace: telemetry.Inject(ctx)}, uuid.NewString)
 }
 
 // queueEmail composes template about the booking in snap. cause, when a

@@ -14,6 +14,7 @@ import (
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/validation"
+	"github.com/saisei-health/platform/services/notification/internal/service"
 	"github.com/saisei-health/platform/services/notification/internal/store"
 )
 
@@ -45,7 +46,7 @@ type emailListView struct {
 // and the patient's GET and PUT /v1/me/notification-preferences.
 // The email list is internal, as every /internal route: for services only
 // (it names patients' addresses); the gateway never routes it.
-func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger, guard *identity.Guard) http.Handler {
+func MakeHandler(pool *pgxpool.Pool, s *store.Store, endpoints *service.Endpoints, log *slog.Logger, guard *identity.Guard, now func() time.Time) http.Handler {
 	list := func(ctx context.Context, request any) (any, error) {
 		q := request.(emailQuery)
 		emails := s.Emails
@@ -84,5 +85,6 @@ func MakeHandler(pool *pgxpool.Pool, s *store.Store, log *slog.Logger, guard *id
 		kithttp.NewServer(endpoint.Endpoint(list), decode, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/me/notification-preferences", patient(kithttp.NewServer(getPrefs, decodeNothing, httpkit.EncodeResponse, opts...)))
 	r.Handle("PUT /v1/me/notification-preferences", patient(kithttp.NewServer(putPrefs, decodePreferences, httpkit.EncodeResponse, opts...)))
+	webhookRoutes(r, endpoints, guard.Require(identity.Clinic), httpkit.ServerOptions(log, webhookProblems), now)
 	return r
 }
