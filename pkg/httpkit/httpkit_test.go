@@ -130,6 +130,19 @@ func TestEncodeResponseHonoursStatusCoderAndHeaderer(t *testing.T) {
 	}
 }
 
+type deleted struct{}
+
+func (deleted) StatusCode() int { return http.StatusNoContent }
+
+// A 204 carries no body: writing one fails in net/http and would turn a
+// successful delete into a logged 500.
+func TestEncodeResponseWritesNoBodyFor204(t *testing.T) {
+	w := httptest.NewRecorder()
+	if err := EncodeResponse(context.Background(), w, deleted{}); err != nil || w.Code != 204 || w.Body.Len() != 0 {
+		t.Fatalf("%v %d %q", err, w.Code, w.Body)
+	}
+}
+
 func TestProblemTableNamesFieldsAndFirstRuleWins(t *testing.T) {
 	errKey := errors.New("Idempotency-Key header is required")
 	required := DefineProblem(http.StatusBadRequest, "idempotency-key-required", "Idempotency-Key header is required")

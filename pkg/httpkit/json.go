@@ -141,5 +141,9 @@ func EncodeResponse(_ context.Context, w http.ResponseWriter, response any) erro
 	if s, ok := response.(kithttp.StatusCoder); ok {
 		status = s.StatusCode()
 	}
+	if status == http.StatusNoContent {
+		w.WriteHeader(status) // 204 has no body, not even "{}"
+		return nil
+	}
 	return WriteJSON(w, status, response)
 }

@@ -7,6 +7,7 @@ package validation
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -102,5 +103,18 @@ func (v *Validator) Text(field, s string, max int, multiline bool) {
 		return unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))
 	}):
 		v.Check(false, field, "must not contain control characters")
+	}
+}
+
+// MaxEmailLength is RFC 5321's limit on a forward path.
+const MaxEmailLength = 254
+
+// Email checks an email address: a bare address like name@example.com (no
+// display name, no angle brackets), at most MaxEmailLength characters.
+func (v *Validator) Email(field, s string) {
+	if len(s) > MaxEmailLength {
+		v.Check(false, field, fmt.Sprintf("must be at most %d characters", MaxEmailLength))
+	} else if a, err := mail.ParseAddress(s); err != nil || a.Address != s {
+		v.Check(false, field, "must be an email address like name@example.com")
 	}
 }

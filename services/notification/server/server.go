@@ -6,11 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/egress"
 	"github.com/saisei-health/platform/pkg/sealed"
 	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/notification/internal/domain"
 	"github.com/saisei-health/platform/services/notification/internal/mailer"
 	"github.com/saisei-health/platform/services/notification/internal/service"
 	"github.com/saisei-health/platform/services/notification/internal/store"
@@ -81,6 +86,14 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	}
 	sender := mailer.New(cfg.Mail, host.Pool, st, deps.TracerProvider, deps.Log)
 	deliveries := webhooks.NewSender(host.Pool, hooks, cfg.Webhooks, deps.TracerProvider, deps.Log, now)
+	// The clinic hears that its endpoint was disabled, at the address it
+	// gave; the email waits in the same queue as patients' emails.
+	deliveries.OnDisabled = func(ctx context.Context, tx pgx.Tx, e store.Endpoint, failingSince time.Time) error {
+		if e.ContactEmail == "" {
+			return nil
+		}
+		return st.QueueEmail(ctx, tx, domain.EndpointDisabledEmail(e.ID, e.URL, e.ContactEmail, failingSince), telemetry.Inject(ctx))
+	}
 	endpoints := service.NewEndpoints(host.Pool, hooks, cfg.Webhooks, now)
 	return host.Run(ctx, transport.MakeHandler(host.Pool, st, endpoints, deps.Log, host.Guard, now), sender.Run, deliveries.Run)
 }

@@ -84,6 +84,7 @@ type endpointView struct {
 	ID                      string     `json:"id"`
 	URL                     string     `json:"url"`
 	Events                  []string   `json:"events"`
+	ContactEmail            string     `json:"contact_email"`
 	Secret                  string     `json:"secret"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	Enabled                 bool       `json:"enabled"`
@@ -125,6 +126,7 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			{map[string]any{"url": "ftp://clinic.example/hooks", "events": []string{"booking.confirmed"}}, "url"},
 			{map[string]any{"url": rcv.URL, "events": []string{"booking.cancelled"}}, "events"},
 			{map[string]any{"url": rcv.URL}, "events"},
+			{map[string]any{"url": rcv.URL, "events": []string{"booking.confirmed"}, "contact_email": "Ops <ops@ginza.example>"}, "contact_email"},
 		} {
 			var problem struct {
 				Errors []struct{ Field string }
@@ -133,8 +135,9 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 				t.Errorf("%v: %d %+v, want 422 naming %s", c.body, code, problem, c.field)
 			}
 		}
-		if code := call(t, "POST", api, staff, map[string]any{"url": rcv.URL, "events": []string{"booking.confirmed"}}, &ep); code != 201 ||
-			!strings.HasPrefix(ep.Secret, "whsec_") || ep.URL != rcv.URL || !ep.Enabled {
+		if code := call(t, "POST", api, staff, map[string]any{"url": rcv.URL, "events": []string{"booking.confirmed"},
+			"contact_email": "webhooks@ginza.example"}, &ep); code != 201 ||
+			!strings.HasPrefix(ep.Secret, "whsec_") || ep.URL != rcv.URL || !ep.Enabled || ep.ContactEmail != "webhooks@ginza.example" {
 			t.Fatalf("register: %d %+v", code, ep)
 		}
 		rcv.trust(ep.Secret)
@@ -313,6 +316,17 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 		})
 		if !strings.Contains(got.DisabledReason, "every delivery failed since") {
 			t.Errorf("disabled because %q", got.DisabledReason)
+		}
+		// The clinic is told, once, at the address it gave.
+		m := f.waitForMail(t, "webhooks@ginza.example", "Webhook endpoint disabled")
+		if !strings.Contains(m.Text, rcv.URL) || !strings.Contains(m.Text, `PATCH /v1/clinic/webhook-endpoints/`+ep.ID) ||
+			!strings.Contains(m.HTML, "配信を停止しました") {
+			t.Errorf("disabled email:\n%s", m.Text)
+		}
+		calls := len(rcv.received())
+		f.settle(t, ginza) // a disabled endpoint is not delivered to; the email is not repeated
+		if n := len(f.mailsTo("webhooks@ginza.example")); n != 1 || len(rcv.received()) != calls {
+			t.Errorf("%d disabled emails, %d calls after the disable", n, len(rcv.received())-calls)
 		}
 		// The clinic fixes it and enables the endpoint again.
 		var again endpointView

@@ -16,15 +16,16 @@ import (
 // HTML, sent together as multipart/alternative.
 type Email struct {
 	ID string
-	// BookingID or QuoteID names what the email is about.
-	BookingID string
-	QuoteID   string
-	Template  string
-	Language  string
-	To        string
-	Subject   string
-	Body      string
-	HTML      string
+	// BookingID, QuoteID or EndpointID names what the email is about.
+	BookingID  string
+	QuoteID    string
+	EndpointID string
+	Template   string
+	Language   string
+	To         string
+	Subject    string
+	Body       string
+	HTML       string
 }
 
 // Templates patients receive.

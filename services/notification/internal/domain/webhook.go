@@ -3,6 +3,7 @@ package domain
 import (
 	crand "crypto/rand"
 	"encoding/base64"
+	"html"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -84,4 +85,36 @@ func quoteShort(s string) string {
 		s = s[:64]
 	}
 	return `"` + s + `"`
+}
+
+// TemplateEndpointDisabled tells a clinic its endpoint was disabled.
+const TemplateEndpointDisabled = "webhook_endpoint_disabled"
+
+// EndpointDisabledEmail tells the contact a clinic gave for an endpoint
+// that it was disabled after failing since failingSince, in Japanese (the
+// clinics' language) and English (their developers' often), in one email.
+// Its id is the endpoint and the failure's start, so one outage tells once.
+func EndpointDisabledEmail(endpointID, url, contact string, failingSince time.Time) Email {
+	paragraphs := []string{
+		`Webhookエンドポイントを停止しました / Your webhook endpoint was disabled`,
+		`エンドポイント ` + url + ` への配信が ` + formatDate("ja", failingSince) + ` からすべて失敗したため、配信を停止しました。` +
+			`未配信のイベントは保持されています。エンドポイントを修正のうえ、PATCH /v1/clinic/webhook-endpoints/` + endpointID +
+			` に {"enabled": true} を送ると配信を再開します。各試行の結果は GET /v1/clinic/webhook-endpoints/` + endpointID +
+			`/deliveries で確認できます。`,
+		`Every delivery to ` + url + ` has failed since ` + formatDate("en", failingSince) + `, so we stopped sending to it. ` +
+			`The undelivered events are kept. Once the endpoint is fixed, send {"enabled": true} to PATCH /v1/clinic/webhook-endpoints/` +
+			endpointID + ` and deliveries resume. Each attempt's answer is in GET /v1/clinic/webhook-endpoints/` + endpointID + `/deliveries.`,
+		`Saisei Care`,
+	}
+	subject := `【Saisei】Webhookエンドポイントを停止しました / Webhook endpoint disabled`
+	var markup []string
+	for _, p := range paragraphs {
+		markup = append(markup, htmlParagraph(p))
+	}
+	return Email{
+		ID: "endpoint:" + endpointID + ":disabled:" + failingSince.UTC().Format("20060102T150405"), EndpointID: endpointID,
+		Template: TemplateEndpointDisabled, Language: "ja", To: contact, Subject: subject, Body: strings.Join(paragraphs, "\n\n"),
+		HTML: `<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8"><title>` + html.EscapeString(subject) +
+			`</title></head><body>` + strings.Join(markup, "\n") + `</body></html>`,
+	}
 }

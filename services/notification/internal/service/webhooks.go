@@ -42,6 +42,9 @@ type EndpointChange struct {
 	URL     *string
 	Events  []string
 	Enabled *bool
+	// ContactEmail is told if the endpoint is disabled for failing; ""
+	// removes it.
+	ContactEmail *string
 }
 
 func (e *Endpoints) validate(ctx context.Context, c EndpointChange, creating bool) error {
@@ -58,6 +61,9 @@ func (e *Endpoints) validate(ctx context.Context, c EndpointChange, creating boo
 	if c.Events != nil || creating {
 		v.Add(domain.ValidateWebhookEvents(c.Events)...)
 	}
+	if c.ContactEmail != nil && *c.ContactEmail != "" {
+		v.Email("contact_email", *c.ContactEmail)
+	}
 	return v.Err()
 }
 
@@ -70,6 +76,9 @@ func (e *Endpoints) Register(ctx context.Context, clinic string, c EndpointChang
 	now := e.now().UTC()
 	ep := store.Endpoint{ID: uuid.NewString(), ClinicID: clinic, URL: *c.URL, Events: c.Events, Secret: domain.NewWebhookSecret(),
 		Enabled: true, CreatedAt: now, UpdatedAt: now}
+	if c.ContactEmail != nil {
+		ep.ContactEmail = *c.ContactEmail
+	}
 	err := pgdb.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		// Serialize a clinic's registrations so the limit holds.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('webhook-endpoints:' || $1))`, clinic); err != nil {
@@ -114,6 +123,9 @@ func (e *Endpoints) Update(ctx context.Context, clinic, id string, c EndpointCha
 		}
 		if c.Events != nil {
 			ep.Events = c.Events
+		}
+		if c.ContactEmail != nil {
+			ep.ContactEmail = *c.ContactEmail
 		}
 		if c.Enabled != nil {
 			if *c.Enabled && !ep.Enabled {

@@ -26,9 +26,10 @@ func (s *Store) QueueEmail(ctx context.Context, db pgdb.Querier, e domain.Email,
 		return err
 	}
 	_, err = db.Exec(ctx, `
-		INSERT INTO emails (id, booking_id, quote_id, template, language, to_address, subject, body, html, status, trace)
-		VALUES ($1, NULLIF($2, '')::uuid, NULLIF($3, '')::uuid, $4, $5, $6, $7, $8, $9, 'pending', $10) ON CONFLICT (id) DO NOTHING`,
-		e.ID, e.BookingID, e.QuoteID, e.Template, e.Language, e.To, e.Subject, e.Body, e.HTML, t)
+		INSERT INTO emails (id, booking_id, quote_id, endpoint_id, template, language, to_address, subject, body, html, status, trace)
+		VALUES ($1, NULLIF($2, '')::uuid, NULLIF($3, '')::uuid, NULLIF($4, '')::uuid, $5, $6, $7, $8, $9, $10, 'pending', $11)
+		ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.BookingID, e.QuoteID, e.EndpointID, e.Template, e.Language, e.To, e.Subject, e.Body, e.HTML, t)
 	return err
 }
 
@@ -43,12 +44,12 @@ type QueuedEmail struct {
 	SentAt    *time.Time
 }
 
-const emailColumns = `id, COALESCE(booking_id::text, ''), COALESCE(quote_id::text, ''), template, language, to_address, subject, body, html, status, attempts, last_error, trace, created_at, sent_at`
+const emailColumns = `id, COALESCE(booking_id::text, ''), COALESCE(quote_id::text, ''), COALESCE(endpoint_id::text, ''), template, language, to_address, subject, body, html, status, attempts, last_error, trace, created_at, sent_at`
 
 func scanEmail(r pgx.CollectableRow) (QueuedEmail, error) {
 	var q QueuedEmail
 	var trace []byte
-	err := r.Scan(&q.ID, &q.BookingID, &q.QuoteID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.HTML, &q.Status, &q.Attempts,
+	err := r.Scan(&q.ID, &q.BookingID, &q.QuoteID, &q.EndpointID, &q.Template, &q.Language, &q.To, &q.Subject, &q.Body, &q.HTML, &q.Status, &q.Attempts,
 		&q.LastError, &trace, &q.CreatedAt, &q.SentAt)
 	if err == nil {
 		err = json.Unmarshal(trace, &q.Trace)
@@ -89,13 +90,18 @@ func (s *Store) Emails(ctx context.Context, db pgdb.Querier, bookingID string) (
 	return s.emailsWhere(ctx, db, "booking_id", bookingID)
 }
 
+// EndpointEmails lists the emails about a webhook endpoint.
+func (s *Store) EndpointEmails(ctx context.Context, db pgdb.Querier, endpointID string) ([]QueuedEmail, error) {
+	return s.emailsWhere(ctx, db, "endpoint_id", endpointID)
+}
+
 // QuoteEmails lists a quote's emails.
 func (s *Store) QuoteEmails(ctx context.Context, db pgdb.Querier, quoteID string) ([]QueuedEmail, error) {
 	return s.emailsWhere(ctx, db, "quote_id", quoteID)
 }
 
-// emailsWhere lists the emails whose column (booking_id or quote_id, never
-// input) is id.
+// emailsWhere lists the emails whose column (booking_id, quote_id or
+// endpoint_id, never input) is id.
 func (s *Store) emailsWhere(ctx context.Context, db pgdb.Querier, column, id string) ([]QueuedEmail, error) {
 	rows, err := db.Query(ctx, `SELECT `+emailColumns+` FROM emails WHERE `+column+` = $1 ORDER BY created_at`, id)
 	if err != nil {

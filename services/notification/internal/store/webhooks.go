@@ -25,7 +25,9 @@ type Endpoint struct {
 	ClinicID string
 	URL      string
 	Events   []string
-	Secret   string
+	// ContactEmail is told when the endpoint is disabled for failing.
+	ContactEmail string
+	Secret       string
 	// Previous still signs until PreviousUntil, after a rotation.
 	Previous       string
 	PreviousUntil  *time.Time
@@ -70,13 +72,13 @@ func (w *Webhooks) open(id string, sealedSecret []byte) (string, error) {
 	return string(p), err
 }
 
-const endpointColumns = `id, clinic_id, url, events, secret_sealed, previous_sealed, previous_until, enabled, disabled_reason,
+const endpointColumns = `id, clinic_id, url, events, contact_email, secret_sealed, previous_sealed, previous_until, enabled, disabled_reason,
 	failing_since, created_at, updated_at`
 
 func (w *Webhooks) scanEndpoint(r pgx.CollectableRow) (Endpoint, error) {
 	var e Endpoint
 	var secret, previous []byte
-	if err := r.Scan(&e.ID, &e.ClinicID, &e.URL, &e.Events, &secret, &previous, &e.PreviousUntil, &e.Enabled,
+	if err := r.Scan(&e.ID, &e.ClinicID, &e.URL, &e.Events, &e.ContactEmail, &secret, &previous, &e.PreviousUntil, &e.Enabled,
 		&e.DisabledReason, &e.FailingSince, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return e, err
 	}
@@ -105,12 +107,12 @@ func (w *Webhooks) SaveEndpoint(ctx context.Context, db pgdb.Querier, e Endpoint
 	}
 	_, err = db.Exec(ctx, `
 		INSERT INTO webhook_endpoints (id, clinic_id, url, events, secret_sealed, previous_sealed, previous_until, enabled,
-			disabled_reason, failing_since, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+			disabled_reason, failing_since, created_at, updated_at, contact_email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
 		ON CONFLICT (id) DO UPDATE SET url = $3, events = $4, secret_sealed = $5, previous_sealed = $6, previous_until = $7,
-			enabled = $8, disabled_reason = $9, failing_since = $10, updated_at = $11`,
+			enabled = $8, disabled_reason = $9, failing_since = $10, updated_at = $11, contact_email = $12`,
 		e.ID, e.ClinicID, e.URL, e.Events, secret, previous, e.PreviousUntil, e.Enabled, e.DisabledReason, e.FailingSince,
-		e.UpdatedAt)
+		e.UpdatedAt, e.ContactEmail)
 	return err
 }
 

@@ -37,6 +37,7 @@ type EndpointView struct {
 	ID                      string     `json:"id"`
 	URL                     string     `json:"url"`
 	Events                  []string   `json:"events"`
+	ContactEmail            string     `json:"contact_email,omitempty"`
 	Secret                  string     `json:"secret,omitempty"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 	Enabled                 bool       `json:"enabled"`
@@ -57,7 +58,7 @@ func (v EndpointView) StatusCode() int {
 }
 
 func endpointView(e store.Endpoint, withSecret bool, now time.Time) EndpointView {
-	v := EndpointView{ID: e.ID, URL: e.URL, Events: e.Events, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
+	v := EndpointView{ID: e.ID, URL: e.URL, Events: e.Events, ContactEmail: e.ContactEmail, Enabled: e.Enabled, DisabledReason: e.DisabledReason,
 		FailingSince: e.FailingSince, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 	if withSecret {
 		v.Secret = e.Secret
@@ -101,9 +102,10 @@ func (noContent) StatusCode() int { return http.StatusNoContent }
 
 // endpointRequest is a registration or an update.
 type endpointRequest struct {
-	URL     *string  `json:"url"`
-	Events  []string `json:"events"`
-	Enabled *bool    `json:"enabled"`
+	URL          *string  `json:"url"`
+	Events       []string `json:"events"`
+	Enabled      *bool    `json:"enabled"`
+	ContactEmail *string  `json:"contact_email"`
 }
 
 type endpointCall struct {
@@ -218,7 +220,7 @@ func decodeEndpoint(creating bool) kithttp.DecodeRequestFunc {
 		if creating && req.Enabled != nil {
 			return nil, validation.FieldError{Field: "enabled", Message: "is set by updating a registered endpoint"}
 		}
-		c.change = service.EndpointChange{URL: req.URL, Events: req.Events, Enabled: req.Enabled}
+		c.change = service.EndpointChange{URL: req.URL, Events: req.Events, Enabled: req.Enabled, ContactEmail: req.ContactEmail}
 		return c, nil
 	}
 }

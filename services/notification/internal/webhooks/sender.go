@@ -39,8 +39,9 @@ type Sender struct {
 	tracer trace.Tracer
 	log    *slog.Logger
 	now    func() time.Time
-	// OnDisabled is told of an endpoint disabled for failing too long.
-	OnDisabled func(ctx context.Context, tx pgx.Tx, e store.Endpoint) error
+	// OnDisabled is told, in the same transaction, of an endpoint disabled
+	// for failing since failingSince.
+	OnDisabled func(ctx context.Context, tx pgx.Tx, e store.Endpoint, failingSince time.Time) error
 	// Workers send in parallel, so one slow endpoint does not hold up
 	// every other clinic's deliveries.
 	Workers int
@@ -138,7 +139,7 @@ func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery) er
 		}
 		s.log.WarnContext(ctx, "webhook endpoint disabled", "endpoint_id", d.EndpointID, "clinic_id", d.Endpoint.ClinicID)
 		if s.OnDisabled != nil {
-			return s.OnDisabled(ctx, tx, d.Endpoint)
+			return s.OnDisabled(ctx, tx, d.Endpoint, *failingSince)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,7 +60,7 @@ var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 // Bounds of the free text a quote carries.
 const (
 	MaxNameLength  = 200
-	MaxEmailLength = 254 // RFC 5321's limit on a forward path
+	MaxEmailLength = validation.MaxEmailLength
 	MaxNoteLength  = 2000
 	MaxReasons     = 20
 	MaxReasonCode  = 64
@@ -78,11 +77,7 @@ func (p Patient) Validate() []validation.FieldError {
 	} else {
 		v.Text("patient.name", p.Name, MaxNameLength, false)
 	}
-	if len(p.Email) > MaxEmailLength {
-		v.Check(false, "patient.email", fmt.Sprintf("must be at most %d characters", MaxEmailLength))
-	} else if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email {
-		v.Check(false, "patient.email", "must be an email address like name@example.com")
-	}
+	v.Email("patient.email", p.Email)
 	errs := validation.Fields(v.Err())
 	if !countryCode.MatchString(p.Country) {
 		errs = append(errs, validation.FieldError{Field: "patient.country", Message: "must be an ISO 3166-1 alpha-2 code such as KR or US"})
