@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -147,6 +148,15 @@ func TestPatientsAreToldOfQuotesAndFailedChargesAsTheyChoose(t *testing.T) {
 		slices.Sort(fields)
 		if code != 422 || !slices.Equal(fields, []string{"emails.booking_confirmed", "language"}) {
 			t.Fatalf("bad preferences: %d %v", code, fields)
+		}
+		many := map[string]bool{}
+		for i := range 1000 {
+			many[fmt.Sprintf("email_%d", i)] = false
+		}
+		problem.Errors = nil
+		if code := call(t, "PUT", url, patient, map[string]any{"emails": many}, &problem); code != 422 || len(problem.Errors) != 1 ||
+			problem.Errors[0].Field != "emails" {
+			t.Fatalf("a thousand emails: %d %+v", code, problem.Errors)
 		}
 		if code := call(t, "PUT", url, patient, map[string]any{"language": "zh", "sms": true}, nil); code != 400 {
 			t.Fatalf("unknown field: %d, want 400", code)

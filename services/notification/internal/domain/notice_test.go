@@ -123,3 +123,46 @@ func TestPreferencesDeclineOnlyOptionalEmails(t *testing.T) {
 		t.Fatalf("validate: %v", errs)
 	}
 }
+
+func TestWebhookEventsAreBoundedKnownAndDistinct(t *testing.T) {
+	for _, c := range []struct {
+		events []string
+		ok     bool
+	}{
+		{[]string{"booking.confirmed"}, true},
+		{WebhookEventTypes, true},
+		{nil, false},
+		{[]string{"booking.confirmed", "booking.confirmed"}, false},
+		{[]string{"booking.cancelled"}, false},
+		{make([]string, 100_000), false}, // refused before any quadratic check
+	} {
+		if errs := ValidateWebhookEvents(c.events); (len(errs) == 0) != c.ok || (!c.ok && errs[0].Field != "events") {
+			t.Errorf("%d events: %v", len(c.events), errs)
+		}
+	}
+}
+
+// The schedule is Svix's, jittered by at most a tenth, and ends after the
+// eighth attempt.
+func TestWebhookRetriesFollowTheSchedule(t *testing.T) {
+	if d, ok := RetryAfter(1); !ok || d != 0 {
+		t.Fatalf("first attempt after %v", d)
+	}
+	for n := 2; n <= len(WebhookSchedule); n++ {
+		d, ok := RetryAfter(n)
+		base := WebhookSchedule[n-1]
+		if !ok || d < base || d > base+base/10 {
+			t.Errorf("attempt %d after %v, want %v plus at most a tenth", n, d, base)
+		}
+	}
+	if _, ok := RetryAfter(len(WebhookSchedule) + 1); ok {
+		t.Fatalf("a ninth attempt")
+	}
+	var total time.Duration
+	for _, d := range WebhookSchedule {
+		total += d
+	}
+	if total < 24*time.Hour {
+		t.Fatalf("the schedule spans %v, less than a day", total)
+	}
+}

@@ -3,6 +3,7 @@ package domain
 import (
 	crand "crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"html"
 	"math/rand/v2"
 	"slices"
@@ -65,6 +66,10 @@ func NewWebhookSecret() string {
 func ValidateWebhookEvents(events []string) []validation.FieldError {
 	if len(events) == 0 {
 		return []validation.FieldError{{Field: "events", Message: "must name at least one of " + joinEvents()}}
+	}
+	if len(events) > len(WebhookEventTypes) {
+		// Checked first: the checks below are quadratic in the list.
+		return []validation.FieldError{{Field: "events", Message: fmt.Sprintf("must name at most %d events", len(WebhookEventTypes))}}
 	}
 	var errs []validation.FieldError
 	for i, e := range events {

@@ -77,6 +77,9 @@ func decodePreferences(_ context.Context, r *http.Request) (any, error) {
 	if req.Language != nil {
 		p.Language = *req.Language
 	}
+	if len(req.Emails) > len(domain.Templates) {
+		return nil, validation.FieldError{Field: "emails", Message: "names more emails than exist"}
+	}
 	var v validation.Validator
 	for t, wanted := range req.Emails {
 		if !wanted {
