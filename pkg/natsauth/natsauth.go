@@ -1,0 +1,214 @@
+// Package natsauth is the platform's NATS trust chain in NATS's own
+// decentralized model: an operator signs the accounts, the application
+// account signs one user per party, and the server enforces each user's
+// permissions. Nothing is shared: every service and every clinic connects
+// with credentials of its own (a standard .creds file, usable with
+// `nats --creds` and nats.UserCredentials), and a revoked user is cut off
+// by the server at once.
+//
+// A service publishes only its own event tree and administers JetStream;
+// a clinic may only read its own subjects, clinic.v1.<clinic_id>.>,
+// through a durable consumer named after it, receiving on an inbox prefix
+// of its own so no other party's replies reach it; it publishes nothing.
+package natsauth
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+)
+
+// AppAccount is the application account's name: the streams live in it.
+const AppAccount = "SAISEI"
+
+// ClinicStream is the stream holding every clinic's notices.
+const ClinicStream = "CLINIC"
+
+// Trust holds the operator's and the accounts' keys and issues users.
+type Trust struct {
+	mu       sync.Mutex
+	operator nkeys.KeyPair
+	system   nkeys.KeyPair
+	app      nkeys.KeyPair
+	opClaims *jwt.OperatorClaims
+	sysJWT   string
+	appJWT   string
+	revoked  map[string]time.Time
+}
+
+// New creates a fresh trust chain: operator, system account and the
+// application account with JetStream enabled.
+func New() (*Trust, error) {
+	op, err := nkeys.CreateOperator()
+	if err != nil {
+		return nil, err
+	}
+	sys, err := nkeys.CreateAccount()
+	if err != nil {
+		return nil, err
+	}
+	app, err := nkeys.CreateAccount()
+	if err != nil {
+		return nil, err
+	}
+	return fromKeys(op, sys, app)
+}
+
+func fromKeys(op, sys, app nkeys.KeyPair) (*Trust, error) {
+	t := &Trust{operator: op, system: sys, app: app, revoked: map[string]time.Time{}}
+	opPub, _ := op.PublicKey()
+	sysPub, _ := sys.PublicKey()
+	t.opClaims = jwt.NewOperatorClaims(opPub)
+	t.opClaims.Name = "saisei"
+	t.opClaims.SystemAccount = sysPub
+	if _, err := t.opClaims.Encode(op); err != nil {
+		return nil, err
+	}
+	sc := jwt.NewAccountClaims(sysPub)
+	sc.Name = "SYS"
+	var err error
+	if t.sysJWT, err = sc.Encode(op); err != nil {
+		return nil, err
+	}
+	if t.appJWT, err = t.encodeApp(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// encodeApp signs the application account's claims, with the revocations
+// issued so far.
+func (t *Trust) encodeApp() (string, error) {
+	pub, _ := t.app.PublicKey()
+	ac := jwt.NewAccountClaims(pub)
+	ac.Name = AppAccount
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	for user, at := range t.revoked {
+		ac.RevokeAt(user, at)
+	}
+	return ac.Encode(t.operator)
+}
+
+// Configure makes opts a server that trusts only this operator: every
+// connection needs a user signed by one of its accounts.
+func (t *Trust) Configure(opts *server.Options) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	resolver := &server.MemAccResolver{}
+	sysPub, _ := t.system.PublicKey()
+	appPub, _ := t.app.PublicKey()
+	if err := resolver.Store(sysPub, t.sysJWT); err != nil {
+		return err
+	}
+	if err := resolver.Store(appPub, t.appJWT); err != nil {
+		return err
+	}
+	opts.TrustedOperators = []*jwt.OperatorClaims{t.opClaims}
+	opts.SystemAccount = sysPub
+	opts.AccountResolver = resolver
+	opts.NoAuthUser, opts.Users, opts.Nkeys = "", nil, nil
+	return nil
+}
+
+// Permissions are the subjects a user may publish to and subscribe to;
+// anything not allowed is refused by the server.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+}
+
+// Service is what a platform service may do: publish its own event trees
+// (booking.v1.>, …), administer JetStream streams and its consumers, and
+// receive replies on the standard inbox.
+func Service(trees ...string) Permissions {
+	return Permissions{
+		Publish: append(append([]string{}, trees...), "$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>",
+			"$JS.ACK.>", "$JS.FC.>"),
+		Subscribe: []string{"_INBOX.>"},
+	}
+}
+
+// ClinicDurable is the durable consumer a clinic reads its notices with.
+func ClinicDurable(clinicID string) string { return "clinic-" + clinicID }
+
+// ClinicInbox is the inbox prefix a clinic's connection must use
+// (nats.CustomInboxPrefix): replies to it go nowhere else.
+func ClinicInbox(clinicID string) string { return "_INBOX_" + clinicID }
+
+// Clinic is what a clinic's system may do: create (with its own filter)
+// and read its durable consumer on the CLINIC stream, acknowledge what it
+// read, and receive on its own inbox. It publishes no event.
+func Clinic(clinicID string) Permissions {
+	durable := ClinicDurable(clinicID)
+	return Permissions{
+		Publish: []string{
+			// The filtered create subject names the filter, so the server
+			// refuses a filter beyond the clinic's own subjects.
+			fmt.Sprintf("$JS.API.CONSUMER.CREATE.%s.%s.clinic.v1.%s.>", ClinicStream, durable, clinicID),
+			fmt.Sprintf("$JS.API.CONSUMER.INFO.%s.%s", ClinicStream, durable),
+			fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", ClinicStream, durable),
+			fmt.Sprintf("$JS.ACK.%s.%s.>", ClinicStream, durable),
+		},
+		Subscribe: []string{ClinicInbox(clinicID) + ".>"},
+	}
+}
+
+// User issues a user of the application account named name with
+// permissions p, and returns its credentials file and public key.
+func (t *Trust) User(name string, p Permissions) (creds []byte, pub string, err error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, "", err
+	}
+	pub, _ = kp.PublicKey()
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = name
+	uc.Pub.Allow.Add(p.Publish...)
+	uc.Sub.Allow.Add(p.Subscribe...)
+	// Only the permissions above: no responses to arbitrary requests.
+	t.mu.Lock()
+	encoded, err := uc.Encode(t.app)
+	t.mu.Unlock()
+	if err != nil {
+		return nil, "", err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, "", err
+	}
+	creds, err = jwt.FormatUserConfig(encoded, seed)
+	return creds, pub, err
+}
+
+// Revoke revokes the user pub from now on and tells the running server,
+// which closes the user's connections and refuses new ones.
+func (t *Trust) Revoke(s *server.Server, pub string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// A revocation covers the user's JWTs issued at or before its time, in
+	// whole seconds: a second ahead covers one issued this very second.
+	t.revoked[pub] = time.Now().Add(time.Second)
+	encoded, err := t.encodeApp()
+	if err != nil {
+		return err
+	}
+	t.appJWT = encoded
+	appPub, _ := t.app.PublicKey()
+	if err := s.AccountResolver().Store(appPub, encoded); err != nil {
+		return err
+	}
+	claims, err := jwt.DecodeAccountClaims(encoded)
+	if err != nil {
+		return err
+	}
+	acc, err := s.LookupAccount(appPub)
+	if err != nil {
+		return err
+	}
+	s.UpdateAccountClaims(acc, claims)
+	return nil
+}

@@ -1,0 +1,287 @@
+package natsauth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/natsauth"
+)
+
+// startServer runs a real nats-server with JetStream that trusts only t.
+func startServer(t *testing.T, trust *natsauth.Trust) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	if err := trust.Configure(opts); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// party is one connection with its credentials, recording the permission
+// errors the server sends it.
+type party struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu         sync.Mutex
+	violations []string
+	closed     chan struct{}
+}
+
+func connect(t *testing.T, s *server.Server, creds []byte, opts ...nats.Option) (*party, error) {
+	t.Helper()
+	p := &party{closed: make(chan struct{})}
+	file := t.TempDir() + "/user.creds"
+	if err := writeFile(file, creds); err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, nats.UserCredentials(file), nats.NoReconnect(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.violations = append(p.violations, err.Error())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(p.closed) }))
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nc.Close)
+	p.nc = nc
+	p.js, err = jetstream.New(nc)
+	return p, err
+}
+
+// refused reports whether the server answered a permission violation
+// naming what.
+func (p *party) refused(t *testing.T, what string) bool {
+	t.Helper()
+	_ = p.nc.Flush()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, v := range p.violations {
+			if strings.Contains(strings.ToLower(v), "permissions violation") && strings.Contains(v, what) {
+				p.mu.Unlock()
+				return true
+			}
+		}
+		p.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func mustUser(t *testing.T, trust *natsauth.Trust, name string, p natsauth.Permissions) ([]byte, string) {
+	t.Helper()
+	creds, pub, err := trust.User(name, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds, pub
+}
+
+func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
+	ctx := context.Background()
+	trust, err := natsauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, trust)
+
+	// No credentials, no connection.
+	if nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous connection was accepted")
+	}
+
+	// The services: booking publishes only booking.v1.>, notification only clinic.v1.>.
+	bookingCreds, _ := mustUser(t, trust, "booking", natsauth.Service("booking.v1.>"))
+	booking, err := connect(t, s, bookingCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, booking.js, 1); err != nil {
+		t.Fatalf("a service sets up the streams: %v", err)
+	}
+	if _, err := booking.js.Publish(ctx, "booking.v1.ginza.created", []byte("{}")); err != nil {
+		t.Fatalf("booking publishes its own event: %v", err)
+	}
+	if err := booking.nc.Publish("payment.v1.ginza.deposit.succeeded", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	if !booking.refused(t, "payment.v1.ginza.deposit.succeeded") {
+		t.Fatal("booking published payment.v1.ginza.deposit.succeeded unchallenged")
+	}
+	if n := streamCount(t, booking.js, bus.StreamPayment); n != 0 {
+		t.Fatalf("the PAYMENT stream holds %d forged events", n)
+	}
+
+	notifCreds, _ := mustUser(t, trust, "notification", natsauth.Service("clinic.v1.>"))
+	notification, err := connect(t, s, notifCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While clinic A's system is offline, three notices for A, one for B.
+	for _, subj := range []string{"clinic.v1.ginza.booking.confirmed", "clinic.v1.osaka.booking.confirmed",
+		"clinic.v1.ginza.booking.ready_for_administration", "clinic.v1.ginza.booking.administered"} {
+		if _, err := notification.js.Publish(ctx, subj, []byte(subj)); err != nil {
+			t.Fatalf("notification publishes %s: %v", subj, err)
+		}
+	}
+
+	ginzaCreds, ginzaPub := mustUser(t, trust, "clinic ginza", natsauth.Clinic("ginza"))
+	ginza, err := connect(t, s, ginzaCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza")))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a clinic back online catches up on everything it missed, in order, and nothing else", func(t *testing.T) {
+		cons, err := ginza.js.CreateOrUpdateConsumer(ctx, natsauth.ClinicStream, jetstream.ConsumerConfig{
+			Durable: natsauth.ClinicDurable("ginza"), FilterSubject: "clinic.v1.ginza.>", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatalf("the clinic creates its durable consumer: %v", err)
+		}
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for m := range batch.Messages() {
+			got = append(got, m.Subject())
+			if err := m.Ack(); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+		}
+		want := []string{"clinic.v1.ginza.booking.confirmed", "clinic.v1.ginza.booking.ready_for_administration", "clinic.v1.ginza.booking.administered"}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("caught up on %v, want %v", got, want)
+		}
+	})
+
+	t.Run("clinic A cannot read clinic B's subjects, by subscription or consumer, nor publish anything", func(t *testing.T) {
+		if _, err := ginza.nc.SubscribeSync("clinic.v1.osaka.>"); err != nil {
+			t.Fatal(err)
+		}
+		if !ginza.refused(t, `clinic.v1.osaka.>`) {
+			t.Error("ginza subscribed to osaka's subjects")
+		}
+		// Replies to other parties travel on the shared inbox prefix.
+		if _, err := ginza.nc.SubscribeSync("_INBOX.>"); err != nil {
+			t.Fatal(err)
+		}
+		if !ginza.refused(t, `_INBOX.>`) {
+			t.Error("ginza subscribed to the shared inbox")
+		}
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		for _, c := range []jetstream.ConsumerConfig{
+			{Durable: natsauth.ClinicDurable("ginza"), FilterSubject: "clinic.v1.osaka.>"}, // its own name, another's filter
+			{Durable: natsauth.ClinicDurable("osaka"), FilterSubject: "clinic.v1.osaka.>"}, // another's name
+			{Durable: natsauth.ClinicDurable("ginza")},                                     // no filter: everything
+		} {
+			c.AckPolicy = jetstream.AckExplicitPolicy
+			if _, err := ginza.js.CreateOrUpdateConsumer(short, natsauth.ClinicStream, c); err == nil {
+				t.Errorf("ginza created consumer %s on %q", c.Durable, c.FilterSubject)
+			}
+		}
+		if err := ginza.nc.Publish("clinic.v1.ginza.booking.confirmed", []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		if !ginza.refused(t, "clinic.v1.ginza.booking.confirmed") {
+			t.Error("a clinic published a notice")
+		}
+		if err := ginza.nc.Publish("booking.v1.ginza.created", []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		if !ginza.refused(t, "booking.v1.ginza.created") {
+			t.Error("a clinic published a booking event")
+		}
+	})
+
+	t.Run("clinic B reads only its own, and a revoked clinic is cut off at once", func(t *testing.T) {
+		osakaCreds, _ := mustUser(t, trust, "clinic osaka", natsauth.Clinic("osaka"))
+		osaka, err := connect(t, s, osakaCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("osaka")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := osaka.js.CreateOrUpdateConsumer(ctx, natsauth.ClinicStream, jetstream.ConsumerConfig{
+			Durable: natsauth.ClinicDurable("osaka"), FilterSubject: "clinic.v1.osaka.>", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if m.Subject() != "clinic.v1.osaka.booking.confirmed" {
+				t.Errorf("osaka read %s", m.Subject())
+			}
+		}
+		if n != 1 {
+			t.Errorf("osaka read %d notices, want 1", n)
+		}
+		// Ginza cannot pull from osaka's consumer.
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if c, err := ginza.js.Consumer(short, natsauth.ClinicStream, natsauth.ClinicDurable("osaka")); err == nil {
+			if b, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second)); err == nil {
+				for m := range b.Messages() {
+					t.Errorf("ginza pulled %s from osaka's consumer", m.Subject())
+				}
+			}
+		}
+
+		if err := trust.Revoke(s, ginzaPub); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ginza.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the revoked clinic is still connected")
+		}
+		if _, err := connect(t, s, ginzaCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza"))); err == nil {
+			t.Fatal("revoked credentials connected again")
+		} else if !errors.Is(err, nats.ErrAuthorization) && !strings.Contains(strings.ToLower(err.Error()), "authoriz") {
+			t.Logf("reconnect refused: %v", err)
+		}
+		// Others are untouched.
+		if !osaka.nc.IsConnected() || !booking.nc.IsConnected() {
+			t.Fatal("revoking one clinic cut off others")
+		}
+	})
+}
+
+func streamCount(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
