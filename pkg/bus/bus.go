@@ -39,14 +39,14 @@ type Event struct {
 func TypeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // Connect dials NATS with reconnects that never give up, and returns the
-// JetStream context.
-func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+// JetStream context. opts add to the defaults, e.g. nats.UserCredentials.
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
+		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bus: connect %s: %w", url, err)
 	}

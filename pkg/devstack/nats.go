@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/saisei-health/platform/pkg/natsauth"
 )
 
 // NATSOptions tune StartNATS.
@@ -12,6 +14,9 @@ type NATSOptions struct {
 	Port int // 0 picks a free port
 	// Fast trades the fsync-on-every-write setting for speed; tests only.
 	Fast bool
+	// Trust, when set, is the only operator the server trusts: every
+	// connection needs credentials it issued (no anonymous connections).
+	Trust *natsauth.Trust
 }
 
 // StartNATS runs an embedded nats-server with JetStream storing in dir.
@@ -33,6 +38,11 @@ func StartNATS(dir string, opt NATSOptions) (*server.Server, error) {
 		SyncAlways: !opt.Fast,
 		NoSigs:     true,
 		NoLog:      true,
+	}
+	if opt.Trust != nil {
+		if err := opt.Trust.Configure(o); err != nil {
+			return nil, fmt.Errorf("devstack: nats-server: %w", err)
+		}
 	}
 	s, err := server.NewServer(o)
 	if err != nil {

@@ -38,6 +38,7 @@ type Trust struct {
 	sysJWT   string
 	appJWT   string
 	revoked  map[string]time.Time
+	path     string // where the chain is kept, if anywhere
 }
 
 // New creates a fresh trust chain: operator, system account and the
@@ -55,11 +56,14 @@ func New() (*Trust, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromKeys(op, sys, app)
+	return fromKeys(op, sys, app, nil)
 }
 
-func fromKeys(op, sys, app nkeys.KeyPair) (*Trust, error) {
-	t := &Trust{operator: op, system: sys, app: app, revoked: map[string]time.Time{}}
+func fromKeys(op, sys, app nkeys.KeyPair, revoked map[string]time.Time) (*Trust, error) {
+	if revoked == nil {
+		revoked = map[string]time.Time{}
+	}
+	t := &Trust{operator: op, system: sys, app: app, revoked: revoked}
 	opPub, _ := op.PublicKey()
 	sysPub, _ := sys.PublicKey()
 	t.opClaims = jwt.NewOperatorClaims(opPub)
@@ -197,6 +201,9 @@ func (t *Trust) Revoke(s *server.Server, pub string) error {
 		return err
 	}
 	t.appJWT = encoded
+	if err := t.save(); err != nil {
+		return err
+	}
 	appPub, _ := t.app.PublicKey()
 	if err := s.AccountResolver().Store(appPub, encoded); err != nil {
 		return err

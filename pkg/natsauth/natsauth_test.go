@@ -3,6 +3,7 @@ package natsauth_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -284,4 +285,35 @@ func streamCount(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// make run keeps the chain in .data: credentials issued before a restart
+// still connect after it, and a revocation outlives the restart too.
+func TestTheTrustChainSurvivesARestart(t *testing.T) {
+	path := t.TempDir() + "/nats/trust.json"
+	first, err := natsauth.LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("trust file: %v %v", info, err)
+	}
+	keptCreds, _ := mustUser(t, first, "clinic ginza", natsauth.Clinic("ginza"))
+	revokedCreds, revokedPub := mustUser(t, first, "clinic osaka", natsauth.Clinic("osaka"))
+	s := startServer(t, first)
+	if err := first.Revoke(s, revokedPub); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := natsauth.LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := startServer(t, again)
+	if _, err := connect(t, restarted, keptCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza"))); err != nil {
+		t.Fatalf("credentials issued before the restart: %v", err)
+	}
+	if _, err := connect(t, restarted, revokedCreds); err == nil {
+		t.Fatal("a revocation was forgotten by the restart")
+	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	DatabaseURL string
 	// NATSURL of the JetStream server or cluster.
 	NATSURL string
+	// NATSCreds is the path of the service's NATS credentials file (its
+	// own user, allowed its own subjects); empty connects without one.
+	NATSCreds string
 	// StreamReplicas for streams this service creates (3 on a cluster).
 	StreamReplicas int
 	// Identity is the OpenID Connect issuer the service trusts and its own
@@ -67,6 +70,7 @@ func ConfigFromEnv(name, defaultAddr string) Config {
 		HTTPAddr:       Env("HTTP_ADDR", defaultAddr),
 		DatabaseURL:    Env("DATABASE_URL", ""),
 		NATSURL:        Env("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSCreds:      Env("NATS_CREDS", ""),
 		StreamReplicas: replicas,
 		Identity:       identity.ConfigFromEnv(),
 	}
@@ -135,7 +139,11 @@ func Start(ctx context.Context, cfg Config, deps Deps, migrations pgdb.Migration
 		h.Pool.Close()
 		return nil, err
 	}
-	if h.NATS, h.JetStream, err = bus.Connect(cfg.NATSURL, cfg.Name); err != nil {
+	var natsOpts []nats.Option
+	if cfg.NATSCreds != "" {
+		natsOpts = append(natsOpts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if h.NATS, h.JetStream, err = bus.Connect(cfg.NATSURL, cfg.Name, natsOpts...); err != nil {
 		h.Pool.Close()
 		return nil, err
 	}

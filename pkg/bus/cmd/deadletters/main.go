@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/saisei-health/platform/pkg/bus"
@@ -24,8 +25,9 @@ import (
 
 func main() {
 	natsURL := flag.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	creds := flag.String("creds", envOr("NATS_CREDS", ".data/nats-auth/operator.creds"), "NATS credentials file (make run writes the operator's)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: deadletters [-nats URL] list | replay SEQ | discard SEQ")
+		fmt.Fprintln(os.Stderr, "usage: deadletters [-nats URL] [-creds FILE] list | replay SEQ | discard SEQ")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -35,7 +37,11 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js, err := bus.Connect(*natsURL, "deadletters")
+	var opts []nats.Option
+	if _, err := os.Stat(*creds); err == nil {
+		opts = append(opts, nats.UserCredentials(*creds))
+	}
+	nc, js, err := bus.Connect(*natsURL, "deadletters", opts...)
 	if err != nil {
 		fail(err)
 	}

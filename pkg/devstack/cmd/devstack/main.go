@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,8 +33,10 @@ import (
 
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/identity/devissuer"
+	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/sealed"
+	"github.com/saisei-health/platform/pkg/subject"
 )
 
 // Ports of the local stack. Services listen on loopback; the gateway on all
@@ -121,14 +124,36 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		dsns[s.name] = u.String()
 	}
 
+	// NATS: each service and each clinic on credentials of its own
+	// (docs/clinic-integration.md); an external server brings its own, as
+	// <SERVICE>_NATS_CREDS.
 	natsURL := os.Getenv("NATS_URL")
+	natsCreds := map[string]string{}
+	var clinicCreds string
 	if natsURL == "" {
-		ns, err := devstack.StartNATS(filepath.Join(dataDir, "nats"), devstack.NATSOptions{Port: natsPort})
+		trust, err := natsauth.LoadOrCreate(filepath.Join(dataDir, "nats-auth", "trust.json"))
+		if err != nil {
+			return err
+		}
+		ns, err := devstack.StartNATS(filepath.Join(dataDir, "nats"), devstack.NATSOptions{Port: natsPort, Trust: trust})
 		if err != nil {
 			return err
 		}
 		cleanups = append(cleanups, func() { logs.line("devstack", "stopping NATS"); ns.Shutdown(); ns.WaitForShutdown() })
 		natsURL = ns.ClientURL()
+		if natsCreds, err = issueServiceCreds(trust, filepath.Join(dataDir, "nats-auth")); err != nil {
+			return err
+		}
+		clinicCreds = filepath.Join(dataDir, "clinics")
+		if err := issueClinicCreds(trust, clinicCreds); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range services {
+			if c := os.Getenv(strings.ToUpper(s.name) + "_NATS_CREDS"); c != "" {
+				natsCreds[s.name] = c
+			}
+		}
 	}
 
 	stripeKey, stripeBase := os.Getenv("STRIPE_API_KEY"), os.Getenv("STRIPE_API_BASE")
@@ -211,6 +236,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	for _, s := range services {
 		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name]}, common...), env[s.name]...)
 		e = append(e, "OIDC_CLIENT_ID="+envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_ID", s.name), "OIDC_CLIENT_SECRET="+clientSecrets[s.name])
+		if c, ok := natsCreds[s.name]; ok {
+			e = append(e, "NATS_CREDS="+c)
+		}
 		if err := procs.start(filepath.Join(binDir, s.name), s.name, e); err != nil {
 			procs.stop()
 			return err
@@ -220,7 +248,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		procs.stop()
 		return err
 	}
-	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, issuerURL, devIssuer)
+	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, issuerURL, devIssuer, clinicCreds)
 
 	select {
 	case <-ctx.Done():
@@ -282,11 +310,15 @@ func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
 
 var bannerOnce sync.Once
 
-func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, issuerURL string, devIssuer bool) {
+func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, issuerURL string, devIssuer bool, clinicCreds string) {
 	bannerOnce.Do(func() {
 		tokens := "POST http://localhost:8080/v1/dev/tokens {\"role\": \"patient\"|\"clinic\"|\"finance\"|\"admin\", \"subject\": \"me\"}"
 		if !devIssuer {
 			tokens = "from your issuer"
+		}
+		creds := "from your NATS operator"
+		if clinicCreds != "" {
+			creds = filepath.Join(clinicCreds, "<clinic_id>.creds") + "   (nats --creds …; docs/clinic-integration.md)"
 		}
 		fmt.Printf(`
   Saisei is running. Ctrl-C stops it; data stays in .data/.
@@ -297,10 +329,11 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
   Emails sent            http://%s/api/messages
   SMTP                   %s
   NATS JetStream         %s
+  Clinic NATS creds      %s
   Stripe API             %s   (webhook secret %s)
   Postgres (booking)     %s
 
-`, issuerURL, tokens, mailUIAddr, smtp, natsURL, stripeBase, webhookSecret, dsns["booking"])
+`, issuerURL, tokens, mailUIAddr, smtp, natsURL, creds, stripeBase, webhookSecret, dsns["booking"])
 	})
 }
 
@@ -359,4 +392,62 @@ func dataKeyset(dir string) (string, error) {
 		return "", err
 	}
 	return ks, os.WriteFile(path, []byte(ks), 0o600)
+}
+
+// serviceTrees are the event trees each service publishes: its NATS user
+// may publish nothing else.
+var serviceTrees = map[string]string{"catalog": subject.CatalogTree, "quoting": subject.QuotingTree,
+	"booking": subject.BookingTree, "payment": subject.PaymentTree, "notification": subject.ClinicTree}
+
+// issueServiceCreds writes a fresh user for each service, and one for the
+// operator's tools (deadletters), into dir; it returns each service's file.
+func issueServiceCreds(trust *natsauth.Trust, dir string) (map[string]string, error) {
+	files := map[string]string{}
+	for name, tree := range serviceTrees {
+		creds, _, err := trust.User(name, natsauth.Service(tree))
+		if err != nil {
+			return nil, err
+		}
+		files[name] = filepath.Join(dir, name+".creds")
+		if err := natsauth.WriteCreds(files[name], creds); err != nil {
+			return nil, err
+		}
+	}
+	// The operator replays dead letters onto any subject.
+	creds, _, err := trust.User("operator", natsauth.Service(">"))
+	if err != nil {
+		return nil, err
+	}
+	return files, natsauth.WriteCreds(filepath.Join(dir, "operator.creds"), creds)
+}
+
+// issueClinicCreds writes <clinic_id>.creds for every seeded clinic that
+// has none yet, so a clinic developer's files stay valid across runs.
+func issueClinicCreds(trust *natsauth.Trust, dir string) error {
+	raw, err := os.ReadFile(filepath.Join("services", "catalog", "internal", "seed", "catalog.json"))
+	if err != nil {
+		return fmt.Errorf("the seeded clinics: %w", err)
+	}
+	var seed struct {
+		Clinics []struct {
+			ID string `json:"id"`
+		} `json:"clinics"`
+	}
+	if err := json.Unmarshal(raw, &seed); err != nil {
+		return err
+	}
+	for _, c := range seed.Clinics {
+		path := filepath.Join(dir, c.ID+".creds")
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		creds, _, err := trust.User("clinic "+c.ID, natsauth.Clinic(c.ID))
+		if err != nil {
+			return err
+		}
+		if err := natsauth.WriteCreds(path, creds); err != nil {
+			return err
+		}
+	}
+	return nil
 }
