@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+
+	"github.com/saisei-health/platform/pkg/subject"
 )
 
 // AppAccount is the application account's name: the streams live in it.
@@ -135,6 +137,11 @@ func Service(trees ...string) Permissions {
 		Subscribe: []string{"_INBOX.>"},
 	}
 }
+
+// ServiceTrees are the event trees each service publishes: its user may
+// publish no other event.
+var ServiceTrees = map[string]string{"catalog": subject.CatalogTree, "quoting": subject.QuotingTree,
+	"booking": subject.BookingTree, "payment": subject.PaymentTree, "notification": subject.ClinicTree}
 
 // ClinicDurable is the durable consumer a clinic reads its notices with.
 func ClinicDurable(clinicID string) string { return "clinic-" + clinicID }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -19,6 +20,7 @@ import (
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/notificationv1"
 	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	booking "github.com/saisei-health/platform/services/booking/server"
 	catalog "github.com/saisei-health/platform/services/catalog/server"
@@ -62,6 +64,8 @@ type platform struct {
 	mail    *devstack.MailSink
 	spans   *tracetest.InMemoryExporter
 	js      jetstream.JetStream
+	natsURL string
+	trust   *natsauth.Trust
 	clock   *clock
 	// issuer is the platform's OpenID Connect issuer; tests mint tokens
 	// with it, as a login would.
@@ -76,8 +80,11 @@ func startPlatform(t *testing.T) *platform {
 		issuer: devtest.NewIssuer(t, "catalog", "quoting", "booking", "payment", "notification", "gateway"),
 		tokens: map[identity.Principal]string{}}
 	admin := devtest.NewDatabase(t)
-	natsURL := devtest.NATS(t)
-	_, js, err := bus.Connect(natsURL, "e2e-observer")
+	// NATS as make run has it: no anonymous connections, each service on a
+	// user allowed only its own event tree, the clinic on its own.
+	natsURL, trust := devtest.SecureNATS(t)
+	p.natsURL, p.trust = natsURL, trust
+	_, js, err := bus.Connect(natsURL, "e2e-observer", nats.UserCredentials(devtest.Creds(t, trust, "observer", natsauth.Service(">"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +93,7 @@ func startPlatform(t *testing.T) *platform {
 	base := func(name string) (servicehost.Config, string) {
 		addr, url := devtest.Addr(t)
 		return servicehost.Config{Name: name, Identity: p.issuer.Config(name), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, name),
-			NATSURL: natsURL, StreamReplicas: 1}, url
+			NATSURL: natsURL, NATSCreds: devtest.Creds(t, trust, name, natsauth.Service(natsauth.ServiceTrees[name])), StreamReplicas: 1}, url
 	}
 	catCfg, catURL := base("catalog")
 	quoCfg, quoURL := base("quoting")
@@ -171,8 +178,15 @@ func (p *platform) subscribeClinic(t *testing.T, clinicID string) *clinicInbox {
 	if err := bus.EnsureStreams(ctx, p.js, 1); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.StreamClinic, jetstream.ConsumerConfig{
-		Durable: "clinic-" + clinicID, FilterSubject: "clinic.v1." + clinicID + ".>", AckPolicy: jetstream.AckExplicitPolicy,
+	// The clinic reads with its own credentials, as a clinic's system would.
+	_, clinicJS, err := bus.Connect(p.natsURL, "clinic "+clinicID,
+		nats.UserCredentials(devtest.Creds(t, p.trust, "clinic "+clinicID, natsauth.Clinic(clinicID))),
+		nats.CustomInboxPrefix(natsauth.ClinicInbox(clinicID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := clinicJS.CreateOrUpdateConsumer(ctx, natsauth.ClinicStream, jetstream.ConsumerConfig{
+		Durable: natsauth.ClinicDurable(clinicID), FilterSubject: "clinic.v1." + clinicID + ".>", AckPolicy: jetstream.AckExplicitPolicy,
 	})
 	if err != nil {
 		t.Fatal(err)

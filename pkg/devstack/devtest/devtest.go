@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/saisei-health/platform/pkg/devstack"
+	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/pgdb"
 )
 
@@ -135,6 +137,41 @@ func NATS(t testing.TB) string {
 		s.WaitForShutdown()
 	})
 	return s.ClientURL()
+}
+
+// SecureNATS starts an embedded JetStream server that, like make run's,
+// trusts only its own operator: every connection needs credentials from
+// the returned Trust (see Creds).
+func SecureNATS(t testing.TB) (string, *natsauth.Trust) {
+	t.Helper()
+	trust, err := natsauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := devstack.StartNATS(t.TempDir(), devstack.NATSOptions{Fast: true, Trust: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s.ClientURL(), trust
+}
+
+// Creds issues a user of trust with permissions p and returns the path of
+// its credentials file.
+func Creds(t testing.TB, trust *natsauth.Trust, name string, p natsauth.Permissions) string {
+	t.Helper()
+	creds, _, err := trust.User(name, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "user.creds")
+	if err := natsauth.WriteCreds(path, creds); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // StripeMock returns the URL of this test binary's stripe-mock, starting it

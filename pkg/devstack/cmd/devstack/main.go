@@ -36,7 +36,6 @@ import (
 	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/sealed"
-	"github.com/saisei-health/platform/pkg/subject"
 )
 
 // Ports of the local stack. Services listen on loopback; the gateway on all
@@ -394,16 +393,11 @@ func dataKeyset(dir string) (string, error) {
 	return ks, os.WriteFile(path, []byte(ks), 0o600)
 }
 
-// serviceTrees are the event trees each service publishes: its NATS user
-// may publish nothing else.
-var serviceTrees = map[string]string{"catalog": subject.CatalogTree, "quoting": subject.QuotingTree,
-	"booking": subject.BookingTree, "payment": subject.PaymentTree, "notification": subject.ClinicTree}
-
 // issueServiceCreds writes a fresh user for each service, and one for the
 // operator's tools (deadletters), into dir; it returns each service's file.
 func issueServiceCreds(trust *natsauth.Trust, dir string) (map[string]string, error) {
 	files := map[string]string{}
-	for name, tree := range serviceTrees {
+	for name, tree := range natsauth.ServiceTrees {
 		creds, _, err := trust.User(name, natsauth.Service(tree))
 		if err != nil {
 			return nil, err
