@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/pgdb"
@@ -172,6 +173,21 @@ func Creds(t testing.TB, trust *natsauth.Trust, name string, p natsauth.Permissi
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Observer is a connection option for a test's own NATS client on a
+// SecureNATS server: a user that may publish and read anything, standing
+// in for the other services.
+func Observer(t testing.TB, trust *natsauth.Trust) nats.Option {
+	t.Helper()
+	return nats.UserCredentials(Creds(t, trust, "test", natsauth.Service(">")))
+}
+
+// ServiceCreds is the credentials file of service's own user on trust:
+// allowed to publish only its own event tree, as under make run.
+func ServiceCreds(t testing.TB, trust *natsauth.Trust, service string) string {
+	t.Helper()
+	return Creds(t, trust, service, natsauth.Service(natsauth.ServiceTrees[service]))
 }
 
 // StripeMock returns the URL of this test binary's stripe-mock, starting it

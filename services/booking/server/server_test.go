@@ -448,7 +448,7 @@ type rig struct {
 func startBooking(t *testing.T) *rig {
 	t.Helper()
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking")
-	natsURL := devtest.NATS(t)
+	natsURL, natsTrust := devtest.SecureNATS(t)
 	r := &rig{
 		issuer:  devtest.NewIssuer(t, "booking"),
 		quoting: &fakeQuoting{offers: map[string]*offer{}},
@@ -467,12 +467,12 @@ func startBooking(t *testing.T) *rig {
 
 	addr, base := devtest.Addr(t)
 	r.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "booking", Identity: r.issuer.Config("booking"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "booking", Identity: r.issuer.Config("booking"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, NATSCreds: devtest.ServiceCreds(t, natsTrust, "booking"), StreamReplicas: 1},
 		QuotingURL: quoting.URL, PaymentURL: payment.URL}
 	deps := devtest.Deps(t, "booking", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 
-	nc, js, err := bus.Connect(natsURL, "test")
+	nc, js, err := bus.Connect(natsURL, "test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,9 +60,9 @@ func get(t *testing.T, url string, into any) int {
 	return resp.StatusCode
 }
 
-func startCatalog(t *testing.T, iss *devtest.Issuer, dsn, natsURL string) string {
+func startCatalog(t *testing.T, iss *devtest.Issuer, dsn, natsURL, natsCreds string) string {
 	addr, base := devtest.Addr(t)
-	cfg := server.Config{Config: servicehost.Config{Name: "catalog", Identity: iss.Config("catalog"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "catalog", Identity: iss.Config("catalog"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, NATSCreds: natsCreds, StreamReplicas: 1},
 		Seed: true}
 	deps := devtest.Deps(t, "catalog", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
@@ -71,9 +71,10 @@ func startCatalog(t *testing.T, iss *devtest.Issuer, dsn, natsURL string) string
 
 func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "catalog")
-	natsURL := devtest.NATS(t)
+	natsURL, natsTrust := devtest.SecureNATS(t)
+	catalogCreds := devtest.ServiceCreds(t, natsTrust, "catalog")
 	iss := devtest.NewIssuer(t, "catalog")
-	base := startCatalog(t, iss, dsn, natsURL)
+	base := startCatalog(t, iss, dsn, natsURL, catalogCreds)
 
 	var all struct{ Items []treatment }
 	if code := get(t, base+"/v1/treatments?limit=100", &all); code != 200 {
@@ -158,7 +159,7 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 	}
 
 	// Every treatment is announced once, with its plan, on its own subject.
-	_, js, err := bus.Connect(natsURL, "test")
+	_, js, err := bus.Connect(natsURL, "test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 
 	// A second replica starting on the same database seeds the same catalog:
 	// nothing changed, so nothing is announced again.
-	second := startCatalog(t, iss, dsn, natsURL)
+	second := startCatalog(t, iss, dsn, natsURL, catalogCreds)
 	var again struct{ Items []treatment }
 	get(t, second+"/v1/treatments", &again)
 	if len(again.Items) != len(all.Items) {

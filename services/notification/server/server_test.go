@@ -464,8 +464,8 @@ func startNotification(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification")
-	natsURL := devtest.NATS(t)
-	nc, js, err := bus.Connect(natsURL, "test")
+	natsURL, natsTrust := devtest.SecureNATS(t)
+	nc, js, err := bus.Connect(natsURL, "test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func startNotification(t *testing.T) *fixture {
 	iss := devtest.NewIssuer(t, "notification")
 	supportToken = iss.Token(t, identity.Principal{Subject: "support-tool", Role: identity.Service})
 	f.issuer = iss
-	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "notification", Identity: iss.Config("notification"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, NATSCreds: devtest.ServiceCreds(t, natsTrust, "notification"), StreamReplicas: 1},
 		DataKeyset: devtest.Keyset(t), Webhooks: egress.Policy{AllowLoopbackHTTP: true}}
 	cfg.Mail.SMTPAddr, cfg.Mail.From, cfg.Mail.AllowPlaintext = f.mail.Addr(), sender, true
 	deps := devtest.Deps(t, "notification", f.spans)

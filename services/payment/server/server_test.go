@@ -793,20 +793,20 @@ type service struct {
 func startPayment(t *testing.T) *service {
 	t.Helper()
 	admin := devtest.NewDatabase(t)
-	natsURL := devtest.NATS(t)
+	natsURL, natsTrust := devtest.SecureNATS(t)
 	s := &service{stripe: devtest.StripeProxy(t), issuer: devtest.NewIssuer(t, "payment")}
 	addr, base := devtest.Addr(t)
 	s.base = base
 	cfg := server.Config{
 		Config: servicehost.Config{Name: "payment", Identity: s.issuer.Config("payment"), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
-			NATSURL: natsURL, StreamReplicas: 1},
+			NATSURL: natsURL, NATSCreds: devtest.ServiceCreds(t, natsTrust, "payment"), StreamReplicas: 1},
 		StripeAPIKey: "sk_test_payment", StripeAPIBase: s.stripe.URL, StripeWebhookSecret: webhookSecret,
 		BalanceRetry: []time.Duration{50 * time.Millisecond},
 	}
 	deps := devtest.Deps(t, "payment", nil)
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 
-	nc, js, err := bus.Connect(natsURL, "payment-test")
+	nc, js, err := bus.Connect(natsURL, "payment-test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}

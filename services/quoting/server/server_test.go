@@ -216,16 +216,16 @@ func startQuoting(t *testing.T) *harness {
 	}
 	h.admin = devtest.NewDatabase(t)
 	dsn := devtest.ServiceDSN(t, h.admin, "quoting")
-	natsURL := devtest.NATS(t)
+	natsURL, natsTrust := devtest.SecureNATS(t)
 	addr, base := devtest.Addr(t)
 	h.base = base
-	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: h.issuer.Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, StreamReplicas: 1},
+	cfg := server.Config{Config: servicehost.Config{Name: "quoting", Identity: h.issuer.Config("quoting"), HTTPAddr: addr, DatabaseURL: dsn, NATSURL: natsURL, NATSCreds: devtest.ServiceCreds(t, natsTrust, "quoting"), StreamReplicas: 1},
 		CatalogURL: h.catalog.url, DataKeyset: devtest.Keyset(t)}
 	deps := devtest.Deps(t, "quoting", nil)
 	deps.Now = h.clock.Now
 	h.cfg, h.deps = cfg, deps
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
-	nc, js, err := bus.Connect(natsURL, "test")
+	nc, js, err := bus.Connect(natsURL, "test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}
