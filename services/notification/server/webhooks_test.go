@@ -89,6 +89,7 @@ type endpointView struct {
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 	Enabled                 bool       `json:"enabled"`
 	DisabledReason          string     `json:"disabled_reason"`
+	FailingSince            *time.Time `json:"failing_since"`
 }
 
 type deliveryView struct {
@@ -216,10 +217,13 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			t.Errorf("no delivery span in trace %s", tp)
 		}
 
+		// The receiver has answered; the sender records the attempt a moment later.
 		var log struct{ Items []deliveryView }
-		if code := call(t, "GET", api+"/"+ep.ID+"/deliveries", staff, nil, &log); code != 200 || len(log.Items) != 1 {
-			t.Fatalf("deliveries: %d %+v", code, log.Items)
-		}
+		devtest.Eventually(t, "the delivery to be recorded as succeeded", func() bool {
+			log.Items = nil
+			code := call(t, "GET", api+"/"+ep.ID+"/deliveries", staff, nil, &log)
+			return code == 200 && len(log.Items) == 1 && log.Items[0].Status != "pending"
+		})
 		d := log.Items[0]
 		if d.Status != "succeeded" || d.WebhookID != wantID || len(d.Attempts) != 3 || d.Attempts[0].StatusCode != 500 ||
 			d.Attempts[1].StatusCode != 302 || d.Attempts[2].StatusCode != 204 ||
@@ -307,6 +311,11 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 		rcv.answer(http.StatusBadGateway)
 		f.settle(t, ginza)
 		devtest.Eventually(t, "a failure", func() bool { return len(rcv.received()) == 1 })
+		devtest.Eventually(t, "the failure to be recorded", func() bool {
+			var e endpointView
+			call(t, "GET", api+"/"+ep.ID, staff, nil, &e)
+			return e.FailingSince != nil
+		})
 		f.clock.Advance(domain.DisableAfterFailing + time.Hour)
 		f.settle(t, ginza)
 		var got endpointView
