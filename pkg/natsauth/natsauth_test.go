@@ -317,3 +317,58 @@ func TestTheTrustChainSurvivesARestart(t *testing.T) {
 		t.Fatal("a revocation was forgotten by the restart")
 	}
 }
+
+// deploy/nats includes the generated auth.conf: a standalone nats-server
+// reading it trusts exactly this chain.
+func TestAStandaloneServerConfiguredFromTheChainEnforcesIt(t *testing.T) {
+	trust, err := natsauth.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	auth, err := trust.ServerConfig(dir + "/jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/auth.conf", []byte(auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := "listen: 127.0.0.1:-1\njetstream { store_dir: \"" + dir + "/js\" }\ninclude ./auth.conf\n"
+	if err := os.WriteFile(dir+"/nats-server.conf", []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(dir + "/nats-server.conf")
+	if err != nil {
+		t.Fatalf("nats-server rejects the configuration: %v", err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+
+	if nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous connection was accepted")
+	}
+	creds, _ := mustUser(t, trust, "payment", natsauth.Service(natsauth.ServiceTrees["payment"]))
+	payment, err := connect(t, s, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(context.Background(), payment.js, 1); err != nil {
+		t.Fatalf("JetStream for the account: %v", err)
+	}
+	if _, err := payment.js.Publish(context.Background(), "payment.v1.ginza.deposit.succeeded", []byte("{}")); err != nil {
+		t.Fatalf("payment publishes its own event: %v", err)
+	}
+	_ = payment.nc.Publish("booking.v1.ginza.confirmed", []byte("forged"))
+	if !payment.refused(t, "booking.v1.ginza.confirmed") {
+		t.Fatal("payment published a booking event")
+	}
+}

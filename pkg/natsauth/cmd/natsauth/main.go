@@ -1,0 +1,77 @@
+// Command natsauth sets up the platform's NATS trust outside `make run`
+// (docker compose, deploy/nats): it keeps the chain in DIR/trust.json and
+// writes DIR/auth.conf for nats-server to include, one credentials file per
+// service in DIR/services/ and one per clinic in DIR/clinics/.
+//
+//	go run ./pkg/natsauth/cmd/natsauth init -dir deploy/nats/secrets -clinics tokyo-ginza-namiki-clinic,osaka-umeda-chayamachi-clinic
+//
+// DIR holds the operator's and account's seeds: keep it out of version
+// control and readable by the operator only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/saisei-health/platform/pkg/natsauth"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "init" {
+		fmt.Fprintln(os.Stderr, "usage: natsauth init -dir DIR [-clinics a,b] [-jwt-dir /data/jwt]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("init", flag.ExitOnError)
+	dir := fs.String("dir", "", "where to keep the trust chain and write the files")
+	clinics := fs.String("clinics", "", "clinic ids to issue credentials for, comma-separated")
+	jwtDir := fs.String("jwt-dir", "/data/jwt", "the nats-server's account JWT directory")
+	_ = fs.Parse(os.Args[2:])
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "natsauth: -dir is required")
+		os.Exit(2)
+	}
+	if err := initDir(*dir, *jwtDir, *clinics); err != nil {
+		fmt.Fprintln(os.Stderr, "natsauth:", err)
+		os.Exit(1)
+	}
+}
+
+func initDir(dir, jwtDir, clinics string) error {
+	trust, err := natsauth.LoadOrCreate(filepath.Join(dir, "trust.json"))
+	if err != nil {
+		return err
+	}
+	conf, err := trust.ServerConfig(jwtDir)
+	if err != nil {
+		return err
+	}
+	if err := natsauth.WriteCreds(filepath.Join(dir, "auth.conf"), []byte(conf)); err != nil {
+		return err
+	}
+	for name, tree := range natsauth.ServiceTrees {
+		creds, _, err := trust.User(name, natsauth.Service(tree))
+		if err != nil {
+			return err
+		}
+		if err := natsauth.WriteCreds(filepath.Join(dir, "services", name+".creds"), creds); err != nil {
+			return err
+		}
+	}
+	for _, id := range strings.Split(clinics, ",") {
+		if id = strings.TrimSpace(id); id == "" {
+			continue
+		}
+		creds, _, err := trust.User("clinic "+id, natsauth.Clinic(id))
+		if err != nil {
+			return err
+		}
+		if err := natsauth.WriteCreds(filepath.Join(dir, "clinics", id+".creds"), creds); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("wrote %s/auth.conf, %s/services/*.creds and %s/clinics/*.creds\n", dir, dir, dir)
+	return nil
+}
