@@ -128,14 +128,45 @@ type Permissions struct {
 }
 
 // Service is what a platform service may do: publish its own event trees
-// (booking.v1.>, …), administer JetStream streams and its consumers, and
-// receive replies on the standard inbox.
-func Service(trees ...string) Permissions {
-	return Permissions{
-		Publish: append(append([]string{}, trees...), "$JS.API.INFO", "$JS.API.STREAM.>", "$JS.API.CONSUMER.>",
-			"$JS.ACK.>", "$JS.FC.>"),
+// (booking.v1.>, …), receive replies on the standard inbox, set up the
+// streams (every service ensures them at start), and create, read,
+// acknowledge and retire consumers on the streams it consumes, and no
+// others. A service given ">" as its tree (the operator's tools) may do
+// anything.
+func Service(trees []string, consumes ...string) Permissions {
+	p := Permissions{
+		Publish: append(append([]string{}, trees...), "$JS.API.INFO", "$JS.API.STREAM.INFO.*", "$JS.API.STREAM.CREATE.*",
+			"$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"),
 		Subscribe: []string{"_INBOX.>"},
 	}
+	for _, stream := range consumes {
+		// CREATE/INFO/DELETE.<stream>.…, MSG.NEXT and DURABLE.CREATE are
+		// two tokens before the stream.
+		p.Publish = append(p.Publish, "$JS.API.CONSUMER.*."+stream, "$JS.API.CONSUMER.*."+stream+".>",
+			"$JS.API.CONSUMER.MSG.NEXT."+stream+".*", "$JS.API.CONSUMER.DURABLE.CREATE."+stream+".*",
+			"$JS.ACK."+stream+".>", "$JS.FC."+stream+".>")
+	}
+	return p
+}
+
+// ServiceUser is the permissions of the named platform service: its
+// event tree (ServiceTrees) and the streams it consumes (ServiceConsumes).
+func ServiceUser(name string) Permissions {
+	return Service([]string{ServiceTrees[name]}, ServiceConsumes[name]...)
+}
+
+// Operator is what the operator's tools may do: anything (dead letters
+// are replayed onto any subject).
+func Operator() Permissions { return Permissions{Publish: []string{">"}, Subscribe: []string{">"}} }
+
+// ServiceConsumes are the streams whose consumers each service creates,
+// reads or retires (bus.RetireConsumer).
+var ServiceConsumes = map[string][]string{
+	"catalog":      nil,
+	"quoting":      {"CATALOG", "BOOKING"},
+	"booking":      {"PAYMENT"},
+	"payment":      {"BOOKING"},
+	"notification": {"BOOKING", "QUOTING", "PAYMENT"},
 }
 
 // ServiceTrees are the event trees each service publishes: its user may

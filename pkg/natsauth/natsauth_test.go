@@ -115,7 +115,7 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 	}
 
 	// The services: booking publishes only booking.v1.>, notification only clinic.v1.>.
-	bookingCreds, _ := mustUser(t, trust, "booking", natsauth.Service("booking.v1.>"))
+	bookingCreds, _ := mustUser(t, trust, "booking", natsauth.ServiceUser("booking"))
 	booking, err := connect(t, s, bookingCreds)
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +135,24 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 	if n := streamCount(t, booking.js, bus.StreamPayment); n != 0 {
 		t.Fatalf("the PAYMENT stream holds %d forged events", n)
 	}
+	// Booking reads the payment stream it consumes, and no other: not the
+	// clinics' notices.
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	check, err := booking.js.CreateOrUpdateConsumer(short, bus.StreamPayment, jetstream.ConsumerConfig{
+		Durable: "booking-check", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("booking consumes PAYMENT: %v", err)
+	}
+	if _, err := check.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond)); err != nil || booking.refused(t, "MSG.NEXT") {
+		t.Fatalf("booking pulls from PAYMENT: %v", err)
+	}
+	if _, err := booking.js.CreateOrUpdateConsumer(short, natsauth.ClinicStream, jetstream.ConsumerConfig{
+		Durable: "booking-snoop", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Fatal("booking created a consumer on the clinics' notices")
+	}
 
-	notifCreds, _ := mustUser(t, trust, "notification", natsauth.Service("clinic.v1.>"))
+	notifCreds, _ := mustUser(t, trust, "notification", natsauth.ServiceUser("notification"))
 	notification, err := connect(t, s, notifCreds)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +372,7 @@ func TestAStandaloneServerConfiguredFromTheChainEnforcesIt(t *testing.T) {
 		nc.Close()
 		t.Fatal("an anonymous connection was accepted")
 	}
-	creds, _ := mustUser(t, trust, "payment", natsauth.Service(natsauth.ServiceTrees["payment"]))
+	creds, _ := mustUser(t, trust, "payment", natsauth.ServiceUser("payment"))
 	payment, err := connect(t, s, creds)
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func startPlatform(t *testing.T) *platform {
 	// user allowed only its own event tree, the clinic on its own.
 	natsURL, trust := devtest.SecureNATS(t)
 	p.natsURL, p.trust = natsURL, trust
-	_, js, err := bus.Connect(natsURL, "e2e-observer", nats.UserCredentials(devtest.Creds(t, trust, "observer", natsauth.Service(">"))))
+	_, js, err := bus.Connect(natsURL, "e2e-observer", nats.UserCredentials(devtest.Creds(t, trust, "observer", natsauth.Operator())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func startPlatform(t *testing.T) *platform {
 	base := func(name string) (servicehost.Config, string) {
 		addr, url := devtest.Addr(t)
 		return servicehost.Config{Name: name, Identity: p.issuer.Config(name), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, name),
-			NATSURL: natsURL, NATSCreds: devtest.Creds(t, trust, name, natsauth.Service(natsauth.ServiceTrees[name])), StreamReplicas: 1}, url
+			NATSURL: natsURL, NATSCreds: devtest.Creds(t, trust, name, natsauth.ServiceUser(name)), StreamReplicas: 1}, url
 	}
 	catCfg, catURL := base("catalog")
 	quoCfg, quoURL := base("quoting")

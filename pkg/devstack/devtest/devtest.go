@@ -180,14 +180,14 @@ func Creds(t testing.TB, trust *natsauth.Trust, name string, p natsauth.Permissi
 // in for the other services.
 func Observer(t testing.TB, trust *natsauth.Trust) nats.Option {
 	t.Helper()
-	return nats.UserCredentials(Creds(t, trust, "test", natsauth.Service(">")))
+	return nats.UserCredentials(Creds(t, trust, "test", natsauth.Operator()))
 }
 
 // ServiceCreds is the credentials file of service's own user on trust:
 // allowed to publish only its own event tree, as under make run.
 func ServiceCreds(t testing.TB, trust *natsauth.Trust, service string) string {
 	t.Helper()
-	return Creds(t, trust, service, natsauth.Service(natsauth.ServiceTrees[service]))
+	return Creds(t, trust, service, natsauth.ServiceUser(service))
 }
 
 // StripeMock returns the URL of this test binary's stripe-mock, starting it

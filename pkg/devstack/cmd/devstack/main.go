@@ -397,8 +397,8 @@ func dataKeyset(dir string) (string, error) {
 // operator's tools (deadletters), into dir; it returns each service's file.
 func issueServiceCreds(trust *natsauth.Trust, dir string) (map[string]string, error) {
 	files := map[string]string{}
-	for name, tree := range natsauth.ServiceTrees {
-		creds, _, err := trust.User(name, natsauth.Service(tree))
+	for name := range natsauth.ServiceTrees {
+		creds, _, err := trust.User(name, natsauth.ServiceUser(name))
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +408,7 @@ func issueServiceCreds(trust *natsauth.Trust, dir string) (map[string]string, er
 		}
 	}
 	// The operator replays dead letters onto any subject.
-	creds, _, err := trust.User("operator", natsauth.Service(">"))
+	creds, _, err := trust.User("operator", natsauth.Operator())
 	if err != nil {
 		return nil, err
 	}

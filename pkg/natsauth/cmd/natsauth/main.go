@@ -51,8 +51,8 @@ func initDir(dir, jwtDir, clinics string) error {
 	if err := natsauth.WriteCreds(filepath.Join(dir, "auth.conf"), []byte(conf)); err != nil {
 		return err
 	}
-	for name, tree := range natsauth.ServiceTrees {
-		creds, _, err := trust.User(name, natsauth.Service(tree))
+	for name := range natsauth.ServiceTrees {
+		creds, _, err := trust.User(name, natsauth.ServiceUser(name))
 		if err != nil {
 			return err
 		}
