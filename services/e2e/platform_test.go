@@ -36,26 +36,6 @@ const (
 	webhookSecret = "whsec_e2e_test"
 )
 
-// clock is the services' shared clock: real time plus an offset the test
-// can move forward, to see quotes expire.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-// Advance moves every service's clock forward.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
-
 // platform is every service running in this process against real
 // dependencies, each with its own tracer provider feeding one exporter.
 type platform struct {
@@ -66,7 +46,7 @@ type platform struct {
 	js      jetstream.JetStream
 	natsURL string
 	trust   *natsauth.Trust
-	clock   *clock
+	clock   *devtest.Clock
 	// issuer is the platform's OpenID Connect issuer; tests mint tokens
 	// with it, as a login would.
 	issuer   *devtest.Issuer
@@ -76,7 +56,7 @@ type platform struct {
 
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
-	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t), clock: &clock{},
+	p := &platform{spans: tracetest.NewInMemoryExporter(), stripe: devtest.StripeProxy(t), mail: devtest.MailSink(t), clock: &devtest.Clock{},
 		issuer: devtest.NewIssuer(t, "catalog", "quoting", "booking", "payment", "notification", "gateway"),
 		tokens: map[identity.Principal]string{}}
 	admin := devtest.NewDatabase(t)

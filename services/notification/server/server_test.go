@@ -437,27 +437,8 @@ type fixture struct {
 	issuer *devtest.Issuer
 
 	readers map[string]*clinicReader
-	clock   *clock
+	clock   *devtest.Clock
 	spans   *tracetest.InMemoryExporter
-}
-
-// clock is notification's clock: real time plus an offset the test moves,
-// to bring a retry scheduled hours ahead due now.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
 }
 
 func startNotification(t *testing.T) *fixture {
@@ -470,7 +451,7 @@ func startNotification(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}, clock: &clock{},
+	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}, clock: &devtest.Clock{},
 		spans: tracetest.NewInMemoryExporter()}
 
 	// The durable notification ran on payment events before the balance

@@ -289,6 +289,32 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 		if len(failed.Attempts) != len(domain.WebhookSchedule) || failed.WebhookID != "notice:"+late.Id+":confirmed" {
 			t.Fatalf("failed delivery %+v", failed)
 		}
+		// The log pages newest first: each page's cursor leads to older deliveries, none twice.
+		seen, cursor := map[string]bool{}, ""
+		for page := 0; ; page++ {
+			var p struct {
+				Items      []deliveryView
+				NextCursor string `json:"next_cursor"`
+			}
+			if code := call(t, "GET", api+"/"+ep.ID+"/deliveries?limit=2&cursor="+cursor, staff, nil, &p); code != 200 || page > 10 {
+				t.Fatalf("page %d: %d", page, code)
+			}
+			for _, d := range p.Items {
+				if seen[d.ID] {
+					t.Fatalf("delivery %s on two pages", d.ID)
+				}
+				seen[d.ID] = true
+			}
+			if cursor = p.NextCursor; cursor == "" {
+				break
+			}
+		}
+		if len(seen) != 4 { // the retried one, the one after it, the rotation check's, and this failed one
+			t.Errorf("%d deliveries across the pages, want 4", len(seen))
+		}
+		if code := call(t, "GET", api+"/"+ep.ID+"/deliveries?cursor=bogus", staff, nil, nil); code != 422 {
+			t.Errorf("a bogus cursor: %d, want 422", code)
+		}
 
 		rcv.answer(http.StatusOK)
 		var replay struct{ Status string }

@@ -303,16 +303,30 @@ func (w *Webhooks) Deliveries(ctx context.Context, db pgdb.Querier, endpointID s
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		rows, err := db.Query(ctx, `SELECT attempt, attempted_at, status_code, latency_ms, response_excerpt, error
-			FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt`, out[i].ID)
-		if err != nil {
-			return nil, err
-		}
-		out[i].AttemptLog, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Attempt])
-		if err != nil {
-			return nil, err
-		}
+	if len(out) == 0 {
+		return out, nil
+	}
+	// Every attempt of the page in one query, not one per delivery.
+	ids := make([]string, len(out))
+	at := make(map[string]int, len(out))
+	for i, d := range out {
+		ids[i], at[d.ID] = d.ID, i
+	}
+	rows, err = db.Query(ctx, `SELECT delivery_id, attempt, attempted_at, status_code, latency_ms, response_excerpt, error
+		FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, attempt`, ids)
+	if err != nil {
+		return nil, err
+	}
+	var delivery string
+	var a Attempt
+	_, err = pgx.ForEachRow(rows, []any{&delivery, &a.Attempt, &a.AttemptedAt, &a.StatusCode, &a.LatencyMS, &a.ResponseExcerpt, &a.Error},
+		func() error {
+			i := at[delivery]
+			out[i].AttemptLog = append(out[i].AttemptLog, a)
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
