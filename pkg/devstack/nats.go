@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,7 +41,8 @@ func StartNATS(dir string, opt NATSOptions) (*server.Server, error) {
 		NoLog:      true,
 	}
 	if opt.Trust != nil {
-		if err := opt.Trust.Configure(o); err != nil {
+		// Account JWTs beside JetStream's store, so revocations outlive a restart.
+		if err := opt.Trust.Configure(o, filepath.Join(dir, "accounts")); err != nil {
 			return nil, fmt.Errorf("devstack: nats-server: %w", err)
 		}
 	}

@@ -101,6 +101,10 @@ var (
 	// ProblemUpstream stands for an upstream's error answer that was not
 	// problem+json; it keeps the upstream's status.
 	ProblemUpstream = DefineProblem(http.StatusBadGateway, "upstream", "Upstream error")
+	// ProblemDependencyUnavailable means something the request needs (a
+	// database, NATS, another service) did not answer: nothing was done,
+	// and the same request may be retried after Retry-After.
+	ProblemDependencyUnavailable = DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
 )
 
 // Invalid is a 422 naming the fields whose values are not acceptable.
@@ -154,6 +158,9 @@ func (t ProblemTable) Problem(err error) *Problem {
 // WriteProblem writes p as application/problem+json.
 func WriteProblem(w http.ResponseWriter, p *Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "2")
+	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }

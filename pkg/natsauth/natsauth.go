@@ -31,22 +31,33 @@ const AppAccount = "SAISEI"
 const ClinicStream = "CLINIC"
 
 // Trust holds the operator's and the accounts' keys and issues users.
+//
+// Besides the identity keys it holds two signing keys, for the party that
+// issues and revokes clinics' credentials on line (ClinicIssuer) without
+// the identity keys: a signing key of the application account scoped to
+// clinics, so whatever it signs has exactly a clinic's permissions, and a
+// signing key of the operator, to re-sign the account with its revocations.
 type Trust struct {
-	mu       sync.Mutex
-	operator nkeys.KeyPair
-	system   nkeys.KeyPair
-	app      nkeys.KeyPair
-	opClaims *jwt.OperatorClaims
-	sysJWT   string
-	appJWT   string
-	revoked  map[string]time.Time
-	path     string // where the chain is kept, if anywhere
+	mu           sync.Mutex
+	operator     nkeys.KeyPair
+	opSigner     nkeys.KeyPair
+	system       nkeys.KeyPair
+	app          nkeys.KeyPair
+	clinicSigner nkeys.KeyPair
+	opClaims     *jwt.OperatorClaims
+	sysJWT       string
+	appJWT       string
+	path         string // where the chain is kept, if anywhere
 }
 
 // New creates a fresh trust chain: operator, system account and the
 // application account with JetStream enabled.
 func New() (*Trust, error) {
 	op, err := nkeys.CreateOperator()
+	if err != nil {
+		return nil, err
+	}
+	opSigner, err := nkeys.CreateOperator()
 	if err != nil {
 		return nil, err
 	}
@@ -58,19 +69,22 @@ func New() (*Trust, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromKeys(op, sys, app, nil)
+	clinicSigner, err := nkeys.CreateAccount()
+	if err != nil {
+		return nil, err
+	}
+	return fromKeys(op, opSigner, sys, app, clinicSigner)
 }
 
-func fromKeys(op, sys, app nkeys.KeyPair, revoked map[string]time.Time) (*Trust, error) {
-	if revoked == nil {
-		revoked = map[string]time.Time{}
-	}
-	t := &Trust{operator: op, system: sys, app: app, revoked: revoked}
+func fromKeys(op, opSigner, sys, app, clinicSigner nkeys.KeyPair) (*Trust, error) {
+	t := &Trust{operator: op, opSigner: opSigner, system: sys, app: app, clinicSigner: clinicSigner}
 	opPub, _ := op.PublicKey()
+	opSignerPub, _ := opSigner.PublicKey()
 	sysPub, _ := sys.PublicKey()
 	t.opClaims = jwt.NewOperatorClaims(opPub)
 	t.opClaims.Name = "saisei"
 	t.opClaims.SystemAccount = sysPub
+	t.opClaims.SigningKeys.Add(opSignerPub)
 	if _, err := t.opClaims.Encode(op); err != nil {
 		return nil, err
 	}
@@ -86,31 +100,50 @@ func fromKeys(op, sys, app nkeys.KeyPair, revoked map[string]time.Time) (*Trust,
 	return t, nil
 }
 
-// encodeApp signs the application account's claims, with the revocations
-// issued so far.
+// encodeApp signs the application account's claims: JetStream, and the
+// clinics' scoped signing key with its permission template.
 func (t *Trust) encodeApp() (string, error) {
 	pub, _ := t.app.PublicKey()
 	ac := jwt.NewAccountClaims(pub)
 	ac.Name = AppAccount
 	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
-	for user, at := range t.revoked {
-		ac.RevokeAt(user, at)
-	}
+	scope := jwt.NewUserScope()
+	scope.Key, _ = t.clinicSigner.PublicKey()
+	scope.Role = "clinic"
+	scope.Description = "clinic systems: each reads only clinic.v1.<its clinic_id tag>.>"
+	p := ClinicScope()
+	scope.Template.Pub.Allow.Add(p.Publish...)
+	scope.Template.Sub.Allow.Add(p.Subscribe...)
+	ac.SigningKeys.AddScopedSigner(scope)
 	return ac.Encode(t.operator)
 }
 
 // Configure makes opts a server that trusts only this operator: every
-// connection needs a user signed by one of its accounts.
-func (t *Trust) Configure(opts *server.Options) error {
+// connection needs a user signed by one of its accounts. Account JWTs are
+// kept in jwtDir by a "full" resolver, which takes account updates over
+// the wire ($SYS.REQ.CLAIMS.UPDATE, signed by the operator), so a
+// ClinicIssuer in another process revokes a clinic at once. Revocations
+// already in jwtDir outlive the restart: they are carried into the
+// account JWT this chain signs now.
+func (t *Trust) Configure(opts *server.Options, jwtDir string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	resolver := &server.MemAccResolver{}
+	resolver, err := server.NewDirAccResolver(jwtDir, 0, 2*time.Minute, server.NoDelete)
+	if err != nil {
+		return err
+	}
 	sysPub, _ := t.system.PublicKey()
 	appPub, _ := t.app.PublicKey()
+	appJWT := t.appJWT
+	if stored, err := resolver.LoadAcc(appPub); err == nil {
+		if appJWT, err = carryRevocations(appJWT, stored, t.operator); err != nil {
+			return err
+		}
+	}
 	if err := resolver.Store(sysPub, t.sysJWT); err != nil {
 		return err
 	}
-	if err := resolver.Store(appPub, t.appJWT); err != nil {
+	if err := resolver.Store(appPub, appJWT); err != nil {
 		return err
 	}
 	opts.TrustedOperators = []*jwt.OperatorClaims{t.opClaims}
@@ -118,6 +151,28 @@ func (t *Trust) Configure(opts *server.Options) error {
 	opts.AccountResolver = resolver
 	opts.NoAuthUser, opts.Users, opts.Nkeys = "", nil, nil
 	return nil
+}
+
+// carryRevocations returns fresh, re-signed with the revocations of
+// stored added.
+func carryRevocations(fresh, stored string, signer nkeys.KeyPair) (string, error) {
+	old, err := jwt.DecodeAccountClaims(stored)
+	if err != nil {
+		return fresh, nil // an unreadable file is replaced
+	}
+	if len(old.Revocations) == 0 {
+		return fresh, nil
+	}
+	ac, err := jwt.DecodeAccountClaims(fresh)
+	if err != nil {
+		return "", err
+	}
+	for user, at := range old.Revocations {
+		if ac.Revocations[user] < at {
+			ac.RevokeAt(user, time.Unix(at, 0))
+		}
+	}
+	return ac.Encode(signer)
 }
 
 // Permissions are the subjects a user may publish to and subscribe to;
@@ -181,6 +236,16 @@ func ClinicDurable(clinicID string) string { return "clinic-" + clinicID }
 // (nats.CustomInboxPrefix): replies to it go nowhere else.
 func ClinicInbox(clinicID string) string { return "_INBOX_" + clinicID }
 
+// ClinicTag is the user-JWT tag naming a clinic's id (clinic:<id>); the
+// clinics' scoped signing key expands its permission template with it.
+const ClinicTag = "clinic"
+
+// ClinicScope is the permission template of the clinics' scoped signing
+// key: Clinic with the clinic id taken from the user's clinic tag. The
+// server applies it to every user that key signs, whatever the user JWT
+// says, so the issuer can mint clinic users and nothing else.
+func ClinicScope() Permissions { return Clinic("{{tag(" + ClinicTag + ")}}") }
+
 // Clinic is what a clinic's system may do: create (with its own filter)
 // and read its durable consumer on the CLINIC stream, acknowledge what it
 // read, and receive on its own inbox. It publishes no event.
@@ -224,36 +289,4 @@ func (t *Trust) User(name string, p Permissions) (creds []byte, pub string, err 
 	}
 	creds, err = jwt.FormatUserConfig(encoded, seed)
 	return creds, pub, err
-}
-
-// Revoke revokes the user pub from now on and tells the running server,
-// which closes the user's connections and refuses new ones.
-func (t *Trust) Revoke(s *server.Server, pub string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	// A revocation covers the user's JWTs issued at or before its time, in
-	// whole seconds: a second ahead covers one issued this very second.
-	t.revoked[pub] = time.Now().Add(time.Second)
-	encoded, err := t.encodeApp()
-	if err != nil {
-		return err
-	}
-	t.appJWT = encoded
-	if err := t.save(); err != nil {
-		return err
-	}
-	appPub, _ := t.app.PublicKey()
-	if err := s.AccountResolver().Store(appPub, encoded); err != nil {
-		return err
-	}
-	claims, err := jwt.DecodeAccountClaims(encoded)
-	if err != nil {
-		return err
-	}
-	acc, err := s.LookupAccount(appPub)
-	if err != nil {
-		return err
-	}
-	s.UpdateAccountClaims(acc, claims)
-	return nil
 }

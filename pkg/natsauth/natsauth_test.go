@@ -17,11 +17,12 @@ import (
 	"github.com/saisei-health/platform/pkg/natsauth"
 )
 
-// startServer runs a real nats-server with JetStream that trusts only t.
-func startServer(t *testing.T, trust *natsauth.Trust) *server.Server {
+// startServer runs a real nats-server with JetStream that trusts only t,
+// keeping account JWTs in jwtDir.
+func startServer(t *testing.T, trust *natsauth.Trust, jwtDir string) *server.Server {
 	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
-	if err := trust.Configure(opts); err != nil {
+	if err := trust.Configure(opts, jwtDir); err != nil {
 		t.Fatal(err)
 	}
 	s, err := server.NewServer(opts)
@@ -100,13 +101,54 @@ func mustUser(t *testing.T, trust *natsauth.Trust, name string, p natsauth.Permi
 	return creds, pub
 }
 
+// issuer is the chain's ClinicIssuer, as the catalog holds it, with its
+// system-account connection to s.
+func issuer(t *testing.T, trust *natsauth.Trust, s *server.Server) (*natsauth.ClinicIssuer, *nats.Conn) {
+	t.Helper()
+	ci, err := trust.ClinicIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/issuer.json"
+	if err := ci.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if ci, err = natsauth.LoadClinicIssuer(path); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := ci.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.Close)
+	return ci, sys
+}
+
+func clinicUser(t *testing.T, ci *natsauth.ClinicIssuer, clinicID string) ([]byte, string) {
+	t.Helper()
+	creds, pub, err := ci.NewClinicUser(clinicID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds, pub
+}
+
+func revoke(t *testing.T, ci *natsauth.ClinicIssuer, sys *nats.Conn, pub string) {
+	t.Helper()
+	changed, err := ci.Revoke(context.Background(), sys, map[string]time.Time{pub: time.Now()})
+	if err != nil || !changed {
+		t.Fatalf("revoke %s: changed %v, %v", pub, changed, err)
+	}
+}
+
 func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 	ctx := context.Background()
 	trust, err := natsauth.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, trust)
+	s := startServer(t, trust, t.TempDir())
+	ci, sys := issuer(t, trust, s)
 
 	// No credentials, no connection.
 	if nc, err := nats.Connect(s.ClientURL(), nats.NoReconnect()); err == nil {
@@ -165,7 +207,9 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 		}
 	}
 
-	ginzaCreds, ginzaPub := mustUser(t, trust, "clinic ginza", natsauth.Clinic("ginza"))
+	// Clinics' users come from the issuer's scoped key: their permissions
+	// are the scope's template, for the clinic in their tag.
+	ginzaCreds, ginzaPub := clinicUser(t, ci, "ginza")
 	ginza, err := connect(t, s, ginzaCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza")))
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +279,7 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 	})
 
 	t.Run("clinic B reads only its own, and a revoked clinic is cut off at once", func(t *testing.T) {
-		osakaCreds, _ := mustUser(t, trust, "clinic osaka", natsauth.Clinic("osaka"))
+		osakaCreds, _ := clinicUser(t, ci, "osaka")
 		osaka, err := connect(t, s, osakaCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("osaka")))
 		if err != nil {
 			t.Fatal(err)
@@ -270,9 +314,7 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 			}
 		}
 
-		if err := trust.Revoke(s, ginzaPub); err != nil {
-			t.Fatal(err)
-		}
+		revoke(t, ci, sys, ginzaPub)
 		select {
 		case <-ginza.closed:
 		case <-time.After(5 * time.Second):
@@ -286,6 +328,10 @@ func TestEachPartyHasItsOwnCredentialsAndTheServerEnforcesThem(t *testing.T) {
 		// Others are untouched.
 		if !osaka.nc.IsConnected() || !booking.nc.IsConnected() {
 			t.Fatal("revoking one clinic cut off others")
+		}
+		// Revoking again changes nothing.
+		if changed, err := ci.Revoke(ctx, sys, map[string]time.Time{ginzaPub: time.Now().Add(-time.Hour)}); err != nil || changed {
+			t.Fatalf("a second revocation: changed %v, %v", changed, err)
 		}
 	})
 }
@@ -314,18 +360,21 @@ func TestTheTrustChainSurvivesARestart(t *testing.T) {
 	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("trust file: %v %v", info, err)
 	}
-	keptCreds, _ := mustUser(t, first, "clinic ginza", natsauth.Clinic("ginza"))
-	revokedCreds, revokedPub := mustUser(t, first, "clinic osaka", natsauth.Clinic("osaka"))
-	s := startServer(t, first)
-	if err := first.Revoke(s, revokedPub); err != nil {
-		t.Fatal(err)
-	}
+	jwtDir := t.TempDir()
+	s := startServer(t, first, jwtDir)
+	ci, sys := issuer(t, first, s)
+	keptCreds, _ := clinicUser(t, ci, "ginza")
+	revokedCreds, revokedPub := clinicUser(t, ci, "osaka")
+	revoke(t, ci, sys, revokedPub)
+	sys.Close()
+	s.Shutdown()
+	s.WaitForShutdown()
 
 	again, err := natsauth.LoadOrCreate(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	restarted := startServer(t, again)
+	restarted := startServer(t, again, jwtDir)
 	if _, err := connect(t, restarted, keptCreds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza"))); err != nil {
 		t.Fatalf("credentials issued before the restart: %v", err)
 	}
@@ -386,5 +435,19 @@ func TestAStandaloneServerConfiguredFromTheChainEnforcesIt(t *testing.T) {
 	_ = payment.nc.Publish("booking.v1.ginza.confirmed", []byte("forged"))
 	if !payment.refused(t, "booking.v1.ginza.confirmed") {
 		t.Fatal("payment published a booking event")
+	}
+
+	// The clinic issuer revokes over the wire on a standalone server too.
+	ci, sys := issuer(t, trust, s)
+	creds, pub := clinicUser(t, ci, "ginza")
+	ginza, err := connect(t, s, creds, nats.CustomInboxPrefix(natsauth.ClinicInbox("ginza")))
+	if err != nil {
+		t.Fatalf("a clinic issued on line connects: %v", err)
+	}
+	revoke(t, ci, sys, pub)
+	select {
+	case <-ginza.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked clinic is still connected to the standalone server")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/nats-io/nkeys"
 )
@@ -14,10 +13,11 @@ import (
 // storedTrust is the trust chain on disk: the seeds are secrets (whoever
 // holds the account seed can issue users), so the file is 0600.
 type storedTrust struct {
-	Operator string               `json:"operator_seed"`
-	System   string               `json:"system_account_seed"`
-	App      string               `json:"app_account_seed"`
-	Revoked  map[string]time.Time `json:"revoked,omitempty"`
+	Operator       string `json:"operator_seed"`
+	OperatorSigner string `json:"operator_signing_seed"`
+	System         string `json:"system_account_seed"`
+	App            string `json:"app_account_seed"`
+	ClinicSigner   string `json:"clinic_signing_seed"`
 }
 
 // LoadOrCreate reads the trust chain kept at path, or creates one and keeps
@@ -40,17 +40,34 @@ func LoadOrCreate(path string) (*Trust, error) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, err
 	}
-	keys := make([]nkeys.KeyPair, 3)
-	for i, seed := range []string{st.Operator, st.System, st.App} {
+	// A chain kept before the signing keys existed gets them now.
+	added := false
+	for seed, create := range map[*string]func() (nkeys.KeyPair, error){
+		&st.OperatorSigner: nkeys.CreateOperator, &st.ClinicSigner: nkeys.CreateAccount} {
+		if *seed != "" {
+			continue
+		}
+		kp, err := create()
+		if err != nil {
+			return nil, err
+		}
+		s, _ := kp.Seed()
+		*seed, added = string(s), true
+	}
+	keys := make([]nkeys.KeyPair, 5)
+	for i, seed := range []string{st.Operator, st.OperatorSigner, st.System, st.App, st.ClinicSigner} {
 		if keys[i], err = nkeys.FromSeed([]byte(seed)); err != nil {
 			return nil, err
 		}
 	}
-	t, err := fromKeys(keys[0], keys[1], keys[2], st.Revoked)
+	t, err := fromKeys(keys[0], keys[1], keys[2], keys[3], keys[4])
 	if err != nil {
 		return nil, err
 	}
 	t.path = path
+	if added {
+		return t, t.save()
+	}
 	return t, nil
 }
 
@@ -60,8 +77,8 @@ func (t *Trust) save() error {
 		return nil
 	}
 	seed := func(kp nkeys.KeyPair) string { s, _ := kp.Seed(); return string(s) }
-	raw, err := json.MarshalIndent(storedTrust{Operator: seed(t.operator), System: seed(t.system), App: seed(t.app),
-		Revoked: t.revoked}, "", "  ")
+	raw, err := json.MarshalIndent(storedTrust{Operator: seed(t.operator), OperatorSigner: seed(t.opSigner),
+		System: seed(t.system), App: seed(t.app), ClinicSigner: seed(t.clinicSigner)}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,12 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 		{"GET", "/v1/clinic/webhook-endpoints/" + hookID + "/deliveries", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}, {as(ginza), 200}}},
 		{"POST", "/v1/clinic/webhook-endpoints/" + hookID + "/deliveries/" + uuid.NewString() + "/replay", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
 		{"DELETE", "/v1/clinic/webhook-endpoints/" + hookID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
+		{"POST", "/v1/admin/clinics/tokyo-ginza-namiki-clinic/nats-credentials", nil, []attempt{{nobody, 401}, {as(thePatient), 403},
+			{as(ginza), 403}, {as(finance), 403}, {as(service), 403}}},
+		{"GET", "/v1/admin/clinics/tokyo-ginza-namiki-clinic/nats-credentials", nil, []attempt{{nobody, 401}, {as(thePatient), 403},
+			{as(ginza), 403}, {as(finance), 403}, {as(service), 403}, {as(operator), 200}}},
+		{"POST", "/v1/admin/clinics/tokyo-ginza-namiki-clinic/nats-credentials/" + uuid.NewString() + "/revoke", nil, []attempt{{nobody, 401},
+			{as(thePatient), 403}, {as(ginza), 403}, {as(finance), 403}, {as(service), 403}, {as(operator), 404}}},
 		// Internal routes are never routed by the gateway, whoever asks.
 		{"POST", "/internal/v1/deposits", map[string]any{}, []attempt{{nobody, 404}, {as(service), 404}}},
 		{"GET", "/internal/v1/emails?booking_id=" + bookingID, nil, []attempt{{as(operator), 404}}},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/saisei-health/platform/pkg/identity"
 )
@@ -325,6 +326,44 @@ func (p *platform) CreatePlan(t *testing.T, doc PlanDocument, header map[string]
 func (p *platform) PatchPlan(t *testing.T, number string, patch map[string]any, header map[string]string) Result[PlanDocument] {
 	t.Helper()
 	return send[PlanDocument](p, t, "PATCH", "/v1/admin/plans/"+url.PathEscape(number), patch, header)
+}
+
+// NATSCredential is a clinic's NATS credential as operators see it; JWT
+// and Creds only in the answer to its issue.
+type NATSCredential struct {
+	ID        string     `json:"id"`
+	ClinicID  string     `json:"clinic_id"`
+	PublicKey string     `json:"public_key"`
+	Status    string     `json:"status"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	IssuedBy  string     `json:"issued_by"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	RevokedBy string     `json:"revoked_by"`
+	JWT       string     `json:"jwt"`
+	Creds     string     `json:"creds"`
+}
+
+// IssueClinicCredential is POST /v1/admin/clinics/{id}/nats-credentials,
+// with the clinic's own public key or, empty, none (the platform makes it).
+func (p *platform) IssueClinicCredential(t *testing.T, clinicID, publicKey string) Result[NATSCredential] {
+	t.Helper()
+	var body any
+	if publicKey != "" {
+		body = map[string]string{"public_key": publicKey}
+	}
+	return send[NATSCredential](p, t, "POST", "/v1/admin/clinics/"+url.PathEscape(clinicID)+"/nats-credentials", body, nil)
+}
+
+// ClinicCredentials is GET /v1/admin/clinics/{id}/nats-credentials.
+func (p *platform) ClinicCredentials(t *testing.T, clinicID string) Result[struct{ Items []NATSCredential }] {
+	t.Helper()
+	return send[struct{ Items []NATSCredential }](p, t, "GET", "/v1/admin/clinics/"+url.PathEscape(clinicID)+"/nats-credentials", nil, nil)
+}
+
+// RevokeClinicCredential is POST /v1/admin/clinics/{id}/nats-credentials/{credential_id}/revoke.
+func (p *platform) RevokeClinicCredential(t *testing.T, clinicID, id string) Result[NATSCredential] {
+	t.Helper()
+	return send[NATSCredential](p, t, "POST", "/v1/admin/clinics/"+url.PathEscape(clinicID)+"/nats-credentials/"+url.PathEscape(id)+"/revoke", nil, nil)
 }
 
 // CreateTreatment is POST /v1/admin/treatments.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +90,7 @@ func startPlatform(t *testing.T) *platform {
 		devtest.RunService(t, url, func(ctx context.Context) error { return fn(ctx, deps) })
 	}
 	run("catalog", catURL, func(ctx context.Context, d servicehost.Deps) error {
-		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true}, d)
+		return catalog.Run(ctx, catalog.Config{Config: catCfg, Seed: true, ClinicIssuer: devtest.ClinicIssuer(t, trust)}, d)
 	})
 	run("quoting", quoURL, func(ctx context.Context, d servicehost.Deps) error {
 		return quoting.Run(ctx, quoting.Config{Config: quoCfg, CatalogURL: catURL, DataKeyset: devtest.Keyset(t)}, d)
@@ -158,10 +159,10 @@ func (p *platform) subscribeClinic(t *testing.T, clinicID string) *clinicInbox {
 	if err := bus.EnsureStreams(ctx, p.js, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The clinic reads with its own credentials, as a clinic's system would.
+	// The clinic reads with its own credentials, issued by an operator
+	// through the admin API, as a clinic's system would.
 	_, clinicJS, err := bus.Connect(p.natsURL, "clinic "+clinicID,
-		nats.UserCredentials(devtest.Creds(t, p.trust, "clinic "+clinicID, natsauth.Clinic(clinicID))),
-		nats.CustomInboxPrefix(natsauth.ClinicInbox(clinicID)))
+		nats.UserCredentials(p.clinicCreds(t, clinicID)), nats.CustomInboxPrefix(natsauth.ClinicInbox(clinicID)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +187,18 @@ func (p *platform) subscribeClinic(t *testing.T, clinicID string) *clinicInbox {
 	}
 	t.Cleanup(cc.Stop)
 	return in
+}
+
+// clinicCreds issues NATS credentials to clinicID through the admin API
+// and returns the path of the credentials file.
+func (p *platform) clinicCreds(t *testing.T, clinicID string) string {
+	t.Helper()
+	issued := p.IssueClinicCredential(t, clinicID, "").Expect(t, 201)
+	path := filepath.Join(t.TempDir(), clinicID+".creds")
+	if err := natsauth.WriteCreds(path, []byte(issued.Value.Creds)); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func (in *clinicInbox) kindsFor(bookingID string) []notificationv1.NoticeKind {

@@ -190,6 +190,22 @@ func ServiceCreds(t testing.TB, trust *natsauth.Trust, service string) string {
 	return Creds(t, trust, service, natsauth.ServiceUser(service))
 }
 
+// ClinicIssuer writes trust's ClinicIssuer to a file and returns its path,
+// for a catalog that issues and revokes clinics' NATS credentials
+// (NATS_CLINIC_ISSUER).
+func ClinicIssuer(t testing.TB, trust *natsauth.Trust) string {
+	t.Helper()
+	ci, err := trust.ClinicIssuer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "clinic-issuer.json")
+	if err := ci.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // StripeMock returns the URL of this test binary's stripe-mock, starting it
 // on first use.
 func StripeMock(t testing.TB) string {

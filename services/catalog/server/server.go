@@ -7,7 +7,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/saisei-health/platform/pkg/fx"
+	"github.com/saisei-health/platform/pkg/natsauth"
 	"github.com/saisei-health/platform/pkg/servicehost"
 	"github.com/saisei-health/platform/services/catalog/internal/seed"
 	"github.com/saisei-health/platform/services/catalog/internal/service"
@@ -23,14 +26,19 @@ type Config struct {
 	Seed bool
 	// Rates convert price filters and display prices; zero means the default table.
 	Rates fx.Table
+	// ClinicIssuer is the path of the natsauth.ClinicIssuer the admin API
+	// issues and revokes clinics' NATS credentials with; empty, that API
+	// answers 501 (the NATS server's operator issues them).
+	ClinicIssuer string
 }
 
 // ConfigFromEnv reads the standard variables plus CATALOG_SEED (default
-// true) and FX_RATES.
+// true), FX_RATES and NATS_CLINIC_ISSUER.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
-		Config: servicehost.ConfigFromEnv("catalog", ":8081"),
-		Seed:   servicehost.Env("CATALOG_SEED", "true") == "true",
+		Config:       servicehost.ConfigFromEnv("catalog", ":8081"),
+		Seed:         servicehost.Env("CATALOG_SEED", "true") == "true",
+		ClinicIssuer: servicehost.Env("NATS_CLINIC_ISSUER", ""),
 	}
 	var err error
 	cfg.Rates, err = servicehost.Rates()
@@ -60,5 +68,42 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := svc.Refresh(ctx); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(svc), deps.Log, host.Guard), svc.KeepFresh)
+	creds, err := natsCredentials(cfg, host, deps)
+	if err != nil {
+		return err
+	}
+	defer creds.Close()
+	handler := transport.MakeHandler(transport.MakeEndpoints(svc), transport.MakeCredentialEndpoints(creds.NATSCredentials),
+		deps.Log, host.Guard)
+	return host.Run(ctx, handler, svc.KeepFresh, creds.KeepRevoked)
+}
+
+// issuedCredentials is the credentials service with the system-account
+// connection it closes.
+type issuedCredentials struct {
+	*service.NATSCredentials
+	sys *nats.Conn
+}
+
+func (c issuedCredentials) Close() {
+	if c.sys != nil {
+		c.sys.Close()
+	}
+}
+
+func natsCredentials(cfg Config, host *servicehost.Host, deps servicehost.Deps) (issuedCredentials, error) {
+	st := store.New(host.Pool)
+	if cfg.ClinicIssuer == "" {
+		return issuedCredentials{NATSCredentials: service.NewNATSCredentials(host.Pool, st, nil, nil, deps.Clock(), deps.Log)}, nil
+	}
+	issuer, err := natsauth.LoadClinicIssuer(cfg.ClinicIssuer)
+	if err != nil {
+		return issuedCredentials{}, fmt.Errorf("catalog: NATS_CLINIC_ISSUER: %w", err)
+	}
+	sys, err := issuer.Connect(cfg.NATSURL)
+	if err != nil {
+		return issuedCredentials{}, fmt.Errorf("catalog: the clinic issuer's NATS connection: %w", err)
+	}
+	return issuedCredentials{NATSCredentials: service.NewNATSCredentials(host.Pool, st, issuer, sys, deps.Clock(), deps.Log),
+		sys: sys}, nil
 }

@@ -245,3 +245,24 @@ func TestSeededCatalogIsServedFilteredAndAnnouncedOnce(t *testing.T) {
 		t.Fatalf("after a second start the stream holds %d messages (last seq %d), want %d", info.State.Msgs, info.State.LastSeq, len(all.Items)+plans)
 	}
 }
+
+// A catalog given no clinic issuer (its NATS is someone else's) says so
+// rather than pretending to issue credentials.
+func TestWithoutAnIssuerNATSCredentialsAnswer501(t *testing.T) {
+	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "catalog")
+	natsURL, natsTrust := devtest.SecureNATS(t)
+	iss := devtest.NewIssuer(t, "catalog")
+	base := startCatalog(t, iss, dsn, natsURL, devtest.ServiceCreds(t, natsTrust, "catalog"))
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/admin/clinics/tokyo-ginza-namiki-clinic/nats-credentials", nil)
+	req.Header.Set("Authorization", "Bearer "+iss.Token(t, identity.Principal{Subject: "operator-1", Role: identity.Admin}))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var problem struct{ Type string }
+	_ = json.NewDecoder(resp.Body).Decode(&problem)
+	if resp.StatusCode != 501 || !strings.HasSuffix(problem.Type, "/nats-credentials-unconfigured") {
+		t.Fatalf("POST nats-credentials without an issuer: %d %s", resp.StatusCode, problem.Type)
+	}
+}

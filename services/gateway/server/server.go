@@ -108,7 +108,9 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	}
 
 	for _, route := range []string{"POST /v1/admin/clinics", "PATCH /v1/admin/clinics/{id}", "POST /v1/admin/plans",
-		"PATCH /v1/admin/plans/{number}", "POST /v1/admin/treatments", "PATCH /v1/admin/treatments/{id}"} {
+		"PATCH /v1/admin/plans/{number}", "POST /v1/admin/treatments", "PATCH /v1/admin/treatments/{id}",
+		"POST /v1/admin/clinics/{id}/nats-credentials", "GET /v1/admin/clinics/{id}/nats-credentials",
+		"POST /v1/admin/clinics/{id}/nats-credentials/{credential_id}/revoke"} {
 		r.Handle(route, only(admin)(to("catalog")))
 	}
 	r.Handle("GET /v1/admin/audit", only(admin)(to("quoting")))

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -128,7 +127,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	// <SERVICE>_NATS_CREDS.
 	natsURL := os.Getenv("NATS_URL")
 	natsCreds := map[string]string{}
-	var clinicCreds string
+	var clinicCreds, clinicIssuer string
 	if natsURL == "" {
 		trust, err := natsauth.LoadOrCreate(filepath.Join(dataDir, "nats-auth", "trust.json"))
 		if err != nil {
@@ -143,10 +142,16 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		if natsCreds, err = issueServiceCreds(trust, filepath.Join(dataDir, "nats-auth")); err != nil {
 			return err
 		}
-		clinicCreds = filepath.Join(dataDir, "clinics")
-		if err := issueClinicCreds(trust, clinicCreds); err != nil {
+		// The catalog issues and revokes clinics' credentials (the admin API).
+		issuer, err := trust.ClinicIssuer()
+		if err != nil {
 			return err
 		}
+		clinicIssuer = filepath.Join(dataDir, "nats-auth", "clinic-issuer.json")
+		if err := issuer.Save(clinicIssuer); err != nil {
+			return err
+		}
+		clinicCreds = filepath.Join(dataDir, "clinics")
 	} else {
 		for _, s := range services {
 			if c := os.Getenv(strings.ToUpper(s.name) + "_NATS_CREDS"); c != "" {
@@ -189,9 +194,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		clientSecrets[s.name] = envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_SECRET", randomSecret())
 	}
 	devIssuer := issuerURL == ""
+	var dev *devissuer.Issuer
 	if devIssuer {
 		issuerURL = "http://" + issuerAddr
-		stopIssuer, err := startDevIssuer(ctx, issuerURL, envOr("OIDC_AUDIENCE", audience), clientSecrets, logs)
+		var stopIssuer func()
+		var err error
+		dev, stopIssuer, err = startDevIssuer(ctx, issuerURL, envOr("OIDC_AUDIENCE", audience), clientSecrets, logs)
 		if err != nil {
 			return err
 		}
@@ -217,6 +225,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		return err
 	}
 	env := map[string][]string{
+		"catalog": {"NATS_CLINIC_ISSUER=" + clinicIssuer},
 		"quoting": {"DATA_KEYSET=" + keyset},
 		"payment": {"STRIPE_API_KEY=" + stripeKey, "STRIPE_API_BASE=" + stripeBase, "STRIPE_WEBHOOK_SECRET=" + webhookSecret},
 		// make run alone lets a clinic developer's webhook receiver on
@@ -246,6 +255,15 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	if err := waitHealthy(ctx, "http://127.0.0.1:8080/healthz", 60*time.Second); err != nil {
 		procs.stop()
 		return err
+	}
+	if clinicCreds != "" && dev != nil {
+		// Through the admin API, as an operator would: listed and revocable.
+		if err := issueClinicCreds(ctx, dev, clinicCreds); err != nil {
+			procs.stop()
+			return fmt.Errorf("clinic NATS credentials: %w", err)
+		}
+	} else {
+		clinicCreds = ""
 	}
 	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, issuerURL, devIssuer, clinicCreds)
 
@@ -337,19 +355,19 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
 }
 
 // startDevIssuer serves the dev OpenID Connect issuer at url until ctx ends.
-func startDevIssuer(ctx context.Context, url, audience string, clients map[string]string, logs *logMux) (func(), error) {
+func startDevIssuer(ctx context.Context, url, audience string, clients map[string]string, logs *logMux) (*devissuer.Issuer, func(), error) {
 	iss, err := devissuer.New(url, audience, clients)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", issuerAddr)
 	if err != nil {
-		return nil, fmt.Errorf("dev issuer: %w", err)
+		return nil, nil, fmt.Errorf("dev issuer: %w", err)
 	}
 	srv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	logs.line("devstack", "dev OpenID issuer at "+url+" (tokens for any role: never run this in production)")
-	return func() {
+	return iss, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
@@ -413,35 +431,4 @@ func issueServiceCreds(trust *natsauth.Trust, dir string) (map[string]string, er
 		return nil, err
 	}
 	return files, natsauth.WriteCreds(filepath.Join(dir, "operator.creds"), creds)
-}
-
-// issueClinicCreds writes <clinic_id>.creds for every seeded clinic that
-// has none yet, so a clinic developer's files stay valid across runs.
-func issueClinicCreds(trust *natsauth.Trust, dir string) error {
-	raw, err := os.ReadFile(filepath.Join("services", "catalog", "internal", "seed", "catalog.json"))
-	if err != nil {
-		return fmt.Errorf("the seeded clinics: %w", err)
-	}
-	var seed struct {
-		Clinics []struct {
-			ID string `json:"id"`
-		} `json:"clinics"`
-	}
-	if err := json.Unmarshal(raw, &seed); err != nil {
-		return err
-	}
-	for _, c := range seed.Clinics {
-		path := filepath.Join(dir, c.ID+".creds")
-		if _, err := os.Stat(path); err == nil {
-			continue
-		}
-		creds, _, err := trust.User("clinic "+c.ID, natsauth.Clinic(c.ID))
-		if err != nil {
-			return err
-		}
-		if err := natsauth.WriteCreds(path, creds); err != nil {
-			return err
-		}
-	}
-	return nil
 }

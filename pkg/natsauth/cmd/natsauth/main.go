@@ -1,7 +1,11 @@
 // Command natsauth sets up the platform's NATS trust outside `make run`
 // (docker compose, deploy/nats): it keeps the chain in DIR/trust.json and
 // writes DIR/auth.conf for nats-server to include, one credentials file per
-// service in DIR/services/ and one per clinic in DIR/clinics/.
+// service in DIR/services/, DIR/services/clinic-issuer.json for the
+// catalog (NATS_CLINIC_ISSUER: operators issue and revoke clinics'
+// credentials through its admin API) and, for a first start, one
+// credentials file per clinic in DIR/clinics/ (not revocable by the API,
+// which has no record of them: prefer the API).
 //
 //	go run ./pkg/natsauth/cmd/natsauth init -dir deploy/nats/secrets -clinics tokyo-ginza-namiki-clinic,osaka-umeda-chayamachi-clinic
 //
@@ -60,11 +64,18 @@ func initDir(dir, jwtDir, clinics string) error {
 			return err
 		}
 	}
+	issuer, err := trust.ClinicIssuer()
+	if err != nil {
+		return err
+	}
+	if err := issuer.Save(filepath.Join(dir, "services", "clinic-issuer.json")); err != nil {
+		return err
+	}
 	for _, id := range strings.Split(clinics, ",") {
 		if id = strings.TrimSpace(id); id == "" {
 			continue
 		}
-		creds, _, err := trust.User("clinic "+id, natsauth.Clinic(id))
+		creds, _, err := issuer.NewClinicUser(id)
 		if err != nil {
 			return err
 		}

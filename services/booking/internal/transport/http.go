@@ -217,7 +217,6 @@ var (
 	problemNotFound    = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Booking not found")
 	problemTransition  = httpkit.DefineProblem(http.StatusConflict, "invalid-transition", "Booking is not in a state for this report")
 	problemQuoteBooked = httpkit.DefineProblem(http.StatusConflict, "quote-already-booked", "Quote is already booked")
-	problemUnavailable = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
 )
 
 // problems maps booking's errors; field errors need no rule.
@@ -227,5 +226,5 @@ var problems = httpkit.ProblemTable{
 	{Err: service.ErrNotFound, Type: problemNotFound},
 	{Err: domain.ErrInvalidTransition, Type: problemTransition},
 	{Err: service.ErrQuoteAlreadyBooked, Type: problemQuoteBooked},
-	{Err: service.ErrUnavailable, Type: problemUnavailable},
+	{Err: service.ErrUnavailable, Type: httpkit.ProblemDependencyUnavailable},
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
@@ -27,7 +28,7 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // MakeHandler serves the catalog's HTTP API. Its reads are for anyone; the
 // /v1/admin routes need a token of role admin.
-func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
+func MakeHandler(e Endpoints, creds CredentialEndpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	serve := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
@@ -48,6 +49,13 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	admin("PATCH /v1/admin/plans/{number}", e.PatchPlan, "number")
 	admin("POST /v1/admin/treatments", e.CreateTreatment, "")
 	admin("PATCH /v1/admin/treatments/{id}", e.PatchTreatment, "id")
+	for pattern, ep := range map[string]endpoint.Endpoint{
+		"POST /v1/admin/clinics/{id}/nats-credentials":                        creds.Issue,
+		"GET /v1/admin/clinics/{id}/nats-credentials":                         creds.List,
+		"POST /v1/admin/clinics/{id}/nats-credentials/{credential_id}/revoke": creds.Revoke,
+	} {
+		r.Handle(pattern, adminOnly(kithttp.NewServer(ep, decodeCredential, httpkit.EncodeResponse, opts...)))
+	}
 	return r
 }
 
@@ -174,8 +182,12 @@ func decodeAdmin(key string) kithttp.DecodeRequestFunc {
 
 // Catalog's problem types, beyond httpkit's own.
 var (
-	problemNotFound = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Not found")
-	problemExists   = httpkit.DefineProblem(http.StatusConflict, "already-exists", "Already exists")
+	problemNotFound           = httpkit.DefineProblem(http.StatusNotFound, "not-found", "Not found")
+	problemExists             = httpkit.DefineProblem(http.StatusConflict, "already-exists", "Already exists")
+	problemTooManyCredentials = httpkit.DefineProblem(http.StatusConflict, "too-many-credentials",
+		"The clinic holds as many NATS credentials as it may")
+	problemCredentialsUnconfigured = httpkit.DefineProblem(http.StatusNotImplemented, "nats-credentials-unconfigured",
+		"This deployment's NATS credentials are issued by its NATS operator, not the API")
 )
 
 // problems maps the catalog's errors; field errors need no rule.
@@ -189,4 +201,7 @@ var problems = httpkit.ProblemTable{
 	}},
 	{Err: service.ErrNotFound, Type: problemNotFound},
 	{Err: service.ErrExists, Type: problemExists},
+	{Err: service.ErrTooManyCredentials, Type: problemTooManyCredentials},
+	{Err: service.ErrCredentialsUnconfigured, Type: problemCredentialsUnconfigured},
+	{Err: service.ErrNATSUnavailable, Type: httpkit.ProblemDependencyUnavailable},
 }

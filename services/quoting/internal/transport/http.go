@@ -107,7 +107,6 @@ var (
 	problemQuoteIneligible = httpkit.DefineProblem(http.StatusUnprocessableEntity, "quote-ineligible", "Patient is not eligible for this treatment")
 	problemQuoteNotBooked  = httpkit.DefineProblem(http.StatusConflict, "quote-not-bookable", "Quote cannot be booked")
 	problemStopped         = httpkit.DefineProblem(http.StatusConflict, "treatment-not-bookable", "Treatment is not bookable")
-	problemUnavailable     = httpkit.DefineProblem(http.StatusServiceUnavailable, "dependency-unavailable", "Try again shortly")
 )
 
 // problems maps quoting's errors; field errors need no rule.
@@ -123,5 +122,5 @@ var problems = httpkit.ProblemTable{
 	{Err: domain.ErrQuoteIneligible, Type: problemQuoteIneligible},
 	{Err: domain.ErrQuoteNotBookable, Type: problemQuoteNotBooked},
 	{Err: service.ErrTreatmentStopped, Type: problemStopped},
-	{Err: service.ErrUnavailable, Type: problemUnavailable},
+	{Err: service.ErrUnavailable, Type: httpkit.ProblemDependencyUnavailable},
 }
