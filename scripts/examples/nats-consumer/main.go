@@ -4,7 +4,7 @@
 // offline it catches up on everything it missed, in order, then follows
 // new notices. Under `make run`:
 //
-//	go run . -clinic tokyo-ginza-namiki-clinic -creds ../../../.data/clinics/tokyo-ginza-namiki-clinic.creds
+//	GOWORK=off go run . -clinic tokyo-ginza-namiki-clinic -creds ../../../.data/clinics/tokyo-ginza-namiki-clinic.creds
 //
 // Notices are protobuf (saisei.notification.v1.ClinicBookingNotice, see
 // docs/events.md); this example prints their headers and subject and

@@ -4,7 +4,7 @@
 // answers 204 quickly. Run it, register http://127.0.0.1:8787/hooks under
 // `make run`, and put the secret you get back in WEBHOOK_SECRET:
 //
-//	WEBHOOK_SECRET=whsec_… go run . -addr 127.0.0.1:8787
+//	WEBHOOK_SECRET=whsec_… GOWORK=off go run . -addr 127.0.0.1:8787
 //
 // During a secret rotation, WEBHOOK_SECRET may hold both secrets, separated
 // by a space: a delivery verified by either is accepted.
