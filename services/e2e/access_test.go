@@ -81,6 +81,8 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 		{"POST", "/v1/clinic/bookings/" + bookingID + "/administered", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(otherClinic), 404}}},
 		{"GET", "/v1/finance/bookings/" + bookingID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},
 			{as(operator), 403}, {as(finance), 200}}},
+		{"GET", "/v1/finance/ledger?account=booking:" + bookingID + ":", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},
+			{as(operator), 403}, {as(service), 403}, {as(finance), 200}}},
 		{"PATCH", "/v1/admin/plans/PB3240117", map[string]any{"status": "suspended"}, []attempt{{nobody, 401}, {as(thePatient), 403},
 			{as(ginza), 403}, {as(finance), 403}, {as(service), 403}}},
 		{"GET", "/v1/admin/audit?record=quote:" + quoteID, nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},

@@ -76,6 +76,8 @@ type Payment struct {
 	Amount          money.Money
 	Status          Status
 	PaymentIntentID string
+	// ChargeID is the Stripe charge that took the money, once it succeeded.
+	ChargeID        string
 	ClientSecret    string
 	CustomerID      string
 	PaymentMethodID string
@@ -114,7 +116,9 @@ const (
 
 // IntentState is what the provider says a PaymentIntent is, as of At.
 type IntentState struct {
-	ID              string
+	ID string
+	// ChargeID is the intent's latest charge, when it has one.
+	ChargeID        string
 	Status          IntentStatus
 	AmountReceived  money.Money
 	PaymentMethodID string
@@ -163,6 +167,9 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 		}
 		at := s.At
 		p.Status, p.AmountReceived, p.SucceededAt = Succeeded, s.AmountReceived, &at
+		if s.ChargeID != "" {
+			p.ChargeID = s.ChargeID
+		}
 		p.FailureCode, p.FailureMessage = "", ""
 		if s.PaymentMethodID != "" {
 			p.PaymentMethodID = s.PaymentMethodID

@@ -84,21 +84,21 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 	}
 
 	var events []bus.Event
+	out := domain.NoChange
 	intent, err := s.charge(ctx, pay)
 	var card *stripegw.CardError
 	switch {
 	case errors.As(err, &card):
 		// Declined, or the bank wants 3-D Secure: the patient must pay
 		// on-session. Recorded and announced; not retried.
-		out, _ := pay.Apply(card.State)
+		out, _ = pay.Apply(card.State)
 		events = contract.ForOutcome(pay, out)
 	case err != nil:
 		return fmt.Errorf("%w: charge balance: %v", ErrStripe, err) // retried with backoff, same key
 	default:
 		pay.PaymentIntentID = intent.ID
 		if intent.State.Status == domain.IntentSucceeded {
-			out, err := pay.Apply(intent.State)
-			if err != nil {
+			if out, err = pay.Apply(intent.State); err != nil {
 				return bus.Permanent(err)
 			}
 			events = contract.ForOutcome(pay, out)
@@ -120,6 +120,9 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 			return nil // a webhook got there first; it decided from the intent's state
 		}
 		if err := s.store.UpdatePayment(ctx, tx, pay); err != nil {
+			return err
+		}
+		if err := s.book(ctx, tx, pay, out); err != nil {
 			return err
 		}
 		return outbox.Enqueue(ctx, tx, events...)

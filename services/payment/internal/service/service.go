@@ -204,5 +204,18 @@ func (s *Payments) apply(ctx context.Context, tx pgx.Tx, p *domain.Payment, st d
 	if err := s.store.UpdatePayment(ctx, tx, *p); err != nil {
 		return out, err
 	}
+	if err := s.book(ctx, tx, *p, out); err != nil {
+		return out, err
+	}
 	return out, outbox.Enqueue(ctx, tx, contract.ForOutcome(*p, out)...)
+}
+
+// book posts what an applied intent state did to the money: a payment that
+// just succeeded is received, once per charge.
+func (s *Payments) book(ctx context.Context, tx pgx.Tx, p domain.Payment, out domain.Outcome) error {
+	if out != domain.BecameSucceeded {
+		return nil
+	}
+	_, err := s.store.PostLedger(ctx, tx, domain.Received(p, p.ChargeID))
+	return err
 }

@@ -69,7 +69,7 @@ func (s *Store) SetCustomer(ctx context.Context, db pgdb.Querier, bookingID, cus
 
 const paymentColumns = `id, booking_id, clinic_id, stage, amount, currency, status, COALESCE(payment_intent_id, ''),
 	client_secret, customer_id, payment_method_id, amount_received, failure_code, failure_message, last_event_at,
-	succeeded_at, trace, created_at, updated_at`
+	succeeded_at, trace, created_at, updated_at, charge_id`
 
 func scanPayment(row pgx.Row) (domain.Payment, error) {
 	var p domain.Payment
@@ -79,7 +79,7 @@ func scanPayment(row pgx.Row) (domain.Payment, error) {
 	var trace []byte
 	err := row.Scan(&p.ID, &p.BookingID, &p.ClinicID, &p.Stage, &amount, &currency, &p.Status, &p.PaymentIntentID,
 		&p.ClientSecret, &p.CustomerID, &p.PaymentMethodID, &received, &p.FailureCode, &p.FailureMessage, &lastEvent,
-		&p.SucceededAt, &trace, &p.CreatedAt, &p.UpdatedAt)
+		&p.SucceededAt, &trace, &p.CreatedAt, &p.UpdatedAt, &p.ChargeID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -161,10 +161,10 @@ func (s *Store) UpdatePayment(ctx context.Context, db pgdb.Querier, p domain.Pay
 	_, err := db.Exec(ctx, `
 		UPDATE payments SET status = $2, payment_intent_id = $3, client_secret = $4, customer_id = $5,
 			payment_method_id = $6, amount_received = $7, failure_code = $8, failure_message = $9,
-			last_event_at = $10, succeeded_at = $11, updated_at = $12
+			last_event_at = $10, succeeded_at = $11, updated_at = $12, charge_id = $13
 		WHERE id = $1`,
 		p.ID, p.Status, intent, p.ClientSecret, p.CustomerID, p.PaymentMethodID, p.AmountReceived.Amount,
-		p.FailureCode, p.FailureMessage, lastEvent, p.SucceededAt, p.UpdatedAt)
+		p.FailureCode, p.FailureMessage, lastEvent, p.SucceededAt, p.UpdatedAt, p.ChargeID)
 	return err
 }
 

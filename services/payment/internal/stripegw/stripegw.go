@@ -164,6 +164,9 @@ func StateOf(pi *stripe.PaymentIntent, at time.Time) domain.IntentState {
 	if pi.PaymentMethod != nil {
 		s.PaymentMethodID = pi.PaymentMethod.ID
 	}
+	if pi.LatestCharge != nil {
+		s.ChargeID = pi.LatestCharge.ID
+	}
 	if e := pi.LastPaymentError; e != nil {
 		s.FailureCode, s.FailureMessage = string(e.Code), e.Msg
 		if s.FailureCode == "" {

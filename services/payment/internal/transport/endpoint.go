@@ -21,6 +21,7 @@ type Endpoints struct {
 	ListPayments  endpoint.Endpoint
 	Finance       endpoint.Endpoint
 	StripeWebhook endpoint.Endpoint
+	Ledger        endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
@@ -30,6 +31,7 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 		ListPayments:  makeListPaymentsEndpoint(s),
 		Finance:       makeFinanceEndpoint(s),
 		StripeWebhook: makeStripeWebhookEndpoint(s),
+		Ledger:        makeLedgerEndpoint(s),
 	}
 }
 

@@ -29,6 +29,7 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	r.Handle("POST /internal/v1/deposits", services(kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /internal/v1/payments", services(kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/bookings/{id}", finance(kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/finance/ledger", finance(kithttp.NewServer(e.Ledger, decodeLedger, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
 	return r
 }
