@@ -37,10 +37,14 @@ const (
 	ReadyForAdministration BookingEvent = "ready_for_administration"
 	Administered           BookingEvent = "administered"
 	BalanceFailed          BookingEvent = "balance_failed"
+	// Cancelled: the booking ended before administration; payment refunds
+	// what its cancellation policy returns.
+	Cancelled BookingEvent = "cancelled"
 )
 
 // BookingEvents lists every booking event.
-var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed}
+var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed,
+	Cancelled}
 
 // Booking is booking.v1.<clinic>.<event>.
 func Booking(clinic string, e BookingEvent) string { return join("booking.v1", clinic, string(e)) }
@@ -52,6 +56,8 @@ type Stage string
 const (
 	Deposit Stage = "deposit"
 	Balance Stage = "balance"
+	// Refund is money returned to the patient, whichever stage paid it.
+	Refund Stage = "refund"
 )
 
 // PaymentOutcome is what happened to a payment.
@@ -113,7 +119,7 @@ func Produced() []string {
 	for _, e := range BookingEvents {
 		out = append(out, Booking(Any, e))
 	}
-	for _, s := range []Stage{Deposit, Balance} {
+	for _, s := range []Stage{Deposit, Balance, Refund} {
 		for _, o := range []PaymentOutcome{Succeeded, Failed} {
 			out = append(out, Payment(Any, s, o))
 		}

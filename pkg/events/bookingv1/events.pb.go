@@ -23,6 +23,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Why a booking was cancelled.
+type CancellationReason int32
+
+const (
+	CancellationReason_CANCELLATION_REASON_UNSPECIFIED CancellationReason = 0
+	// The patient cancelled.
+	CancellationReason_CANCELLATION_REASON_PATIENT CancellationReason = 1
+	// The clinic found the patient ineligible at the consultation.
+	CancellationReason_CANCELLATION_REASON_INELIGIBLE CancellationReason = 2
+	// The cells failed quality control and the patient chose a refund.
+	CancellationReason_CANCELLATION_REASON_QC_FAILED CancellationReason = 3
+)
+
+// Enum value maps for CancellationReason.
+var (
+	CancellationReason_name = map[int32]string{
+		0: "CANCELLATION_REASON_UNSPECIFIED",
+		1: "CANCELLATION_REASON_PATIENT",
+		2: "CANCELLATION_REASON_INELIGIBLE",
+		3: "CANCELLATION_REASON_QC_FAILED",
+	}
+	CancellationReason_value = map[string]int32{
+		"CANCELLATION_REASON_UNSPECIFIED": 0,
+		"CANCELLATION_REASON_PATIENT":     1,
+		"CANCELLATION_REASON_INELIGIBLE":  2,
+		"CANCELLATION_REASON_QC_FAILED":   3,
+	}
+)
+
+func (x CancellationReason) Enum() *CancellationReason {
+	p := new(CancellationReason)
+	*p = x
+	return p
+}
+
+func (x CancellationReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CancellationReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_saisei_booking_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (CancellationReason) Type() protoreflect.EnumType {
+	return &file_saisei_booking_v1_events_proto_enumTypes[0]
+}
+
+func (x CancellationReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CancellationReason.Descriptor instead.
+func (CancellationReason) EnumDescriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{0}
+}
+
 // Booking is the snapshot every booking event carries, so a consumer never
 // depends on having seen an earlier event.
 type Booking struct {
@@ -681,6 +737,104 @@ func (x *BookingAdministered) GetAdministeredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Subject booking.v1.<clinic_id>.cancelled: the booking ended before
+// administration; refund is what its cancellation policy returns to the
+// patient (payment refunds it across the booking's payments), retained what
+// the clinic keeps, and why.
+type BookingCancelled struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Booking  *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	Reason   CancellationReason     `protobuf:"varint,2,opt,name=reason,proto3,enum=saisei.booking.v1.CancellationReason" json:"reason,omitempty"`
+	Refund   *commonv1.Money        `protobuf:"bytes,3,opt,name=refund,proto3" json:"refund,omitempty"`
+	Retained *commonv1.Money        `protobuf:"bytes,4,opt,name=retained,proto3" json:"retained,omitempty"`
+	// The policy's rule in words, as the patient was told it.
+	Explanation string `protobuf:"bytes,5,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// The version of the clinic's cancellation policy the booking was made under.
+	PolicyVersion int32                  `protobuf:"varint,6,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
+	CancelledAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookingCancelled) Reset() {
+	*x = BookingCancelled{}
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookingCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookingCancelled) ProtoMessage() {}
+
+func (x *BookingCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookingCancelled.ProtoReflect.Descriptor instead.
+func (*BookingCancelled) Descriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BookingCancelled) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
+func (x *BookingCancelled) GetReason() CancellationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return CancellationReason_CANCELLATION_REASON_UNSPECIFIED
+}
+
+func (x *BookingCancelled) GetRefund() *commonv1.Money {
+	if x != nil {
+		return x.Refund
+	}
+	return nil
+}
+
+func (x *BookingCancelled) GetRetained() *commonv1.Money {
+	if x != nil {
+		return x.Retained
+	}
+	return nil
+}
+
+func (x *BookingCancelled) GetExplanation() string {
+	if x != nil {
+		return x.Explanation
+	}
+	return ""
+}
+
+func (x *BookingCancelled) GetPolicyVersion() int32 {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return 0
+}
+
+func (x *BookingCancelled) GetCancelledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelledAt
+	}
+	return nil
+}
+
 var File_saisei_booking_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_booking_v1_events_proto_rawDesc = "" +
@@ -737,7 +891,20 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\tfailed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x90\x01\n" +
 	"\x13BookingAdministered\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12C\n" +
-	"\x0fadministered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eadministeredAtBBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
+	"\x0fadministered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eadministeredAt\"\xf5\x02\n" +
+	"\x10BookingCancelled\x124\n" +
+	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12=\n" +
+	"\x06reason\x18\x02 \x01(\x0e2%.saisei.booking.v1.CancellationReasonR\x06reason\x12/\n" +
+	"\x06refund\x18\x03 \x01(\v2\x17.saisei.common.v1.MoneyR\x06refund\x123\n" +
+	"\bretained\x18\x04 \x01(\v2\x17.saisei.common.v1.MoneyR\bretained\x12 \n" +
+	"\vexplanation\x18\x05 \x01(\tR\vexplanation\x12%\n" +
+	"\x0epolicy_version\x18\x06 \x01(\x05R\rpolicyVersion\x12=\n" +
+	"\fcancelled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt*\xa1\x01\n" +
+	"\x12CancellationReason\x12#\n" +
+	"\x1fCANCELLATION_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bCANCELLATION_REASON_PATIENT\x10\x01\x12\"\n" +
+	"\x1eCANCELLATION_REASON_INELIGIBLE\x10\x02\x12!\n" +
+	"\x1dCANCELLATION_REASON_QC_FAILED\x10\x03BBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
 
 var (
 	file_saisei_booking_v1_events_proto_rawDescOnce sync.Once
@@ -751,47 +918,55 @@ func file_saisei_booking_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_booking_v1_events_proto_rawDescData
 }
 
-var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_saisei_booking_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_saisei_booking_v1_events_proto_goTypes = []any{
-	(*Booking)(nil),                       // 0: saisei.booking.v1.Booking
-	(*BookingCreated)(nil),                // 1: saisei.booking.v1.BookingCreated
-	(*BookingConfirmed)(nil),              // 2: saisei.booking.v1.BookingConfirmed
-	(*HarvestRecorded)(nil),               // 3: saisei.booking.v1.HarvestRecorded
-	(*QualityReport)(nil),                 // 4: saisei.booking.v1.QualityReport
-	(*CellsReady)(nil),                    // 5: saisei.booking.v1.CellsReady
-	(*QualityCheckFailed)(nil),            // 6: saisei.booking.v1.QualityCheckFailed
-	(*BookingReadyForAdministration)(nil), // 7: saisei.booking.v1.BookingReadyForAdministration
-	(*BalanceChargeFailed)(nil),           // 8: saisei.booking.v1.BalanceChargeFailed
-	(*BookingAdministered)(nil),           // 9: saisei.booking.v1.BookingAdministered
-	(*commonv1.Patient)(nil),              // 10: saisei.common.v1.Patient
-	(*commonv1.Money)(nil),                // 11: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 12: google.protobuf.Timestamp
+	(CancellationReason)(0),               // 0: saisei.booking.v1.CancellationReason
+	(*Booking)(nil),                       // 1: saisei.booking.v1.Booking
+	(*BookingCreated)(nil),                // 2: saisei.booking.v1.BookingCreated
+	(*BookingConfirmed)(nil),              // 3: saisei.booking.v1.BookingConfirmed
+	(*HarvestRecorded)(nil),               // 4: saisei.booking.v1.HarvestRecorded
+	(*QualityReport)(nil),                 // 5: saisei.booking.v1.QualityReport
+	(*CellsReady)(nil),                    // 6: saisei.booking.v1.CellsReady
+	(*QualityCheckFailed)(nil),            // 7: saisei.booking.v1.QualityCheckFailed
+	(*BookingReadyForAdministration)(nil), // 8: saisei.booking.v1.BookingReadyForAdministration
+	(*BalanceChargeFailed)(nil),           // 9: saisei.booking.v1.BalanceChargeFailed
+	(*BookingAdministered)(nil),           // 10: saisei.booking.v1.BookingAdministered
+	(*BookingCancelled)(nil),              // 11: saisei.booking.v1.BookingCancelled
+	(*commonv1.Patient)(nil),              // 12: saisei.common.v1.Patient
+	(*commonv1.Money)(nil),                // 13: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
 }
 var file_saisei_booking_v1_events_proto_depIdxs = []int32{
-	10, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
-	11, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
-	11, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
-	11, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
-	12, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
-	0,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
-	0,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
-	12, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
-	12, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
-	0,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
-	4,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
-	0,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
-	4,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
-	0,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
-	0,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
-	12, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
-	0,  // 17: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
-	12, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	12, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
+	13, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
+	13, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
+	13, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
+	14, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
+	1,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
+	1,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
+	1,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
+	14, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
+	14, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
+	1,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
+	5,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
+	1,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
+	5,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
+	1,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
+	1,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
+	14, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
+	14, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: saisei.booking.v1.BookingCancelled.booking:type_name -> saisei.booking.v1.Booking
+	0,  // 20: saisei.booking.v1.BookingCancelled.reason:type_name -> saisei.booking.v1.CancellationReason
+	13, // 21: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
+	13, // 22: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
+	14, // 23: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_saisei_booking_v1_events_proto_init() }
@@ -804,13 +979,14 @@ func file_saisei_booking_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_booking_v1_events_proto_rawDesc), len(file_saisei_booking_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      1,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_saisei_booking_v1_events_proto_goTypes,
 		DependencyIndexes: file_saisei_booking_v1_events_proto_depIdxs,
+		EnumInfos:         file_saisei_booking_v1_events_proto_enumTypes,
 		MessageInfos:      file_saisei_booking_v1_events_proto_msgTypes,
 	}.Build()
 	File_saisei_booking_v1_events_proto = out.File

@@ -294,6 +294,222 @@ func (x *PaymentFailed) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Subject payment.v1.<clinic_id>.refund.succeeded: money went back to the
+// patient's card. One per refund (a cancellation may refund the balance and
+// the deposit separately).
+type RefundSucceeded struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RefundId  string                 `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	BookingId string                 `protobuf:"bytes,2,opt,name=booking_id,json=bookingId,proto3" json:"booking_id,omitempty"`
+	ClinicId  string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	// The payment refunded.
+	PaymentId string          `protobuf:"bytes,4,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	Stage     Stage           `protobuf:"varint,5,opt,name=stage,proto3,enum=saisei.payment.v1.Stage" json:"stage,omitempty"`
+	Amount    *commonv1.Money `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Stripe's refund id (re_…).
+	StripeRefundId string                 `protobuf:"bytes,7,opt,name=stripe_refund_id,json=stripeRefundId,proto3" json:"stripe_refund_id,omitempty"`
+	SucceededAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=succeeded_at,json=succeededAt,proto3" json:"succeeded_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RefundSucceeded) Reset() {
+	*x = RefundSucceeded{}
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundSucceeded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundSucceeded) ProtoMessage() {}
+
+func (x *RefundSucceeded) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundSucceeded.ProtoReflect.Descriptor instead.
+func (*RefundSucceeded) Descriptor() ([]byte, []int) {
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RefundSucceeded) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundSucceeded) GetBookingId() string {
+	if x != nil {
+		return x.BookingId
+	}
+	return ""
+}
+
+func (x *RefundSucceeded) GetClinicId() string {
+	if x != nil {
+		return x.ClinicId
+	}
+	return ""
+}
+
+func (x *RefundSucceeded) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *RefundSucceeded) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *RefundSucceeded) GetAmount() *commonv1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *RefundSucceeded) GetStripeRefundId() string {
+	if x != nil {
+		return x.StripeRefundId
+	}
+	return ""
+}
+
+func (x *RefundSucceeded) GetSucceededAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SucceededAt
+	}
+	return nil
+}
+
+// Subject payment.v1.<clinic_id>.refund.failed: Stripe could not return the
+// money (the card was closed, …); finance must reach the patient.
+type RefundFailed struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RefundId       string                 `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	BookingId      string                 `protobuf:"bytes,2,opt,name=booking_id,json=bookingId,proto3" json:"booking_id,omitempty"`
+	ClinicId       string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	PaymentId      string                 `protobuf:"bytes,4,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	Stage          Stage                  `protobuf:"varint,5,opt,name=stage,proto3,enum=saisei.payment.v1.Stage" json:"stage,omitempty"`
+	Amount         *commonv1.Money        `protobuf:"bytes,6,opt,name=amount,proto3" json:"amount,omitempty"`
+	StripeRefundId string                 `protobuf:"bytes,7,opt,name=stripe_refund_id,json=stripeRefundId,proto3" json:"stripe_refund_id,omitempty"`
+	// Stripe's failure_reason, e.g. expired_or_canceled_card.
+	FailureReason string                 `protobuf:"bytes,8,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundFailed) Reset() {
+	*x = RefundFailed{}
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundFailed) ProtoMessage() {}
+
+func (x *RefundFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundFailed.ProtoReflect.Descriptor instead.
+func (*RefundFailed) Descriptor() ([]byte, []int) {
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RefundFailed) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetBookingId() string {
+	if x != nil {
+		return x.BookingId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetClinicId() string {
+	if x != nil {
+		return x.ClinicId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *RefundFailed) GetAmount() *commonv1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *RefundFailed) GetStripeRefundId() string {
+	if x != nil {
+		return x.StripeRefundId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
 var File_saisei_payment_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_payment_v1_events_proto_rawDesc = "" +
@@ -323,7 +539,30 @@ const file_saisei_payment_v1_events_proto_rawDesc = "" +
 	"\x0ffailure_message\x18\b \x01(\tR\x0efailureMessage\x12'\n" +
 	"\x0frequires_action\x18\t \x01(\bR\x0erequiresAction\x127\n" +
 	"\tfailed_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt*D\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\xd3\x02\n" +
+	"\x0fRefundSucceeded\x12\x1b\n" +
+	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x1d\n" +
+	"\n" +
+	"booking_id\x18\x02 \x01(\tR\tbookingId\x12\x1b\n" +
+	"\tclinic_id\x18\x03 \x01(\tR\bclinicId\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x04 \x01(\tR\tpaymentId\x12.\n" +
+	"\x05stage\x18\x05 \x01(\x0e2\x18.saisei.payment.v1.StageR\x05stage\x12/\n" +
+	"\x06amount\x18\x06 \x01(\v2\x17.saisei.common.v1.MoneyR\x06amount\x12(\n" +
+	"\x10stripe_refund_id\x18\a \x01(\tR\x0estripeRefundId\x12=\n" +
+	"\fsucceeded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vsucceededAt\"\xf1\x02\n" +
+	"\fRefundFailed\x12\x1b\n" +
+	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\x1d\n" +
+	"\n" +
+	"booking_id\x18\x02 \x01(\tR\tbookingId\x12\x1b\n" +
+	"\tclinic_id\x18\x03 \x01(\tR\bclinicId\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x04 \x01(\tR\tpaymentId\x12.\n" +
+	"\x05stage\x18\x05 \x01(\x0e2\x18.saisei.payment.v1.StageR\x05stage\x12/\n" +
+	"\x06amount\x18\x06 \x01(\v2\x17.saisei.common.v1.MoneyR\x06amount\x12(\n" +
+	"\x10stripe_refund_id\x18\a \x01(\tR\x0estripeRefundId\x12%\n" +
+	"\x0efailure_reason\x18\b \x01(\tR\rfailureReason\x127\n" +
+	"\tfailed_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt*D\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTAGE_DEPOSIT\x10\x01\x12\x11\n" +
@@ -342,26 +581,34 @@ func file_saisei_payment_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_saisei_payment_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_saisei_payment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_saisei_payment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_saisei_payment_v1_events_proto_goTypes = []any{
 	(Stage)(0),                    // 0: saisei.payment.v1.Stage
 	(*PaymentSucceeded)(nil),      // 1: saisei.payment.v1.PaymentSucceeded
 	(*PaymentFailed)(nil),         // 2: saisei.payment.v1.PaymentFailed
-	(*commonv1.Money)(nil),        // 3: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*RefundSucceeded)(nil),       // 3: saisei.payment.v1.RefundSucceeded
+	(*RefundFailed)(nil),          // 4: saisei.payment.v1.RefundFailed
+	(*commonv1.Money)(nil),        // 5: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_saisei_payment_v1_events_proto_depIdxs = []int32{
-	0, // 0: saisei.payment.v1.PaymentSucceeded.stage:type_name -> saisei.payment.v1.Stage
-	3, // 1: saisei.payment.v1.PaymentSucceeded.amount:type_name -> saisei.common.v1.Money
-	4, // 2: saisei.payment.v1.PaymentSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
-	0, // 3: saisei.payment.v1.PaymentFailed.stage:type_name -> saisei.payment.v1.Stage
-	3, // 4: saisei.payment.v1.PaymentFailed.amount:type_name -> saisei.common.v1.Money
-	4, // 5: saisei.payment.v1.PaymentFailed.failed_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: saisei.payment.v1.PaymentSucceeded.stage:type_name -> saisei.payment.v1.Stage
+	5,  // 1: saisei.payment.v1.PaymentSucceeded.amount:type_name -> saisei.common.v1.Money
+	6,  // 2: saisei.payment.v1.PaymentSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: saisei.payment.v1.PaymentFailed.stage:type_name -> saisei.payment.v1.Stage
+	5,  // 4: saisei.payment.v1.PaymentFailed.amount:type_name -> saisei.common.v1.Money
+	6,  // 5: saisei.payment.v1.PaymentFailed.failed_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: saisei.payment.v1.RefundSucceeded.stage:type_name -> saisei.payment.v1.Stage
+	5,  // 7: saisei.payment.v1.RefundSucceeded.amount:type_name -> saisei.common.v1.Money
+	6,  // 8: saisei.payment.v1.RefundSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: saisei.payment.v1.RefundFailed.stage:type_name -> saisei.payment.v1.Stage
+	5,  // 10: saisei.payment.v1.RefundFailed.amount:type_name -> saisei.common.v1.Money
+	6,  // 11: saisei.payment.v1.RefundFailed.failed_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_saisei_payment_v1_events_proto_init() }
@@ -375,7 +622,7 @@ func file_saisei_payment_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_payment_v1_events_proto_rawDesc), len(file_saisei_payment_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1162,10 +1162,12 @@ func (s *service) deadLetters(t *testing.T, bookingID string) []bus.DeadLetter {
 
 // paymentEvent is one event payment published on the PAYMENT stream.
 type paymentEvent struct {
-	Subject   string
-	ID        string
-	Succeeded *paymentv1.PaymentSucceeded
-	Failed    *paymentv1.PaymentFailed
+	Subject         string
+	ID              string
+	Succeeded       *paymentv1.PaymentSucceeded
+	Failed          *paymentv1.PaymentFailed
+	RefundSucceeded *paymentv1.RefundSucceeded
+	RefundFailed    *paymentv1.RefundFailed
 }
 
 func (e paymentEvent) String() string { return e.Subject + " " + e.ID }
@@ -1204,6 +1206,12 @@ func (s *service) paymentEvents(t *testing.T, bookingID string) []paymentEvent {
 		case bus.TypeName(&paymentv1.PaymentFailed{}):
 			e.Failed = &paymentv1.PaymentFailed{}
 			msg = e.Failed
+		case bus.TypeName(&paymentv1.RefundSucceeded{}):
+			e.RefundSucceeded = &paymentv1.RefundSucceeded{}
+			msg = e.RefundSucceeded
+		case bus.TypeName(&paymentv1.RefundFailed{}):
+			e.RefundFailed = &paymentv1.RefundFailed{}
+			msg = e.RefundFailed
 		default:
 			t.Fatalf("%s carries an event of type %q", raw.Subject, typ)
 		}

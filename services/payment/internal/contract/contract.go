@@ -64,3 +64,28 @@ func ForOutcome(p domain.Payment, o domain.Outcome) []bus.Event {
 	}
 	return nil
 }
+
+// RefundSucceeded announces money returned, once per refund.
+func RefundSucceeded(r domain.Refund) bus.Event {
+	return bus.Event{
+		ID:      "refund:" + r.ID + ":succeeded",
+		Subject: subject.Payment(r.ClinicID, subject.Refund, subject.Succeeded),
+		Message: &paymentv1.RefundSucceeded{
+			RefundId: r.ID, BookingId: r.BookingID, ClinicId: r.ClinicID, PaymentId: r.PaymentID, Stage: stage(r.Stage),
+			Amount: wire.Money(r.Amount), StripeRefundId: r.StripeRefundID, SucceededAt: timestamppb.New(*r.SucceededAt),
+		},
+	}
+}
+
+// RefundFailed announces a refund that did not reach the patient, once.
+func RefundFailed(r domain.Refund) bus.Event {
+	return bus.Event{
+		ID:      "refund:" + r.ID + ":failed",
+		Subject: subject.Payment(r.ClinicID, subject.Refund, subject.Failed),
+		Message: &paymentv1.RefundFailed{
+			RefundId: r.ID, BookingId: r.BookingID, ClinicId: r.ClinicID, PaymentId: r.PaymentID, Stage: stage(r.Stage),
+			Amount: wire.Money(r.Amount), StripeRefundId: r.StripeRefundID, FailureReason: r.FailureReason,
+			FailedAt: timestamppb.New(r.UpdatedAt),
+		},
+	}
+}

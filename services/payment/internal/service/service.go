@@ -52,6 +52,8 @@ type Stripe interface {
 	CreateDepositIntent(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
 	ChargeBalance(ctx context.Context, pay domain.Payment) (stripegw.Intent, error)
 	FindIntent(ctx context.Context, paymentID string) (*stripegw.Intent, error)
+	Refund(ctx context.Context, r domain.Refund) (domain.RefundState, error)
+	RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error)
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 

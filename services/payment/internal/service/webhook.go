@@ -42,7 +42,12 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 	if err != nil {
 		return "", err
 	}
-	if ev.Intent == nil {
+	switch {
+	case ev.Refund != nil:
+		return s.handleRefundEvent(ctx, ev, payload)
+	case ev.RefundedCharge != "":
+		return s.handleChargeRefunded(ctx, ev, payload)
+	case ev.Intent == nil:
 		return s.recordOnly(ctx, ev, "", OutcomeIgnored, payload)
 	}
 	st := *ev.Intent

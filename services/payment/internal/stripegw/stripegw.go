@@ -204,9 +204,85 @@ func failureStatus(code string) domain.IntentStatus {
 	return domain.IntentFailed
 }
 
+func readObject(e stripe.Event, into any) error {
+	if e.Data == nil || len(e.Data.Raw) == 0 {
+		return errors.New("no data")
+	}
+	return json.Unmarshal(e.Data.Raw, into)
+}
+
+// Refund returns r.Amount of its payment to the patient, under the key
+// booking:<id>:refund:<refund id>: a retry returns the first refund.
+func (g *Gateway) Refund(ctx context.Context, r domain.Refund) (domain.RefundState, error) {
+	p := &stripe.RefundParams{
+		PaymentIntent: stripe.String(r.PaymentIntentID),
+		Amount:        stripe.Int64(r.Amount.Amount),
+		Reason:        stripe.String(string(stripe.RefundReasonRequestedByCustomer)),
+	}
+	p.Context = ctx
+	p.AddMetadata("refund_id", r.ID)
+	p.AddMetadata("booking_id", r.BookingID)
+	p.AddMetadata("payment_id", r.PaymentID)
+	p.SetIdempotencyKey(domain.IdempotencyKey(r.BookingID, "refund:"+r.ID))
+	re, err := g.api.Refunds.New(p)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
+		se.HTTPStatusCode != http.StatusConflict {
+		// Refused as asked (already refunded, more than was charged):
+		// asking again cannot succeed.
+		return domain.RefundState{}, fmt.Errorf("%w: %s %s", ErrRefused, se.Code, se.Msg)
+	}
+	if err != nil {
+		return domain.RefundState{}, translate(err)
+	}
+	return RefundStateOf(re, time.Now()), nil
+}
+
+// RefundsOfCharge reads a charge's refunds as they are now.
+func (g *Gateway) RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error) {
+	p := &stripe.RefundListParams{Charge: stripe.String(chargeID)}
+	p.Context = ctx
+	it := g.api.Refunds.List(p)
+	var out []domain.RefundState
+	for it.Next() {
+		out = append(out, RefundStateOf(it.Refund(), time.Now()))
+	}
+	if err := it.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
+}
+
+// RefundStateOf reads a Refund into domain terms.
+func RefundStateOf(re *stripe.Refund, at time.Time) domain.RefundState {
+	st := domain.RefundState{ID: re.ID, At: at, RefundID: re.Metadata["refund_id"], FailureReason: string(re.FailureReason)}
+	if c, err := money.ParseCurrency(string(re.Currency)); err == nil {
+		st.Amount = money.New(re.Amount, c)
+	}
+	if re.PaymentIntent != nil {
+		st.PaymentIntentID = re.PaymentIntent.ID
+	}
+	switch re.Status {
+	case stripe.RefundStatusSucceeded:
+		st.Status = domain.RefundSucceeded
+	case stripe.RefundStatusFailed:
+		st.Status = domain.RefundFailed
+	case stripe.RefundStatusCanceled:
+		st.Status = domain.RefundCanceled
+	case stripe.RefundStatusRequiresAction:
+		st.Status = domain.RefundRequiresAction
+	default:
+		st.Status = domain.RefundPending
+	}
+	return st
+}
+
 // ErrBadSignature means a webhook was not signed with the endpoint secret
 // (or too long ago: Stripe's five-minute tolerance against replays).
 var ErrBadSignature = errors.New("stripe signature verification failed")
+
+// ErrRefused means Stripe refused a request as asked; retrying cannot help.
+var ErrRefused = errors.New("stripe refused the request")
 
 // ErrMalformedEvent means a correctly signed event cannot be read.
 var ErrMalformedEvent = errors.New("stripe event is malformed")
@@ -219,6 +295,11 @@ type Event struct {
 	Type    string
 	Created time.Time
 	Intent  *domain.IntentState
+	// Refund is set for refund.* events.
+	Refund *domain.RefundState
+	// RefundedCharge is the charge of a charge.refunded event: its refunds
+	// are read from Stripe (the event's charge does not list them).
+	RefundedCharge string
 	// PaymentID is the metadata's payment_id: the webhook can overtake the
 	// response to the call that created the intent.
 	PaymentID string
@@ -242,7 +323,23 @@ func (g *Gateway) VerifyWebhook(payload []byte, signature string) (Event, error)
 	if ev.ID == "" {
 		return Event{}, fmt.Errorf("%w: no id", ErrMalformedEvent)
 	}
-	if !strings.HasPrefix(ev.Type, "payment_intent.") {
+	switch {
+	case strings.HasPrefix(ev.Type, "refund."):
+		var re stripe.Refund
+		if err := readObject(e, &re); err != nil || re.ID == "" {
+			return Event{}, fmt.Errorf("%w: %s carries no refund (%v)", ErrMalformedEvent, ev.ID, err)
+		}
+		st := RefundStateOf(&re, ev.Created)
+		ev.Refund = &st
+		return ev, nil
+	case ev.Type == "charge.refunded":
+		var ch stripe.Charge
+		if err := readObject(e, &ch); err != nil || ch.ID == "" {
+			return Event{}, fmt.Errorf("%w: %s carries no charge (%v)", ErrMalformedEvent, ev.ID, err)
+		}
+		ev.RefundedCharge = ch.ID
+		return ev, nil
+	case !strings.HasPrefix(ev.Type, "payment_intent."):
 		return ev, nil
 	}
 	if e.Data == nil || len(e.Data.Raw) == 0 {

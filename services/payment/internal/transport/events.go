@@ -13,8 +13,9 @@ import (
 )
 
 // Subscribe attaches the balance charge to bookings whose cells passed QC,
-// and cancels the balance of bookings whose cells failed it: the balance is
-// never charged for cells that will not be administered.
+// cancels the balance of bookings whose cells failed it (the balance is
+// never charged for cells that will not be administered), and refunds
+// cancelled bookings under their policy.
 //
 // Stripe outages during the balance charge are retried with capped backoff
 // for a day before dead-lettering (bus.ConsumerSpec.RetryFor), always with
@@ -25,6 +26,15 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	}
 	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "payment-qc-failed",
 		Subjects: []string{subject.Booking(subject.Any, subject.QCFailed)}}, inbox.On(p.CancelBalance)); err != nil {
+		return err
+	}
+	// Refunds, like the charge, are external effects that claim their
+	// inbox row with Stripe's answer (see RefundCancelled).
+	if err := sub.Consume(ctx, bus.ConsumerSpec{
+		Stream: bus.StreamBooking, Durable: service.RefundConsumer,
+		Subjects: []string{subject.Booking(subject.Any, subject.Cancelled)},
+		Backoff:  retry,
+	}, bus.Dispatch(bus.On(p.RefundCancelled))); err != nil {
 		return err
 	}
 	// The charge is an external effect: it claims its inbox row itself, in
