@@ -388,12 +388,13 @@ type Clinic struct {
 	// tokyo, osaka or kyoto.
 	City string `protobuf:"bytes,4,opt,name=city,proto3" json:"city,omitempty"`
 	// clinic or university_hospital.
-	Kind          string         `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
-	Languages     []string       `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
-	DepositPolicy *DepositPolicy `protobuf:"bytes,7,opt,name=deposit_policy,json=depositPolicy,proto3" json:"deposit_policy,omitempty"`
-	Extras        []*Extra       `protobuf:"bytes,8,rep,name=extras,proto3" json:"extras,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kind               string              `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Languages          []string            `protobuf:"bytes,6,rep,name=languages,proto3" json:"languages,omitempty"`
+	DepositPolicy      *DepositPolicy      `protobuf:"bytes,7,opt,name=deposit_policy,json=depositPolicy,proto3" json:"deposit_policy,omitempty"`
+	Extras             []*Extra            `protobuf:"bytes,8,rep,name=extras,proto3" json:"extras,omitempty"`
+	CancellationPolicy *CancellationPolicy `protobuf:"bytes,9,opt,name=cancellation_policy,json=cancellationPolicy,proto3" json:"cancellation_policy,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Clinic) Reset() {
@@ -482,6 +483,69 @@ func (x *Clinic) GetExtras() []*Extra {
 	return nil
 }
 
+func (x *Clinic) GetCancellationPolicy() *CancellationPolicy {
+	if x != nil {
+		return x.CancellationPolicy
+	}
+	return nil
+}
+
+// CancellationPolicy is what a clinic keeps when a booking is cancelled,
+// beyond what the quote's lines say (the consultation, the culture): the
+// fee for a patient who cancels before the harvest. Its version grows with
+// every change; a booking keeps the version it was made under.
+type CancellationPolicy struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Version         int32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	CancellationFee *commonv1.Money        `protobuf:"bytes,2,opt,name=cancellation_fee,json=cancellationFee,proto3" json:"cancellation_fee,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CancellationPolicy) Reset() {
+	*x = CancellationPolicy{}
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancellationPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancellationPolicy) ProtoMessage() {}
+
+func (x *CancellationPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancellationPolicy.ProtoReflect.Descriptor instead.
+func (*CancellationPolicy) Descriptor() ([]byte, []int) {
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CancellationPolicy) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CancellationPolicy) GetCancellationFee() *commonv1.Money {
+	if x != nil {
+		return x.CancellationFee
+	}
+	return nil
+}
+
 // DepositPolicy names the quote lines taken as the deposit.
 type DepositPolicy struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -494,7 +558,7 @@ type DepositPolicy struct {
 
 func (x *DepositPolicy) Reset() {
 	*x = DepositPolicy{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +570,7 @@ func (x *DepositPolicy) String() string {
 func (*DepositPolicy) ProtoMessage() {}
 
 func (x *DepositPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[4]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +583,7 @@ func (x *DepositPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DepositPolicy.ProtoReflect.Descriptor instead.
 func (*DepositPolicy) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DepositPolicy) GetCovers() []string {
@@ -552,7 +616,7 @@ type Extra struct {
 
 func (x *Extra) Reset() {
 	*x = Extra{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +628,7 @@ func (x *Extra) String() string {
 func (*Extra) ProtoMessage() {}
 
 func (x *Extra) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[5]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +641,7 @@ func (x *Extra) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extra.ProtoReflect.Descriptor instead.
 func (*Extra) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Extra) GetCode() string {
@@ -625,7 +689,7 @@ type Plan struct {
 
 func (x *Plan) Reset() {
 	*x = Plan{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +701,7 @@ func (x *Plan) String() string {
 func (*Plan) ProtoMessage() {}
 
 func (x *Plan) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[6]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +714,7 @@ func (x *Plan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plan.ProtoReflect.Descriptor instead.
 func (*Plan) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Plan) GetNumber() string {
@@ -703,7 +767,7 @@ type PriceList struct {
 
 func (x *PriceList) Reset() {
 	*x = PriceList{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +779,7 @@ func (x *PriceList) String() string {
 func (*PriceList) ProtoMessage() {}
 
 func (x *PriceList) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[7]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +792,7 @@ func (x *PriceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceList.ProtoReflect.Descriptor instead.
 func (*PriceList) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PriceList) GetConsultation() *commonv1.Money {
@@ -772,7 +836,7 @@ type DoseOption struct {
 
 func (x *DoseOption) Reset() {
 	*x = DoseOption{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +848,7 @@ func (x *DoseOption) String() string {
 func (*DoseOption) ProtoMessage() {}
 
 func (x *DoseOption) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[8]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +861,7 @@ func (x *DoseOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoseOption.ProtoReflect.Descriptor instead.
 func (*DoseOption) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DoseOption) GetCells() int64 {
@@ -837,7 +901,7 @@ type EligibilityRules struct {
 
 func (x *EligibilityRules) Reset() {
 	*x = EligibilityRules{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +913,7 @@ func (x *EligibilityRules) String() string {
 func (*EligibilityRules) ProtoMessage() {}
 
 func (x *EligibilityRules) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[9]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +926,7 @@ func (x *EligibilityRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EligibilityRules.ProtoReflect.Descriptor instead.
 func (*EligibilityRules) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EligibilityRules) GetRequiresConfirmedDiagnosis() bool {
@@ -911,7 +975,7 @@ type InjuryWindow struct {
 
 func (x *InjuryWindow) Reset() {
 	*x = InjuryWindow{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +987,7 @@ func (x *InjuryWindow) String() string {
 func (*InjuryWindow) ProtoMessage() {}
 
 func (x *InjuryWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[10]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1000,7 @@ func (x *InjuryWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InjuryWindow.ProtoReflect.Descriptor instead.
 func (*InjuryWindow) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InjuryWindow) GetMinDays() int32 {
@@ -967,7 +1031,7 @@ type Trial struct {
 
 func (x *Trial) Reset() {
 	*x = Trial{}
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1043,7 @@ func (x *Trial) String() string {
 func (*Trial) ProtoMessage() {}
 
 func (x *Trial) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_catalog_v1_events_proto_msgTypes[11]
+	mi := &file_saisei_catalog_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1056,7 @@ func (x *Trial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trial.ProtoReflect.Descriptor instead.
 func (*Trial) Descriptor() ([]byte, []int) {
-	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_saisei_catalog_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Trial) GetInstitution() string {
@@ -1079,7 +1143,7 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11DescriptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x03\n" +
 	"\x06Clinic\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12:\n" +
@@ -1088,11 +1152,15 @@ const file_saisei_catalog_v1_events_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1c\n" +
 	"\tlanguages\x18\x06 \x03(\tR\tlanguages\x12G\n" +
 	"\x0edeposit_policy\x18\a \x01(\v2 .saisei.catalog.v1.DepositPolicyR\rdepositPolicy\x120\n" +
-	"\x06extras\x18\b \x03(\v2\x18.saisei.catalog.v1.ExtraR\x06extras\x1a8\n" +
+	"\x06extras\x18\b \x03(\v2\x18.saisei.catalog.v1.ExtraR\x06extras\x12V\n" +
+	"\x13cancellation_policy\x18\t \x01(\v2%.saisei.catalog.v1.CancellationPolicyR\x12cancellationPolicy\x1a8\n" +
 	"\n" +
 	"NamesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
+	"\x12CancellationPolicy\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12B\n" +
+	"\x10cancellation_fee\x18\x02 \x01(\v2\x17.saisei.common.v1.MoneyR\x0fcancellationFee\"Y\n" +
 	"\rDepositPolicy\x12\x16\n" +
 	"\x06covers\x18\x01 \x03(\tR\x06covers\x120\n" +
 	"\x14full_without_culture\x18\x02 \x01(\bR\x12fullWithoutCulture\"x\n" +
@@ -1150,52 +1218,55 @@ func file_saisei_catalog_v1_events_proto_rawDescGZIP() []byte {
 	return file_saisei_catalog_v1_events_proto_rawDescData
 }
 
-var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_saisei_catalog_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_saisei_catalog_v1_events_proto_goTypes = []any{
-	(*TreatmentChanged)(nil), // 0: saisei.catalog.v1.TreatmentChanged
-	(*PlanChanged)(nil),      // 1: saisei.catalog.v1.PlanChanged
-	(*Treatment)(nil),        // 2: saisei.catalog.v1.Treatment
-	(*Clinic)(nil),           // 3: saisei.catalog.v1.Clinic
-	(*DepositPolicy)(nil),    // 4: saisei.catalog.v1.DepositPolicy
-	(*Extra)(nil),            // 5: saisei.catalog.v1.Extra
-	(*Plan)(nil),             // 6: saisei.catalog.v1.Plan
-	(*PriceList)(nil),        // 7: saisei.catalog.v1.PriceList
-	(*DoseOption)(nil),       // 8: saisei.catalog.v1.DoseOption
-	(*EligibilityRules)(nil), // 9: saisei.catalog.v1.EligibilityRules
-	(*InjuryWindow)(nil),     // 10: saisei.catalog.v1.InjuryWindow
-	(*Trial)(nil),            // 11: saisei.catalog.v1.Trial
-	nil,                      // 12: saisei.catalog.v1.Treatment.NamesEntry
-	nil,                      // 13: saisei.catalog.v1.Treatment.DescriptionsEntry
-	nil,                      // 14: saisei.catalog.v1.Clinic.NamesEntry
-	(*commonv1.Money)(nil),   // 15: saisei.common.v1.Money
+	(*TreatmentChanged)(nil),   // 0: saisei.catalog.v1.TreatmentChanged
+	(*PlanChanged)(nil),        // 1: saisei.catalog.v1.PlanChanged
+	(*Treatment)(nil),          // 2: saisei.catalog.v1.Treatment
+	(*Clinic)(nil),             // 3: saisei.catalog.v1.Clinic
+	(*CancellationPolicy)(nil), // 4: saisei.catalog.v1.CancellationPolicy
+	(*DepositPolicy)(nil),      // 5: saisei.catalog.v1.DepositPolicy
+	(*Extra)(nil),              // 6: saisei.catalog.v1.Extra
+	(*Plan)(nil),               // 7: saisei.catalog.v1.Plan
+	(*PriceList)(nil),          // 8: saisei.catalog.v1.PriceList
+	(*DoseOption)(nil),         // 9: saisei.catalog.v1.DoseOption
+	(*EligibilityRules)(nil),   // 10: saisei.catalog.v1.EligibilityRules
+	(*InjuryWindow)(nil),       // 11: saisei.catalog.v1.InjuryWindow
+	(*Trial)(nil),              // 12: saisei.catalog.v1.Trial
+	nil,                        // 13: saisei.catalog.v1.Treatment.NamesEntry
+	nil,                        // 14: saisei.catalog.v1.Treatment.DescriptionsEntry
+	nil,                        // 15: saisei.catalog.v1.Clinic.NamesEntry
+	(*commonv1.Money)(nil),     // 16: saisei.common.v1.Money
 }
 var file_saisei_catalog_v1_events_proto_depIdxs = []int32{
 	2,  // 0: saisei.catalog.v1.TreatmentChanged.treatment:type_name -> saisei.catalog.v1.Treatment
-	6,  // 1: saisei.catalog.v1.PlanChanged.plan:type_name -> saisei.catalog.v1.Plan
-	12, // 2: saisei.catalog.v1.Treatment.names:type_name -> saisei.catalog.v1.Treatment.NamesEntry
-	13, // 3: saisei.catalog.v1.Treatment.descriptions:type_name -> saisei.catalog.v1.Treatment.DescriptionsEntry
+	7,  // 1: saisei.catalog.v1.PlanChanged.plan:type_name -> saisei.catalog.v1.Plan
+	13, // 2: saisei.catalog.v1.Treatment.names:type_name -> saisei.catalog.v1.Treatment.NamesEntry
+	14, // 3: saisei.catalog.v1.Treatment.descriptions:type_name -> saisei.catalog.v1.Treatment.DescriptionsEntry
 	3,  // 4: saisei.catalog.v1.Treatment.clinic:type_name -> saisei.catalog.v1.Clinic
-	6,  // 5: saisei.catalog.v1.Treatment.plan:type_name -> saisei.catalog.v1.Plan
-	7,  // 6: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
-	8,  // 7: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
-	9,  // 8: saisei.catalog.v1.Treatment.eligibility:type_name -> saisei.catalog.v1.EligibilityRules
-	11, // 9: saisei.catalog.v1.Treatment.trial:type_name -> saisei.catalog.v1.Trial
-	14, // 10: saisei.catalog.v1.Clinic.names:type_name -> saisei.catalog.v1.Clinic.NamesEntry
-	4,  // 11: saisei.catalog.v1.Clinic.deposit_policy:type_name -> saisei.catalog.v1.DepositPolicy
-	5,  // 12: saisei.catalog.v1.Clinic.extras:type_name -> saisei.catalog.v1.Extra
-	15, // 13: saisei.catalog.v1.Extra.price:type_name -> saisei.common.v1.Money
-	15, // 14: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
-	15, // 15: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
-	15, // 16: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
-	15, // 17: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
-	15, // 18: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
-	15, // 19: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
-	10, // 20: saisei.catalog.v1.EligibilityRules.injury_window:type_name -> saisei.catalog.v1.InjuryWindow
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	7,  // 5: saisei.catalog.v1.Treatment.plan:type_name -> saisei.catalog.v1.Plan
+	8,  // 6: saisei.catalog.v1.Treatment.prices:type_name -> saisei.catalog.v1.PriceList
+	9,  // 7: saisei.catalog.v1.Treatment.dose_options:type_name -> saisei.catalog.v1.DoseOption
+	10, // 8: saisei.catalog.v1.Treatment.eligibility:type_name -> saisei.catalog.v1.EligibilityRules
+	12, // 9: saisei.catalog.v1.Treatment.trial:type_name -> saisei.catalog.v1.Trial
+	15, // 10: saisei.catalog.v1.Clinic.names:type_name -> saisei.catalog.v1.Clinic.NamesEntry
+	5,  // 11: saisei.catalog.v1.Clinic.deposit_policy:type_name -> saisei.catalog.v1.DepositPolicy
+	6,  // 12: saisei.catalog.v1.Clinic.extras:type_name -> saisei.catalog.v1.Extra
+	4,  // 13: saisei.catalog.v1.Clinic.cancellation_policy:type_name -> saisei.catalog.v1.CancellationPolicy
+	16, // 14: saisei.catalog.v1.CancellationPolicy.cancellation_fee:type_name -> saisei.common.v1.Money
+	16, // 15: saisei.catalog.v1.Extra.price:type_name -> saisei.common.v1.Money
+	16, // 16: saisei.catalog.v1.PriceList.consultation:type_name -> saisei.common.v1.Money
+	16, // 17: saisei.catalog.v1.PriceList.harvest:type_name -> saisei.common.v1.Money
+	16, // 18: saisei.catalog.v1.PriceList.quality_testing:type_name -> saisei.common.v1.Money
+	16, // 19: saisei.catalog.v1.PriceList.administration_per_session:type_name -> saisei.common.v1.Money
+	16, // 20: saisei.catalog.v1.DoseOption.culture:type_name -> saisei.common.v1.Money
+	16, // 21: saisei.catalog.v1.DoseOption.total:type_name -> saisei.common.v1.Money
+	11, // 22: saisei.catalog.v1.EligibilityRules.injury_window:type_name -> saisei.catalog.v1.InjuryWindow
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_saisei_catalog_v1_events_proto_init() }
@@ -1209,7 +1280,7 @@ func file_saisei_catalog_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_catalog_v1_events_proto_rawDesc), len(file_saisei_catalog_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

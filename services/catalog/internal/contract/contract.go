@@ -20,7 +20,9 @@ func plan(p domain.Plan) *catalogv1.Plan {
 
 func clinic(c domain.Clinic) *catalogv1.Clinic {
 	pb := &catalogv1.Clinic{Id: c.ID, Name: c.Names.In("en"), Names: c.Names, City: c.City, Kind: c.Kind, Languages: c.Languages,
-		DepositPolicy: &catalogv1.DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture}}
+		DepositPolicy: &catalogv1.DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture},
+		CancellationPolicy: &catalogv1.CancellationPolicy{Version: int32(c.CancellationPolicy.Version),
+			CancellationFee: wire.Money(c.CancellationPolicy.CancellationFee)}}
 	for _, e := range c.Extras {
 		pb.Extras = append(pb.Extras, &catalogv1.Extra{Code: e.Code, Price: wire.Money(e.Price), Unit: e.Unit, Taxable: e.Taxable})
 	}

@@ -24,6 +24,15 @@ type Clinic struct {
 	Languages        []string          `json:"languages"`
 	DepositPolicy    DepositPolicy     `json:"deposit_policy"`
 	Extras           []Extra           `json:"extras"`
+	// CancellationPolicy is optional (the platform's default); its version
+	// is the catalog's to set.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
+}
+
+// CancellationPolicy is a clinic's cancellation policy.
+type CancellationPolicy struct {
+	Version         int         `json:"version"`
+	CancellationFee money.Money `json:"cancellation_fee"`
 }
 
 // DepositPolicy is a clinic's deposit policy.
@@ -143,7 +152,11 @@ func Decode(b []byte, dst any) error {
 // ToDomain converts a clinic document.
 func (c Clinic) ToDomain() domain.Clinic {
 	out := domain.Clinic{ID: c.ID, Names: domain.Text(c.Names), Kind: c.Kind, City: c.City, MHLWRegistration: c.MHLWRegistration,
-		Languages: c.Languages, DepositPolicy: domain.DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture}}
+		Languages: c.Languages, DepositPolicy: domain.DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture},
+		CancellationPolicy: domain.DefaultCancellationPolicy}
+	if c.CancellationPolicy != nil {
+		out.CancellationPolicy = domain.CancellationPolicy{Version: c.CancellationPolicy.Version, CancellationFee: c.CancellationPolicy.CancellationFee}
+	}
 	for _, e := range c.Extras {
 		out.Extras = append(out.Extras, domain.Extra{Code: e.Code, Price: money.Yen(e.Price), Unit: e.Unit, Taxable: e.Taxable})
 	}
@@ -153,7 +166,8 @@ func (c Clinic) ToDomain() domain.Clinic {
 // FromClinic converts a clinic to its document.
 func FromClinic(c domain.Clinic) Clinic {
 	out := Clinic{ID: c.ID, Names: c.Names, Kind: c.Kind, City: c.City, MHLWRegistration: c.MHLWRegistration, Languages: c.Languages,
-		DepositPolicy: DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture}, Extras: []Extra{}}
+		DepositPolicy: DepositPolicy{Covers: c.DepositPolicy.Covers, FullWithoutCulture: c.DepositPolicy.FullWithoutCulture}, Extras: []Extra{},
+		CancellationPolicy: &CancellationPolicy{Version: c.CancellationPolicy.Version, CancellationFee: c.CancellationPolicy.CancellationFee}}
 	for _, e := range c.Extras {
 		out.Extras = append(out.Extras, Extra{Code: e.Code, Price: e.Price.Amount, Unit: e.Unit, Taxable: e.Taxable})
 	}

@@ -56,6 +56,21 @@ type DepositPolicy struct {
 // DefaultDepositPolicy covers everything spent before administration.
 var DefaultDepositPolicy = DepositPolicy{Covers: []string{"consultation", "harvest", "cell_culture", "quality_testing"}}
 
+// CancellationPolicy is what a clinic keeps, beyond what the quote's lines
+// say, when a patient cancels before the harvest: a fee, tax included.
+// Version grows with every change (the store assigns it); a booking keeps
+// the version it was made under.
+type CancellationPolicy struct {
+	Version         int
+	CancellationFee money.Money
+}
+
+// DefaultCancellationPolicy is the platform's, for a clinic that set none.
+var DefaultCancellationPolicy = CancellationPolicy{Version: 1, CancellationFee: money.Yen(100_000)}
+
+// maxCancellationFee bounds the fee: no clinic's deposit is anywhere near.
+const maxCancellationFee = 10_000_000
+
 // Extra is an optional service a clinic sells with a treatment.
 type Extra struct {
 	Code    string
@@ -74,6 +89,8 @@ type Clinic struct {
 	Languages        []string
 	DepositPolicy    DepositPolicy
 	Extras           []Extra
+	// CancellationPolicy applies to bookings made from now on.
+	CancellationPolicy CancellationPolicy
 }
 
 // Plan is a regenerative medicine provision plan notified to the MHLW. It
@@ -269,6 +286,9 @@ func (c Clinic) Validate() error {
 		check(&errs, slices.Contains(LineCodes, code), "deposit_policy.covers", fmt.Sprintf("%q is not a quote line code", code))
 	}
 	check(&errs, len(c.DepositPolicy.Covers) > 0, "deposit_policy.covers", "must cover at least one line")
+	fee := c.CancellationPolicy.CancellationFee
+	check(&errs, fee.Currency == money.JPY && !fee.IsNegative() && fee.Amount <= maxCancellationFee,
+		"cancellation_policy.cancellation_fee", fmt.Sprintf("must be a JPY amount from 0 to %d", maxCancellationFee))
 	check(&errs, !slices.Contains(c.DepositPolicy.Covers, "administration") || len(c.DepositPolicy.Covers) < len(LineCodes),
 		"deposit_policy.covers", "cannot cover every line: the balance must fund administration")
 	seen := map[string]bool{}

@@ -109,9 +109,9 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		t.Fatalf("class III on a PB number: %v", got)
 	}
 	c := Clinic{ID: "tokyo-x", Names: Text{"en": "X", "fr": "X"}, Kind: "clinic", City: "nagoya", MHLWRegistration: "13-1",
-		DepositPolicy: DepositPolicy{Covers: LineCodes},
-		Extras:        []Extra{{Code: "hotel", Unit: "day", Price: money.Yen(20_000)}, {Code: "spa", Unit: "once", Price: money.Yen(1)}}}
-	if got := strings.Join(fieldsOf(c.Validate()), ","); got != "names,city,deposit_policy.covers,extras[0].unit,extras[1].code" {
+		DepositPolicy: DepositPolicy{Covers: LineCodes}, CancellationPolicy: CancellationPolicy{CancellationFee: money.New(500, money.USD)},
+		Extras: []Extra{{Code: "hotel", Unit: "day", Price: money.Yen(20_000)}, {Code: "spa", Unit: "once", Price: money.Yen(1)}}}
+	if got := strings.Join(fieldsOf(c.Validate()), ","); got != "names,city,cancellation_policy.cancellation_fee,deposit_policy.covers,extras[0].unit,extras[1].code" {
 		t.Fatalf("clinic fields = %s", got)
 	}
 }

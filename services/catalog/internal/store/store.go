@@ -36,7 +36,7 @@ SELECT t.id, t.clinic_id, t.plan_number, t.names, t.descriptions, t.conditions, 
        t.administration_per_session_jpy, t.eligibility, t.trial, t.revision,
        COALESCE((SELECT array_agg(d.cells ORDER BY d.cells) FROM dose_options d WHERE d.treatment_id = t.id), '{}'),
        COALESCE((SELECT array_agg(d.culture_jpy ORDER BY d.cells) FROM dose_options d WHERE d.treatment_id = t.id), '{}'),
-       c.id, c.names, c.kind, c.city, c.mhlw_registration, c.languages, c.deposit_policy, c.extras,
+       c.id, c.names, c.kind, c.city, c.mhlw_registration, c.languages, c.deposit_policy, c.extras, c.cancellation_policy,
        p.number, p.clinic_id, p.risk_class, p.therapy, p.committee, p.cpc_name, p.cpc_in_house,
        p.valid_from, p.valid_until, p.status
 FROM treatments t
@@ -51,11 +51,12 @@ func scanListing(row pgx.Row) (domain.Listing, error) {
 	var elig document.Eligibility
 	var trial *document.Trial
 	var policy document.DepositPolicy
+	var cancellation document.CancellationPolicy
 	var extras []document.Extra
 	err := row.Scan(&t.ID, &t.ClinicID, &t.PlanNumber, &t.Names, &t.Descriptions, &t.Conditions, &t.CellType, &t.CellSource,
 		&t.Autologous, &t.Routes, &t.Sessions, &t.CultureDaysMin, &t.CultureDaysMax, &t.Visits, &t.TypicalStayDays,
 		&t.FollowUpMonths, &t.Included, &consult, &harvest, &qc, &admin, &elig, &trial, &t.Revision, &cells, &culture,
-		&c.ID, &c.Names, &c.Kind, &c.City, &c.MHLWRegistration, &c.Languages, &policy, &extras,
+		&c.ID, &c.Names, &c.Kind, &c.City, &c.MHLWRegistration, &c.Languages, &policy, &extras, &cancellation,
 		&p.Number, &p.ClinicID, &p.RiskClass, &p.Therapy, &p.Committee, &p.CPCName, &p.CPCInHouse,
 		&p.ValidFrom, &p.ValidUntil, &p.Status)
 	if err != nil {
@@ -69,8 +70,8 @@ func scanListing(row pgx.Row) (domain.Listing, error) {
 	// The JSON columns hold document shapes; reuse their conversions.
 	rules := document.Treatment{Eligibility: elig, Trial: trial}.ToDomain()
 	t.Eligibility, t.Trial = rules.Eligibility, rules.Trial
-	clinic := document.Clinic{DepositPolicy: policy, Extras: extras}.ToDomain()
-	c.DepositPolicy, c.Extras = clinic.DepositPolicy, clinic.Extras
+	clinic := document.Clinic{DepositPolicy: policy, Extras: extras, CancellationPolicy: &cancellation}.ToDomain()
+	c.DepositPolicy, c.Extras, c.CancellationPolicy = clinic.DepositPolicy, clinic.Extras, clinic.CancellationPolicy
 	return l, nil
 }
 
@@ -96,14 +97,16 @@ func (s *Store) Listing(ctx context.Context, db pgdb.Querier, id string) (domain
 func (s *Store) Clinic(ctx context.Context, db pgdb.Querier, id string) (domain.Clinic, error) {
 	var c domain.Clinic
 	var policy document.DepositPolicy
+	var cancellation document.CancellationPolicy
 	var extras []document.Extra
-	err := db.QueryRow(ctx, `SELECT id, names, kind, city, mhlw_registration, languages, deposit_policy, extras FROM clinics WHERE id = $1`, id).
-		Scan(&c.ID, &c.Names, &c.Kind, &c.City, &c.MHLWRegistration, &c.Languages, &policy, &extras)
+	err := db.QueryRow(ctx, `SELECT id, names, kind, city, mhlw_registration, languages, deposit_policy, extras, cancellation_policy
+		FROM clinics WHERE id = $1`, id).
+		Scan(&c.ID, &c.Names, &c.Kind, &c.City, &c.MHLWRegistration, &c.Languages, &policy, &extras, &cancellation)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
-	d := document.Clinic{DepositPolicy: policy, Extras: extras}.ToDomain()
-	c.DepositPolicy, c.Extras = d.DepositPolicy, d.Extras
+	d := document.Clinic{DepositPolicy: policy, Extras: extras, CancellationPolicy: &cancellation}.ToDomain()
+	c.DepositPolicy, c.Extras, c.CancellationPolicy = d.DepositPolicy, d.Extras, d.CancellationPolicy
 	return c, err
 }
 
@@ -148,16 +151,32 @@ func hashOf(v any) string {
 // SaveClinic inserts or updates c. When its content changed, the revision
 // of its treatments grows so their snapshots are published again.
 func (s *Store) SaveClinic(ctx context.Context, tx pgx.Tx, c domain.Clinic) (changed bool, err error) {
+	// The cancellation policy's version is the catalog's: the stored one
+	// when the fee is unchanged, the next one when it changed, 1 for a new
+	// clinic. Whatever version a document claims is ignored.
+	c.CancellationPolicy.Version = 1
+	var current document.CancellationPolicy
+	err = tx.QueryRow(ctx, `SELECT cancellation_policy FROM clinics WHERE id = $1 FOR UPDATE`, c.ID).Scan(&current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return false, err
+	case current.CancellationFee == c.CancellationPolicy.CancellationFee:
+		c.CancellationPolicy.Version = current.Version
+	default:
+		c.CancellationPolicy.Version = current.Version + 1
+	}
 	d := document.FromClinic(c)
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO clinics (id, names, kind, city, mhlw_registration, languages, deposit_policy, extras, content_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO clinics (id, names, kind, city, mhlw_registration, languages, deposit_policy, extras, cancellation_policy, content_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (id) DO UPDATE SET names = EXCLUDED.names, kind = EXCLUDED.kind, city = EXCLUDED.city,
 			mhlw_registration = EXCLUDED.mhlw_registration, languages = EXCLUDED.languages,
 			deposit_policy = EXCLUDED.deposit_policy, extras = EXCLUDED.extras,
+			cancellation_policy = EXCLUDED.cancellation_policy,
 			content_hash = EXCLUDED.content_hash, updated_at = now()
 		WHERE clinics.content_hash <> EXCLUDED.content_hash`,
-		d.ID, d.Names, d.Kind, d.City, d.MHLWRegistration, d.Languages, d.DepositPolicy, d.Extras, hashOf(d))
+		d.ID, d.Names, d.Kind, d.City, d.MHLWRegistration, d.Languages, d.DepositPolicy, d.Extras, d.CancellationPolicy, hashOf(d))
 	if err != nil || tag.RowsAffected() == 0 {
 		return false, err
 	}

@@ -55,6 +55,9 @@ type ClinicView struct {
 	City          string                 `json:"city"`
 	Languages     []string               `json:"languages"`
 	DepositPolicy document.DepositPolicy `json:"deposit_policy"`
+	// CancellationPolicy is the fee for cancelling before the harvest, tax
+	// included, and its version.
+	CancellationPolicy document.CancellationPolicy `json:"cancellation_policy"`
 	// Extras are the optional services the clinic sells, per unit, before tax.
 	Extras []ExtraView `json:"extras"`
 }
@@ -115,7 +118,9 @@ func viewOf(l domain.Listing, day time.Time, lang string, rates fx.Table, displa
 		Condition: t.Condition(), Conditions: t.Conditions, ConditionNames: map[string]string{},
 		Clinic: ClinicView{ID: l.Clinic.ID, Name: l.Clinic.Names.In(lang), Kind: l.Clinic.Kind, City: l.Clinic.City, Languages: l.Clinic.Languages,
 			DepositPolicy: document.DepositPolicy{Covers: l.Clinic.DepositPolicy.Covers, FullWithoutCulture: l.Clinic.DepositPolicy.FullWithoutCulture},
-			Extras:        []ExtraView{}},
+			CancellationPolicy: document.CancellationPolicy{Version: l.Clinic.CancellationPolicy.Version,
+				CancellationFee: l.Clinic.CancellationPolicy.CancellationFee},
+			Extras: []ExtraView{}},
 		PlanNumber: l.Plan.Number, RiskClass: l.Plan.RiskClass,
 		Plan: PlanView{Number: l.Plan.Number, RiskClass: l.Plan.RiskClass, Status: l.Plan.Status, Therapy: l.Plan.Therapy,
 			Committee: l.Plan.Committee, ValidFrom: l.Plan.ValidFrom.Format(time.DateOnly), ValidUntil: l.Plan.ValidUntil.Format(time.DateOnly),

@@ -43,6 +43,16 @@ func Treatment(e *catalogv1.TreatmentChanged) (domain.Treatment, error) {
 		DepositPolicy: domain.DepositPolicy{Covers: c.GetDepositPolicy().GetCovers(), FullWithoutCulture: c.GetDepositPolicy().GetFullWithoutCulture()},
 		Revision:      e.GetRevision(),
 	}
+	// A snapshot without a policy (from a catalog before policies) has no
+	// fee: version 0.
+	t.CancellationPolicy = domain.CancellationPolicy{CancellationFee: money.Yen(0)}
+	if cp := c.GetCancellationPolicy(); cp != nil {
+		fee, err := Yen(cp.GetCancellationFee())
+		if err != nil {
+			return t, fmt.Errorf("treatment %s: cancellation fee: %w", pb.GetId(), err)
+		}
+		t.CancellationPolicy = domain.CancellationPolicy{Version: int(cp.GetVersion()), CancellationFee: fee}
+	}
 	if w := r.GetInjuryWindow(); w != nil {
 		t.Eligibility.InjuryWindow = &domain.InjuryWindow{MinDays: int(w.GetMinDays()), MaxMonths: int(w.GetMaxMonths())}
 	}

@@ -60,6 +60,54 @@ type DepositPolicy struct {
 // DefaultDepositPolicy covers everything spent before administration.
 var DefaultDepositPolicy = DepositPolicy{Covers: []string{LineConsultation, LineHarvest, LineCellCulture, LineQualityTesting}}
 
+// CancellationPolicy is the clinic's, as the catalog publishes it: the fee
+// for cancelling before the harvest, tax included, and its version.
+type CancellationPolicy struct {
+	Version         int         `json:"version"`
+	CancellationFee money.Money `json:"cancellation_fee"`
+}
+
+// CancellationTerms are what a cancellation keeps, fixed with the price:
+// the patient reads them on the quote and the booking keeps them.
+//   - CancellationFee: cancelling before the harvest (the clinic's policy).
+//   - ConsultationFee: found ineligible at the consultation (the
+//     consultation line with its tax).
+//   - CultureCost: cancelling once the culture started (the consultation,
+//     harvest, culture and quality-testing lines with their tax).
+//
+// Tax is 10 % of each taxable part, rounded down.
+type CancellationTerms struct {
+	PolicyVersion   int         `json:"policy_version"`
+	CancellationFee money.Money `json:"cancellation_fee"`
+	ConsultationFee money.Money `json:"consultation_fee"`
+	CultureCost     money.Money `json:"culture_cost"`
+}
+
+// cancellationTerms derives a quote's terms from its lines and the policy.
+func cancellationTerms(lines []Line, policy CancellationPolicy) CancellationTerms {
+	withTax := func(codes ...string) money.Money {
+		var sum int64
+		for _, l := range lines {
+			if slices.Contains(codes, l.Code) {
+				sum += l.Amount.Amount
+				if l.Taxable {
+					sum += l.Amount.Amount * ConsumptionTaxPercent / 100
+				}
+			}
+		}
+		return money.Yen(sum)
+	}
+	fee := policy.CancellationFee
+	if fee.Currency == "" {
+		fee = money.Yen(0)
+	}
+	return CancellationTerms{
+		PolicyVersion: policy.Version, CancellationFee: fee,
+		ConsultationFee: withTax(LineConsultation),
+		CultureCost:     withTax(LineConsultation, LineHarvest, LineCellCulture, LineQualityTesting),
+	}
+}
+
 // ExtraRequest is an optional extra the patient asks for.
 type ExtraRequest struct {
 	Code     string
@@ -153,6 +201,7 @@ func (q *Quote) price(t Treatment, doseCells int64, currency money.Currency, ext
 	q.ClinicID, q.ClinicName, q.DoseCells = t.ClinicID, t.ClinicName, dose.Cells
 	q.Visits, q.RequiresHarvest = t.Visits, t.Harvest.IsPositive()
 	q.Extras, q.Lines = extras, lines
+	q.Cancellation = cancellationTerms(lines, t.CancellationPolicy)
 	q.Subtotal, q.Tax, q.Total, q.Deposit, q.Balance = subtotal, tax, total, deposit, balance
 	q.FX = FX{Currency: currency, Base: rate.Base, Quote: rate.Quote, Price: rate.Price(), AsOf: rates.AsOf}
 	q.DisplayTotal = display

@@ -110,16 +110,18 @@ type Quote struct {
 	Screening      *Screening
 	Eligibility    Eligibility
 	Lines          []Line
-	Subtotal       money.Money
-	Tax            money.Money
-	Total          money.Money
-	Deposit        money.Money
-	Balance        money.Money
-	FX             FX
-	DisplayTotal   money.Money
-	IssuedAt       time.Time
-	ValidUntil     time.Time
-	BookingID      string
+	// Cancellation is what a cancellation keeps, fixed with the price.
+	Cancellation CancellationTerms
+	Subtotal     money.Money
+	Tax          money.Money
+	Total        money.Money
+	Deposit      money.Money
+	Balance      money.Money
+	FX           FX
+	DisplayTotal money.Money
+	IssuedAt     time.Time
+	ValidUntil   time.Time
+	BookingID    string
 	// AcceptanceKey is the Idempotency-Key of the booking request that
 	// accepted the quote.
 	AcceptanceKey string

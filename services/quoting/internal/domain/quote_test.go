@@ -255,3 +255,20 @@ func TestAQuoteNoCardPaymentCouldPayIsRefused(t *testing.T) {
 		t.Fatalf("a balance of ¥92,400,000: %v", err)
 	}
 }
+
+// The quote fixes what a cancellation keeps: the clinic's fee before the
+// harvest, the consultation (with its tax) for a patient found ineligible,
+// and everything spent on the culture once it started.
+func TestTheQuoteFixesItsCancellationTerms(t *testing.T) {
+	tr := adiposeStroke()
+	tr.CancellationPolicy = CancellationPolicy{Version: 3, CancellationFee: money.Yen(55_000)}
+	q := issue(t, tr, Request{DoseCells: 100_000_000, Screening: fit()})
+	want := CancellationTerms{PolicyVersion: 3, CancellationFee: money.Yen(55_000), ConsultationFee: money.Yen(110_000),
+		CultureCost: money.Yen(2_090_000)} // (100,000 + 300,000 + 1,400,000 + 100,000) × 1.1
+	if q.Cancellation != want {
+		t.Fatalf("terms %+v, want %+v", q.Cancellation, want)
+	}
+	if q.Cancellation.CultureCost != q.Deposit {
+		t.Fatalf("under the default deposit policy the culture cost is the deposit: %s vs %s", q.Cancellation.CultureCost, q.Deposit)
+	}
+}

@@ -42,6 +42,7 @@ type Treatment struct {
 	Doses                    []Dose
 	Eligibility              Rules
 	DepositPolicy            DepositPolicy
+	CancellationPolicy       CancellationPolicy
 	Extras                   []Extra
 	Revision                 int64
 }

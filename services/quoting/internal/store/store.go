@@ -79,8 +79,8 @@ func (s *Store) SaveTreatment(ctx context.Context, db pgdb.Querier, t domain.Tre
 		INSERT INTO treatments (id, name, names, conditions, clinic_id, clinic_name, plan_number, risk_class, plan_status,
 			plan_valid_from, plan_valid_until, trial, cell_type, cell_source, autologous, routes, sessions,
 			culture_days_min, culture_days_max, visits, consultation_jpy, harvest_jpy, quality_testing_jpy,
-			administration_per_session_jpy, doses, eligibility, deposit_policy, extras, revision)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29)
+			administration_per_session_jpy, doses, eligibility, deposit_policy, extras, revision, cancellation_policy)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30)
 		ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, names = EXCLUDED.names, conditions = EXCLUDED.conditions,
 			clinic_id = EXCLUDED.clinic_id, clinic_name = EXCLUDED.clinic_name, plan_number = EXCLUDED.plan_number,
 			risk_class = EXCLUDED.risk_class, plan_status = EXCLUDED.plan_status,
@@ -92,12 +92,12 @@ func (s *Store) SaveTreatment(ctx context.Context, db pgdb.Querier, t domain.Tre
 			quality_testing_jpy = EXCLUDED.quality_testing_jpy,
 			administration_per_session_jpy = EXCLUDED.administration_per_session_jpy, doses = EXCLUDED.doses,
 			eligibility = EXCLUDED.eligibility, deposit_policy = EXCLUDED.deposit_policy, extras = EXCLUDED.extras,
-			revision = EXCLUDED.revision
+			revision = EXCLUDED.revision, cancellation_policy = EXCLUDED.cancellation_policy
 		WHERE treatments.revision < EXCLUDED.revision`,
 		t.ID, t.Name, t.Names, t.Conditions, t.ClinicID, t.ClinicName, t.PlanNumber, t.RiskClass, t.PlanStatus,
 		t.PlanValidFrom, t.PlanValidUntil, t.Trial, t.CellType, t.CellSource, t.Autologous, t.Routes, t.Sessions,
 		t.CultureDaysMin, t.CultureDaysMax, t.Visits, t.Consultation.Amount, t.Harvest.Amount, t.QualityTesting.Amount,
-		t.AdministrationPerSession.Amount, t.Doses, rules, t.DepositPolicy, t.Extras, t.Revision)
+		t.AdministrationPerSession.Amount, t.Doses, rules, t.DepositPolicy, t.Extras, t.Revision, t.CancellationPolicy)
 	return tag.RowsAffected() == 1, err
 }
 
@@ -110,12 +110,12 @@ func (s *Store) Treatment(ctx context.Context, db pgdb.Querier, id string) (doma
 		SELECT id, name, names, conditions, clinic_id, clinic_name, plan_number, risk_class, plan_status, plan_valid_from,
 			plan_valid_until, trial, cell_type, cell_source, autologous, routes, sessions, culture_days_min,
 			culture_days_max, visits, consultation_jpy, harvest_jpy, quality_testing_jpy, administration_per_session_jpy,
-			doses, eligibility, deposit_policy, extras, revision
+			doses, eligibility, deposit_policy, extras, revision, cancellation_policy
 		FROM treatments WHERE id = $1`, id).Scan(
 		&t.ID, &t.Name, &t.Names, &t.Conditions, &t.ClinicID, &t.ClinicName, &t.PlanNumber, &t.RiskClass, &t.PlanStatus,
 		&t.PlanValidFrom, &t.PlanValidUntil, &t.Trial, &t.CellType, &t.CellSource, &t.Autologous, &t.Routes, &t.Sessions,
 		&t.CultureDaysMin, &t.CultureDaysMax, &t.Visits, &consult, &harvest, &qc, &admin,
-		&t.Doses, &rules, &t.DepositPolicy, &t.Extras, &t.Revision)
+		&t.Doses, &rules, &t.DepositPolicy, &t.Extras, &t.Revision, &t.CancellationPolicy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -192,13 +192,14 @@ func (s *Store) InsertQuote(ctx context.Context, db pgdb.Querier, q domain.Quote
 		INSERT INTO quotes (id, version, status, supersedes, treatment_id, treatment_name, treatment_revision, clinic_id,
 			clinic_name, dose_cells, visits, requires_harvest, patient_name, patient_email, patient_country,
 			patient_language, extras, screening_sealed, eligibility_sealed, lines, subtotal_jpy, tax_jpy, total_jpy, deposit_jpy,
-			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note, patient_subject)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35)`,
+			balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at, valid_until, note, patient_subject,
+			cancellation_terms)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36)`,
 		q.ID, q.Version, q.Status, supersedes, q.TreatmentID, q.TreatmentName, q.TreatmentRevision, q.ClinicID,
 		q.ClinicName, q.DoseCells, q.Visits, q.RequiresHarvest, q.Patient.Name, q.Patient.Email, q.Patient.Country,
 		q.Patient.Language, extras, screening, eligibility, q.Lines, q.Subtotal.Amount, q.Tax.Amount,
 		q.Total.Amount, q.Deposit.Amount, q.Balance.Amount, q.FX.Currency, q.FX.Base, q.FX.Quote, q.FX.Price, q.FX.AsOf,
-		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note, q.PatientSubject)
+		q.DisplayTotal.Amount, q.IssuedAt, q.ValidUntil, q.Note, q.PatientSubject, q.Cancellation)
 	return err
 }
 
@@ -206,7 +207,7 @@ const quoteColumns = `id, version, status, COALESCE(supersedes::text, ''), COALE
 	treatment_name, treatment_revision, clinic_id, clinic_name, dose_cells, visits, requires_harvest, patient_name,
 	patient_email, patient_country, patient_language, extras, screening_sealed, eligibility_sealed, lines, subtotal_jpy, tax_jpy,
 	total_jpy, deposit_jpy, balance_jpy, fx_currency, fx_base, fx_quote, fx_price, fx_as_of, display_total, issued_at,
-	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note, patient_subject`
+	valid_until, COALESCE(booking_id::text, ''), acceptance_key, note, patient_subject, cancellation_terms`
 
 func (s *Store) scanQuote(row pgx.Row) (domain.Quote, error) {
 	var q domain.Quote
@@ -218,7 +219,7 @@ func (s *Store) scanQuote(row pgx.Row) (domain.Quote, error) {
 		&q.TreatmentRevision, &q.ClinicID, &q.ClinicName, &q.DoseCells, &q.Visits, &q.RequiresHarvest, &q.Patient.Name,
 		&q.Patient.Email, &q.Patient.Country, &q.Patient.Language, &extras, &sealedScreening, &sealedEligibility, &q.Lines,
 		&subtotal, &tax, &total, &deposit, &balance, &q.FX.Currency, &q.FX.Base, &q.FX.Quote, &q.FX.Price, &q.FX.AsOf,
-		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note, &q.PatientSubject)
+		&display, &q.IssuedAt, &q.ValidUntil, &q.BookingID, &q.AcceptanceKey, &q.Note, &q.PatientSubject, &q.Cancellation)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return q, ErrNotFound
 	}

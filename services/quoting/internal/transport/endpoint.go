@@ -266,14 +266,17 @@ type QuoteView struct {
 	TaxRatePercent  int                  `json:"tax_rate_percent"`
 	Total           money.Money          `json:"total"`
 	// Deposit and Balance are null when the quote cannot be booked.
-	Deposit      *money.Money `json:"deposit"`
-	Balance      *money.Money `json:"balance"`
-	DisplayTotal money.Money  `json:"display_total"`
-	FX           FXView       `json:"fx"`
-	IssuedAt     time.Time    `json:"issued_at"`
-	ValidUntil   time.Time    `json:"valid_until"`
-	BookingID    string       `json:"booking_id,omitempty"`
-	Note         string       `json:"note,omitempty"`
+	Deposit *money.Money `json:"deposit"`
+	Balance *money.Money `json:"balance"`
+	// CancellationTerms are what a cancellation keeps (null when the quote
+	// cannot be booked, or was issued before terms existed).
+	CancellationTerms *domain.CancellationTerms `json:"cancellation_terms"`
+	DisplayTotal      money.Money               `json:"display_total"`
+	FX                FXView                    `json:"fx"`
+	IssuedAt          time.Time                 `json:"issued_at"`
+	ValidUntil        time.Time                 `json:"valid_until"`
+	BookingID         string                    `json:"booking_id,omitempty"`
+	Note              string                    `json:"note,omitempty"`
 }
 
 // FXView states the locked rate: 1 Base = Rate Quote.
@@ -306,6 +309,10 @@ func viewOf(q domain.Quote) QuoteView {
 	if q.Eligibility.Status != domain.Ineligible {
 		d, b := q.Deposit, q.Balance
 		v.Deposit, v.Balance = &d, &b
+		if q.Cancellation.CultureCost.Currency != "" {
+			terms := q.Cancellation
+			v.CancellationTerms = &terms
+		}
 	}
 	return v
 }
