@@ -290,6 +290,18 @@ func (p *platform) ReportAdministered(t *testing.T, bookingID string) Result[Boo
 	return send[Booking](p, t, "POST", "/v1/clinic/bookings/"+url.PathEscape(bookingID)+"/administered", nil, nil)
 }
 
+// CancelBooking is POST /v1/bookings/{id}/cancel, as the booking's patient.
+func (p *platform) CancelBooking(t *testing.T, bookingID string) Result[Booking] {
+	t.Helper()
+	return send[Booking](p, t, "POST", "/v1/bookings/"+url.PathEscape(bookingID)+"/cancel", nil, nil)
+}
+
+// FindIneligible is POST /v1/clinic/bookings/{id}/ineligible, as the booking's clinic.
+func (p *platform) FindIneligible(t *testing.T, bookingID, reason string) Result[Booking] {
+	t.Helper()
+	return send[Booking](p, t, "POST", "/v1/clinic/bookings/"+url.PathEscape(bookingID)+"/ineligible", map[string]string{"reason": reason}, nil)
+}
+
 // Finance is GET /v1/finance/bookings/{id}.
 func (p *platform) Finance(t *testing.T, bookingID string) Result[Finance] {
 	t.Helper()

@@ -330,14 +330,15 @@ type Quote struct {
 	TaxRatePercent  int         `json:"tax_rate_percent"`
 	Total           Money       `json:"total"`
 	// Deposit and Balance are null when the quote cannot be booked.
-	Deposit      *Money    `json:"deposit"`
-	Balance      *Money    `json:"balance"`
-	DisplayTotal Money     `json:"display_total"`
-	FX           FX        `json:"fx"`
-	IssuedAt     time.Time `json:"issued_at"`
-	ValidUntil   time.Time `json:"valid_until"`
-	BookingID    string    `json:"booking_id,omitempty"`
-	Note         string    `json:"note,omitempty"`
+	Deposit           *Money             `json:"deposit"`
+	Balance           *Money             `json:"balance"`
+	CancellationTerms *CancellationTerms `json:"cancellation_terms"`
+	DisplayTotal      Money              `json:"display_total"`
+	FX                FX                 `json:"fx"`
+	IssuedAt          time.Time          `json:"issued_at"`
+	ValidUntil        time.Time          `json:"valid_until"`
+	BookingID         string             `json:"booking_id,omitempty"`
+	Note              string             `json:"note,omitempty"`
 }
 
 // Eligibility is the screening's verdict.
@@ -399,9 +400,31 @@ type Booking struct {
 	HarvestedAt     *time.Time     `json:"harvested_at,omitempty"`
 	QualityReport   *QualityReport `json:"quality_report,omitempty"`
 	AdministeredAt  *time.Time     `json:"administered_at,omitempty"`
-	History         []Transition   `json:"history,omitempty"`
-	CreatedAt       time.Time      `json:"created_at"`
-	UpdatedAt       time.Time      `json:"updated_at"`
+	// CancellationTerms are what a cancellation would keep; Cancellation
+	// how the booking ended, once cancelled.
+	CancellationTerms CancellationTerms `json:"cancellation_terms"`
+	Cancellation      *Cancellation     `json:"cancellation,omitempty"`
+	History           []Transition      `json:"history,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+}
+
+// CancellationTerms are what a cancellation keeps, fixed by the quote.
+type CancellationTerms struct {
+	PolicyVersion   int   `json:"policy_version"`
+	CancellationFee Money `json:"cancellation_fee"`
+	ConsultationFee Money `json:"consultation_fee"`
+	CultureCost     Money `json:"culture_cost"`
+}
+
+// Cancellation is how a booking ended: refunded, kept, and why.
+type Cancellation struct {
+	Reason      string    `json:"reason"`
+	Refund      Money     `json:"refund"`
+	Retained    Money     `json:"retained"`
+	Explanation string    `json:"explanation"`
+	ClinicNote  string    `json:"clinic_note"`
+	At          time.Time `json:"at"`
 }
 
 // CreatedBooking answers POST /v1/bookings: the booking and its deposit.

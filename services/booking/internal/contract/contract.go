@@ -59,6 +59,14 @@ func Event(b domain.Booking) (bus.Event, error) {
 		name, msg = subject.ReadyForAdministration, &bookingv1.BookingReadyForAdministration{Booking: snap, BalancePaymentId: b.BalancePaymentID}
 	case domain.Administered:
 		name, msg = subject.Administered, &bookingv1.BookingAdministered{Booking: snap, AdministeredAt: timestamppb.New(*b.AdministeredAt)}
+	case domain.Cancelled:
+		c := b.Cancellation
+		if c == nil {
+			return bus.Event{}, fmt.Errorf("booking %s is cancelled without a cancellation", b.ID)
+		}
+		name, msg = subject.Cancelled, &bookingv1.BookingCancelled{Booking: snap, Reason: reasons[c.Reason],
+			Refund: wire.Money(c.Refund), Retained: wire.Money(c.Retained), Explanation: c.Explanation,
+			PolicyVersion: int32(b.Terms.PolicyVersion), CancelledAt: timestamppb.New(c.At)}
 	default:
 		return bus.Event{}, fmt.Errorf("no event for status %s", b.Status)
 	}
@@ -67,6 +75,12 @@ func Event(b domain.Booking) (bus.Event, error) {
 		Subject: subject.Booking(b.ClinicID, name),
 		Message: msg,
 	}, nil
+}
+
+var reasons = map[domain.CancellationReason]bookingv1.CancellationReason{
+	domain.CancelledByPatient:     bookingv1.CancellationReason_CANCELLATION_REASON_PATIENT,
+	domain.FoundIneligible:        bookingv1.CancellationReason_CANCELLATION_REASON_INELIGIBLE,
+	domain.RefundedAfterQCFailure: bookingv1.CancellationReason_CANCELLATION_REASON_QC_FAILED,
 }
 
 // BalanceFailed announces that the balance charge paymentID failed: the

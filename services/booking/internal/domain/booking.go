@@ -29,7 +29,7 @@ const (
 )
 
 // Statuses lists every status.
-var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed}
+var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed, Cancelled}
 
 // Patient is who the booking is for.
 type Patient struct {
@@ -68,6 +68,10 @@ type Booking struct {
 	CellsReadyAt     *time.Time
 	AdministeredAt   *time.Time
 	QC               *QualityReport
+	// Terms are what a cancellation keeps, fixed by the quote.
+	Terms CancellationTerms
+	// Cancellation is set once the booking was cancelled.
+	Cancellation *Cancellation
 
 	// Trace is the booking's trace context: later work (webhooks, clinic
 	// reports) continues it so the whole journey is one trace.

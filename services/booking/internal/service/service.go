@@ -19,6 +19,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
@@ -81,6 +82,8 @@ type Service interface {
 	RecordHarvest(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
 	RecordCellsReady(ctx context.Context, caller identity.Principal, id string, r domain.QualityReport) (domain.Booking, error)
 	RecordAdministration(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
+	CancelBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error)
+	FindIneligible(ctx context.Context, caller identity.Principal, id, note string) (domain.Booking, error)
 }
 
 // Bookings implements Service and the payment event handlers.
@@ -147,7 +150,7 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
 		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
 		Status:  domain.AwaitingDeposit, Total: q.Total, Deposit: *q.Deposit, Balance: *q.Balance,
-		Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+		Terms: termsOf(q), Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("booking.id", b.ID), attribute.String("clinic.id", b.ClinicID))
 	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -178,6 +181,18 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, err
 	}
 	return s.withDeposit(ctx, b, false)
+}
+
+// termsOf copies the quote's cancellation terms into the booking: they
+// govern it whatever the clinic's policy becomes. A quote from before terms
+// existed keeps nothing on cancellation.
+func termsOf(q *upstream.Quote) domain.CancellationTerms {
+	if t := q.CancellationTerms; t != nil {
+		return domain.CancellationTerms{PolicyVersion: t.PolicyVersion, CancellationFee: t.CancellationFee,
+			ConsultationFee: t.ConsultationFee, CultureCost: t.CultureCost}
+	}
+	zero := money.Zero(q.Total.Currency)
+	return domain.CancellationTerms{CancellationFee: zero, ConsultationFee: zero, CultureCost: zero}
 }
 
 func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateRequest) (Created, error) {
@@ -282,6 +297,31 @@ func (s *Bookings) RecordAdministration(ctx context.Context, caller identity.Pri
 	})
 }
 
+// CancelBooking is the patient cancelling their booking: what is refunded
+// follows the terms the booking was made under (domain.Booking.Cancel),
+// and payment refunds it on the cancellation event.
+func (s *Bookings) CancelBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error) {
+	if caller.Role != identity.Patient {
+		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return s.change(ctx, caller, id, "cancel", func(b *domain.Booking) (domain.Transition, error) {
+		_, t, err := b.Cancel(s.now().UTC())
+		return t, err
+	})
+}
+
+// FindIneligible is the clinic finding the patient ineligible at the
+// consultation: the deposit is refunded less the consultation fee.
+func (s *Bookings) FindIneligible(ctx context.Context, caller identity.Principal, id, note string) (domain.Booking, error) {
+	return s.clinicReport(ctx, caller, id, "ineligible", func(b *domain.Booking) (domain.Transition, error) {
+		_, t, err := b.FindIneligible(note, s.now().UTC())
+		if errors.Is(err, domain.ErrNoteRequired) {
+			return t, validation.FieldError{Field: "reason", Message: "is required: the patient is told why"}
+		}
+		return t, err
+	})
+}
+
 // clinicReport applies a report of the booking's own clinic (any other
 // caller finds no such booking) inside the booking's own trace: the
 // clinic's request starts a fresh trace, which the work links to.
@@ -289,6 +329,14 @@ func (s *Bookings) clinicReport(ctx context.Context, caller identity.Principal, 
 	if caller.Role != identity.Clinic {
 		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
+	return s.change(ctx, caller, id, action, apply)
+}
+
+// change applies a change by the booking's patient or clinic (anyone else
+// finds no such booking) under the booking's row lock, inside the
+// booking's own trace: the request starts a fresh trace, which the work
+// links to.
+func (s *Bookings) change(ctx context.Context, caller identity.Principal, id, action string, apply func(*domain.Booking) (domain.Transition, error)) (domain.Booking, error) {
 	b, err := s.get(ctx, caller, id)
 	if err != nil {
 		return b, err

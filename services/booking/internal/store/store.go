@@ -30,7 +30,8 @@ func New() *Store { return &Store{} }
 const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name, dose_cells, requires_harvest,
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
-	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject`
+	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject,
+	cancellation_terms, cancellation`
 
 func scan(row pgx.Row) (domain.Booking, error) {
 	var b domain.Booking
@@ -43,7 +44,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
-		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject)
+		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -81,11 +82,11 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 	_, err = db.Exec(ctx, `
 		INSERT INTO bookings (id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name,
 			dose_cells, requires_harvest, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
-			deposit_jpy, balance_jpy, trace, created_at, updated_at, patient_subject)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)`,
+			deposit_jpy, balance_jpy, trace, created_at, updated_at, patient_subject, cancellation_terms)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
 		b.ID, b.IdempotencyKey, b.QuoteID, b.TreatmentID, b.TreatmentName, b.ClinicID, b.ClinicName,
 		b.DoseCells, b.RequiresHarvest, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
-		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt, b.PatientSubject)
+		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt, b.PatientSubject, b.Terms)
 	switch {
 	// Quoting answers a repeated idempotency key with the booking id it first
 	// recorded, so a concurrent request with the same key collides on the id
@@ -113,10 +114,10 @@ func (s *Store) Update(ctx context.Context, db pgdb.Querier, b domain.Booking, t
 	_, err := db.Exec(ctx, `
 		UPDATE bookings SET status = $2, deposit_payment_id = $3, balance_payment_id = $4, balance_failure = $5,
 			harvested_at = $6, cells_ready_at = $7, administered_at = $8, qc_cell_count = $9, qc_viability_bp = $10,
-			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13
+			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13, cancellation = $14
 		WHERE id = $1`,
 		b.ID, b.Status, b.DepositPaymentID, b.BalancePaymentID, b.BalanceFailure, b.HarvestedAt, b.CellsReadyAt,
-		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt)
+		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt, b.Cancellation)
 	if err != nil || t == nil {
 		return err
 	}

@@ -25,6 +25,8 @@ type Endpoints struct {
 	RecordHarvest        endpoint.Endpoint
 	RecordCellsReady     endpoint.Endpoint
 	RecordAdministration endpoint.Endpoint
+	Cancel               endpoint.Endpoint
+	FindIneligible       endpoint.Endpoint
 	ClinicBookings       endpoint.Endpoint
 	ClinicBooking        endpoint.Endpoint
 }
@@ -37,6 +39,8 @@ func MakeEndpoints(s service.Service) Endpoints {
 		RecordHarvest:        makeRecordHarvestEndpoint(s),
 		RecordCellsReady:     makeRecordCellsReadyEndpoint(s),
 		RecordAdministration: makeRecordAdministrationEndpoint(s),
+		Cancel:               makeCancelEndpoint(s),
+		FindIneligible:       makeIneligibleEndpoint(s),
 		ClinicBookings:       makeClinicBookingsEndpoint(s),
 		ClinicBooking:        makeClinicBookingEndpoint(s),
 	}
@@ -199,26 +203,30 @@ func makeRecordCellsReadyEndpoint(s service.Service) endpoint.Endpoint {
 
 // BookingView is a booking as frontends and clinics see it.
 type BookingView struct {
-	ID              string           `json:"id"`
-	Status          domain.Status    `json:"status"`
-	QuoteID         string           `json:"quote_id"`
-	ClinicID        string           `json:"clinic_id"`
-	ClinicName      string           `json:"clinic_name"`
-	TreatmentID     string           `json:"treatment_id"`
-	TreatmentName   string           `json:"treatment_name"`
-	DoseCells       int64            `json:"dose_cells"`
-	RequiresHarvest bool             `json:"requires_harvest"`
-	Patient         PatientView      `json:"patient"`
-	Total           money.Money      `json:"total"`
-	DepositDue      money.Money      `json:"deposit_due"`
-	BalanceDue      money.Money      `json:"balance_due"`
-	BalanceFailure  string           `json:"balance_failure,omitempty"`
-	HarvestedAt     *time.Time       `json:"harvested_at,omitempty"`
-	QualityReport   *QualityView     `json:"quality_report,omitempty"`
-	AdministeredAt  *time.Time       `json:"administered_at,omitempty"`
-	History         []TransitionView `json:"history,omitempty"`
-	CreatedAt       time.Time        `json:"created_at"`
-	UpdatedAt       time.Time        `json:"updated_at"`
+	ID              string        `json:"id"`
+	Status          domain.Status `json:"status"`
+	QuoteID         string        `json:"quote_id"`
+	ClinicID        string        `json:"clinic_id"`
+	ClinicName      string        `json:"clinic_name"`
+	TreatmentID     string        `json:"treatment_id"`
+	TreatmentName   string        `json:"treatment_name"`
+	DoseCells       int64         `json:"dose_cells"`
+	RequiresHarvest bool          `json:"requires_harvest"`
+	Patient         PatientView   `json:"patient"`
+	Total           money.Money   `json:"total"`
+	DepositDue      money.Money   `json:"deposit_due"`
+	BalanceDue      money.Money   `json:"balance_due"`
+	BalanceFailure  string        `json:"balance_failure,omitempty"`
+	HarvestedAt     *time.Time    `json:"harvested_at,omitempty"`
+	QualityReport   *QualityView  `json:"quality_report,omitempty"`
+	AdministeredAt  *time.Time    `json:"administered_at,omitempty"`
+	// CancellationTerms are what a cancellation would keep; Cancellation
+	// how the booking ended, once cancelled.
+	CancellationTerms TermsView         `json:"cancellation_terms"`
+	Cancellation      *CancellationView `json:"cancellation,omitempty"`
+	History           []TransitionView  `json:"history,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
 }
 
 type PatientView struct {
@@ -258,6 +266,7 @@ func viewOf(b domain.Booking, history []domain.Transition) BookingView {
 		Patient: PatientView{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
 		Total:   b.Total, DepositDue: b.Deposit, BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
 		HarvestedAt: b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
+		CancellationTerms: TermsView(b.Terms), Cancellation: cancellationView(b.Cancellation),
 	}
 	if b.QC != nil {
 		v.QualityReport = &QualityView{CellCount: b.QC.CellCount, ViabilityPct: domain.FormatPercent(b.QC.ViabilityBP),

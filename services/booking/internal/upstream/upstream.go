@@ -32,6 +32,16 @@ type Quote struct {
 	Deposit         *money.Money `json:"deposit"`
 	Balance         *money.Money `json:"balance"`
 	BookingID       string       `json:"booking_id"`
+	// CancellationTerms are null on quotes issued before terms existed.
+	CancellationTerms *CancellationTerms `json:"cancellation_terms"`
+}
+
+// CancellationTerms are what a cancellation keeps, as the quote fixed them.
+type CancellationTerms struct {
+	PolicyVersion   int         `json:"policy_version"`
+	CancellationFee money.Money `json:"cancellation_fee"`
+	ConsultationFee money.Money `json:"consultation_fee"`
+	CultureCost     money.Money `json:"culture_cost"`
 }
 
 // Patient as the other services spell it.

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/saisei-health/platform/pkg/devstack/devtest"
+)
+
+// refundsAsked are the refunds payment asked Stripe for on a booking, by amount.
+func (p *platform) refundsAsked(bookingID string) []string {
+	var out []string
+	for _, r := range p.stripe.Requests() {
+		if r.Method == "POST" && r.Path == "/v1/refunds" && strings.HasPrefix(r.IdempotencyKey, "booking:"+bookingID+":refund:") {
+			out = append(out, r.Form.Get("amount")+"@"+r.Form.Get("payment_intent"))
+		}
+	}
+	return out
+}
+
+// refunded is what the ledger says went back to the booking's patient.
+func (p *platform) refunded(t *testing.T, bookingID string) int64 {
+	t.Helper()
+	r := p.call(t, "GET", "/v1/finance/ledger?account=booking:"+bookingID+":refunded", nil, nil)
+	var page struct {
+		Totals []struct {
+			Balance Money `json:"balance"`
+		} `json:"totals"`
+	}
+	if err := json.Unmarshal(r.Raw, &page); err != nil || r.Status != 200 {
+		t.Fatalf("ledger: %d %s", r.Status, r.Raw)
+	}
+	if len(page.Totals) == 0 {
+		return 0
+	}
+	return page.Totals[0].Balance.Amount
+}
+
+// paidBalance walks a confirmed booking through harvest and a passing QC,
+// and has Stripe report its balance paid.
+func (p *platform) paidBalance(t *testing.T, bookingID string, balance int64) {
+	t.Helper()
+	p.ReportHarvest(t, bookingID).Expect(t, 200)
+	p.ReportCellsReady(t, bookingID, CellsReport{CellCount: 112_000_000, ViabilityPct: 94.5, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
+	var intent string
+	devtest.Eventually(t, "the balance charge", func() bool {
+		for _, pay := range p.Booking(t, bookingID).Value.Payments {
+			if pay.Stage == "balance" && pay.PaymentIntentID != "" {
+				intent = pay.PaymentIntentID
+				return true
+			}
+		}
+		return false
+	})
+	payload, sig := stripeEvent(t, "evt_bal_"+bookingID, "payment_intent.succeeded", paymentIntent{ID: intent, Amount: balance,
+		AmountReceived: balance, Currency: "jpy", Status: "succeeded"})
+	p.StripeWebhook(t, payload, sig)
+	p.waitForStatus(t, bookingID, "ready_for_administration")
+}
+
+// Every point at which a booking can end before administration, through
+// the gateway: the answer states what is refunded and why, payment asks
+// Stripe for exactly that, once, and the ledger records it.
+func TestEachCancellationPointRefundsWhatThePolicySays(t *testing.T) {
+	p := startPlatform(t)
+	quoted := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+	terms := quoted.Value.CancellationTerms
+	if terms == nil || terms.PolicyVersion < 1 || terms.CancellationFee.Amount != 100_000 || terms.ConsultationFee.Amount <= 0 ||
+		terms.CultureCost.Amount != quoted.Value.Deposit.Amount {
+		t.Fatalf("the quote's cancellation terms: %s", quoted.Raw)
+	}
+	expectRefund := func(t *testing.T, bookingID string, amount int64) {
+		t.Helper()
+		devtest.Eventually(t, "the refund in the ledger", func() bool { return p.refunded(t, bookingID) == amount })
+		var total int64
+		for _, r := range p.refundsAsked(bookingID) {
+			n, err := strconv.ParseInt(strings.Split(r, "@")[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += n
+		}
+		if total != amount {
+			t.Fatalf("Stripe was asked to refund %v, want ¥%d in all", p.refundsAsked(bookingID), amount)
+		}
+	}
+
+	t.Run("before the deposit: nothing was charged, nothing is refunded", func(t *testing.T) {
+		q := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+		b := p.Book(t, q.Value.ID, uuid.NewString()).Expect(t, 201)
+		c := p.CancelBooking(t, b.Value.ID).Expect(t, 200).Value
+		if c.Status != "cancelled" || c.Cancellation == nil || c.Cancellation.Refund.Amount != 0 || c.Cancellation.Reason != "patient" {
+			t.Fatalf("cancelled: %+v", c)
+		}
+		if again := p.CancelBooking(t, b.Value.ID).Expect(t, 409); again.Problem.Slug() != "invalid-transition" {
+			t.Fatalf("cancelling twice: %s", again.Raw)
+		}
+		if n := len(p.refundsAsked(b.Value.ID)); n != 0 {
+			t.Fatalf("%d refunds for a booking that paid nothing", n)
+		}
+	})
+
+	t.Run("before the harvest: the deposit less the clinic's cancellation fee", func(t *testing.T) {
+		id, deposit, _ := p.bookConfirmed(t, "Lee Ji-woo")
+		c := p.CancelBooking(t, id).Expect(t, 200).Value
+		want := deposit - 100_000
+		if c.Cancellation.Refund.Amount != want || c.Cancellation.Retained.Amount != 100_000 ||
+			!strings.Contains(c.Cancellation.Explanation, "¥100,000") || c.CancellationTerms.PolicyVersion != terms.PolicyVersion {
+			t.Fatalf("cancellation %+v under terms %+v", c.Cancellation, c.CancellationTerms)
+		}
+		expectRefund(t, id, want)
+		if f := p.Finance(t, id).Expect(t, 200).Value; f.Balance.Status != "cancelled" {
+			t.Fatalf("the balance of a cancelled booking: %+v", f.Balance)
+		}
+	})
+
+	t.Run("found ineligible at the consultation: the deposit less the consultation", func(t *testing.T) {
+		id, deposit, _ := p.bookConfirmed(t, "Park Seo-yeon")
+		if r := p.FindIneligible(t, id, "").Expect(t, 422); !r.Problem.Names("reason") {
+			t.Fatalf("without a reason: %s", r.Raw)
+		}
+		c := p.FindIneligible(t, id, "Uncontrolled hypertension found at the examination").Expect(t, 200).Value
+		want := deposit - terms.ConsultationFee.Amount
+		if c.Status != "cancelled" || c.Cancellation.Reason != "ineligible" || c.Cancellation.Refund.Amount != want ||
+			c.Cancellation.ClinicNote == "" {
+			t.Fatalf("cancellation %+v", c.Cancellation)
+		}
+		expectRefund(t, id, want)
+	})
+
+	t.Run("after the balance was paid: the culture is kept, the rest refunded", func(t *testing.T) {
+		id, deposit, balance := p.bookConfirmed(t, "Choi Min-ho")
+		p.paidBalance(t, id, balance)
+		c := p.CancelBooking(t, id).Expect(t, 200).Value
+		want := deposit + balance - terms.CultureCost.Amount
+		if c.Cancellation.Refund.Amount != want || c.Cancellation.Retained.Amount != terms.CultureCost.Amount {
+			t.Fatalf("cancellation %+v", c.Cancellation)
+		}
+		expectRefund(t, id, want)
+	})
+
+	t.Run("the cells failed QC: everything paid comes back", func(t *testing.T) {
+		id, deposit, _ := p.bookConfirmed(t, "Jung Ha-eun")
+		p.ReportHarvest(t, id).Expect(t, 200)
+		p.ReportCellsReady(t, id, CellsReport{CellCount: 112_000_000, ViabilityPct: 94.5, Sterility: "fail", Endotoxin: "pass"}).Expect(t, 200)
+		p.waitForStatus(t, id, "qc_failed")
+		c := p.CancelBooking(t, id).Expect(t, 200).Value
+		if c.Cancellation.Reason != "qc_failed" || c.Cancellation.Refund.Amount != deposit || c.Cancellation.Retained.Amount != 0 {
+			t.Fatalf("cancellation %+v", c.Cancellation)
+		}
+		expectRefund(t, id, deposit)
+	})
+}
