@@ -40,11 +40,13 @@ const (
 	// Cancelled: the booking ended before administration; payment refunds
 	// what its cancellation policy returns.
 	Cancelled BookingEvent = "cancelled"
+	// Expired: the deposit was not paid by its deadline.
+	Expired BookingEvent = "expired"
 )
 
 // BookingEvents lists every booking event.
 var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed,
-	Cancelled}
+	Cancelled, Expired}
 
 // Booking is booking.v1.<clinic>.<event>.
 func Booking(clinic string, e BookingEvent) string { return join("booking.v1", clinic, string(e)) }
@@ -100,6 +102,8 @@ type NoticeKind string
 const (
 	NoticeConfirmed              NoticeKind = "confirmed"
 	NoticeReadyForAdministration NoticeKind = "ready_for_administration"
+	NoticeCancelled              NoticeKind = "cancelled"
+	NoticeExpired                NoticeKind = "expired"
 	NoticeAdministered           NoticeKind = "administered"
 )
 
@@ -128,7 +132,7 @@ func Produced() []string {
 		out = append(out, Quote(Any, e))
 	}
 	out = append(out, Treatment(Any), Plan(Any))
-	for _, k := range []NoticeKind{NoticeConfirmed, NoticeReadyForAdministration, NoticeAdministered} {
+	for _, k := range []NoticeKind{NoticeConfirmed, NoticeReadyForAdministration, NoticeAdministered, NoticeCancelled, NoticeExpired} {
 		out = append(out, ClinicNotice(Any, k))
 	}
 	return out

@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/events/notificationv1"
 )
 
 // refundsAsked are the refunds payment asked Stripe for on a booking, by amount.
@@ -154,4 +157,49 @@ func TestEachCancellationPointRefundsWhatThePolicySays(t *testing.T) {
 		}
 		expectRefund(t, id, deposit)
 	})
+}
+
+// A booking whose deposit is not paid by its deadline expires: its intent
+// is cancelled at Stripe, its quote is released for the patient to book
+// again, the clinic is told, and a deposit paid as the deadline passed is
+// refunded in full.
+func TestAnUnpaidBookingExpiresAndALateDepositIsRefunded(t *testing.T) {
+	p := startPlatform(t)
+	q := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+	created := p.Book(t, q.Value.ID, uuid.NewString()).Expect(t, 201).Value
+	id, deposit := created.ID, created.Deposit.Amount.Amount
+	if due := created.DepositDueAt.Sub(created.CreatedAt); due != 72*time.Hour {
+		t.Fatalf("deposit due %v after booking, want 72h", due)
+	}
+	clinic := p.subscribeClinic(t, created.ClinicID)
+
+	p.clock.Advance(72*time.Hour + time.Minute)
+	expired := p.waitForStatus(t, id, "expired")
+	if last := expired.Value.History[len(expired.Value.History)-1]; !strings.Contains(last.Cause, "not paid by") {
+		t.Fatalf("history %+v", expired.Value.History)
+	}
+	devtest.Eventually(t, "the deposit intent to be cancelled", func() bool {
+		_, ok := findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents/"+created.Deposit.PaymentIntentID+"/cancel", "booking:"+id+":cancel-deposit")
+		return ok
+	})
+	devtest.Eventually(t, "the clinic to be told", func() bool {
+		return slices.Contains(clinic.kindsFor(id), notificationv1.NoticeKind_NOTICE_KIND_EXPIRED)
+	})
+	devtest.Eventually(t, "the quote to be released", func() bool { return p.Quote(t, q.Value.ID).Value.Status == "issued" })
+	again := p.Book(t, q.Value.ID, uuid.NewString()).Expect(t, 201)
+	if again.Value.ID == id || again.Value.Status != "awaiting_deposit" {
+		t.Fatalf("booking the released quote again: %+v", again.Value.Booking)
+	}
+
+	// The patient's payment went through as the deadline passed.
+	payload, sig := stripeEvent(t, "evt_late_"+id, "payment_intent.succeeded", paymentIntent{ID: created.Deposit.PaymentIntentID,
+		Amount: deposit, AmountReceived: deposit, Currency: "jpy", Status: "succeeded"})
+	p.StripeWebhook(t, payload, sig)
+	devtest.Eventually(t, "the late deposit to be refunded", func() bool { return p.refunded(t, id) == deposit })
+	if got := p.refundsAsked(id); len(got) != 1 || !strings.HasPrefix(got[0], strconv.FormatInt(deposit, 10)+"@") {
+		t.Fatalf("refunds asked: %v", got)
+	}
+	if b := p.Booking(t, id).Value; b.Status != "expired" {
+		t.Fatalf("a late deposit revived the booking: %s", b.Status)
+	}
 }

@@ -101,7 +101,7 @@ func startPlatform(t *testing.T) *platform {
 			BalanceRetry: []time.Duration{100 * time.Millisecond}}, d)
 	})
 	run("booking", bokURL, func(ctx context.Context, d servicehost.Deps) error {
-		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, PaymentURL: payURL}, d)
+		return booking.Run(ctx, booking.Config{Config: bokCfg, QuotingURL: quoURL, PaymentURL: payURL, ExpiryPoll: 100 * time.Millisecond}, d)
 	})
 	notifCfg := notification.Config{Config: notCfg, DataKeyset: devtest.Keyset(t)}
 	notifCfg.Mail.SMTPAddr, notifCfg.Mail.From, notifCfg.Mail.AllowPlaintext = p.mail.Addr(), "Saisei Care <care@saisei.health>", true

@@ -395,6 +395,7 @@ type Booking struct {
 	Patient         Patient        `json:"patient"`
 	Total           Money          `json:"total"`
 	DepositDue      Money          `json:"deposit_due"`
+	DepositDueAt    time.Time      `json:"deposit_due_at"`
 	BalanceDue      Money          `json:"balance_due"`
 	BalanceFailure  string         `json:"balance_failure,omitempty"`
 	HarvestedAt     *time.Time     `json:"harvested_at,omitempty"`

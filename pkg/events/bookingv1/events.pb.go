@@ -835,6 +835,69 @@ func (x *BookingCancelled) GetCancelledAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Subject booking.v1.<clinic_id>.expired: the deposit was not paid by its
+// deadline. Payment cancels the deposit's PaymentIntent (and refunds it if
+// it is paid after all), quoting releases the quote.
+type BookingExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Booking       *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	DepositDueAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=deposit_due_at,json=depositDueAt,proto3" json:"deposit_due_at,omitempty"`
+	ExpiredAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expired_at,json=expiredAt,proto3" json:"expired_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BookingExpired) Reset() {
+	*x = BookingExpired{}
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BookingExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BookingExpired) ProtoMessage() {}
+
+func (x *BookingExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BookingExpired.ProtoReflect.Descriptor instead.
+func (*BookingExpired) Descriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BookingExpired) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
+func (x *BookingExpired) GetDepositDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DepositDueAt
+	}
+	return nil
+}
+
+func (x *BookingExpired) GetExpiredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiredAt
+	}
+	return nil
+}
+
 var File_saisei_booking_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_booking_v1_events_proto_rawDesc = "" +
@@ -899,7 +962,12 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\bretained\x18\x04 \x01(\v2\x17.saisei.common.v1.MoneyR\bretained\x12 \n" +
 	"\vexplanation\x18\x05 \x01(\tR\vexplanation\x12%\n" +
 	"\x0epolicy_version\x18\x06 \x01(\x05R\rpolicyVersion\x12=\n" +
-	"\fcancelled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt*\xa1\x01\n" +
+	"\fcancelled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\xc3\x01\n" +
+	"\x0eBookingExpired\x124\n" +
+	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12@\n" +
+	"\x0edeposit_due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdepositDueAt\x129\n" +
+	"\n" +
+	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt*\xa1\x01\n" +
 	"\x12CancellationReason\x12#\n" +
 	"\x1fCANCELLATION_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCANCELLATION_REASON_PATIENT\x10\x01\x12\"\n" +
@@ -919,7 +987,7 @@ func file_saisei_booking_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_saisei_booking_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(CancellationReason)(0),               // 0: saisei.booking.v1.CancellationReason
 	(*Booking)(nil),                       // 1: saisei.booking.v1.Booking
@@ -933,40 +1001,44 @@ var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(*BalanceChargeFailed)(nil),           // 9: saisei.booking.v1.BalanceChargeFailed
 	(*BookingAdministered)(nil),           // 10: saisei.booking.v1.BookingAdministered
 	(*BookingCancelled)(nil),              // 11: saisei.booking.v1.BookingCancelled
-	(*commonv1.Patient)(nil),              // 12: saisei.common.v1.Patient
-	(*commonv1.Money)(nil),                // 13: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
+	(*BookingExpired)(nil),                // 12: saisei.booking.v1.BookingExpired
+	(*commonv1.Patient)(nil),              // 13: saisei.common.v1.Patient
+	(*commonv1.Money)(nil),                // 14: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
 }
 var file_saisei_booking_v1_events_proto_depIdxs = []int32{
-	12, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
-	13, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
-	13, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
-	13, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
-	14, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
+	13, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
+	14, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
+	14, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
+	14, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
+	15, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
-	14, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
-	14, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
+	15, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
+	15, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
 	1,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
-	14, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
+	15, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
 	1,  // 17: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
-	14, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
+	15, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
 	1,  // 19: saisei.booking.v1.BookingCancelled.booking:type_name -> saisei.booking.v1.Booking
 	0,  // 20: saisei.booking.v1.BookingCancelled.reason:type_name -> saisei.booking.v1.CancellationReason
-	13, // 21: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
-	13, // 22: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
-	14, // 23: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 21: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
+	14, // 22: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
+	15, // 23: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	1,  // 24: saisei.booking.v1.BookingExpired.booking:type_name -> saisei.booking.v1.Booking
+	15, // 25: saisei.booking.v1.BookingExpired.deposit_due_at:type_name -> google.protobuf.Timestamp
+	15, // 26: saisei.booking.v1.BookingExpired.expired_at:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_saisei_booking_v1_events_proto_init() }
@@ -980,7 +1052,7 @@ func file_saisei_booking_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_booking_v1_events_proto_rawDesc), len(file_saisei_booking_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
@@ -20,16 +21,29 @@ type Config struct {
 	servicehost.Config
 	QuotingURL string
 	PaymentURL string
+	// DepositWindow is how long a booking waits for its deposit before it
+	// expires; zero means service.DefaultDepositWindow (72 h).
+	DepositWindow time.Duration
+	// ExpiryPoll is the longest the expiry worker sleeps; zero means a minute.
+	ExpiryPoll time.Duration
 }
 
-// ConfigFromEnv reads the standard variables plus QUOTING_URL and
-// PAYMENT_URL.
-func ConfigFromEnv() Config {
-	return Config{
+// ConfigFromEnv reads the standard variables plus QUOTING_URL,
+// PAYMENT_URL and DEPOSIT_WINDOW (a Go duration, e.g. 72h).
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
 		Config:     servicehost.ConfigFromEnv("booking", ":8083"),
 		QuotingURL: servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
 		PaymentURL: servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
 	}
+	if s := servicehost.Env("DEPOSIT_WINDOW", ""); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Minute {
+			return cfg, fmt.Errorf("booking: DEPOSIT_WINDOW %q is not a duration of at least a minute", s)
+		}
+		cfg.DepositWindow = d
+	}
+	return cfg, nil
 }
 
 // Run starts booking and blocks until ctx is done.
@@ -48,9 +62,14 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err != nil {
 		return err
 	}
-	b := service.New(host.Pool, store.New(), up, up, up, deps.TracerProvider, deps.Clock())
+	b := service.New(host.Pool, store.New(), up, up, up, deps.TracerProvider, deps.Clock()).WithDepositWindow(cfg.DepositWindow)
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, deps.Clock(), host.Guard))
+	poll := cfg.ExpiryPoll
+	if poll <= 0 {
+		poll = time.Minute
+	}
+	expire := func(ctx context.Context) { b.ExpireUnpaid(ctx, poll, deps.Log) }
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(b), deps.Log, deps.Clock(), host.Guard), expire)
 }

@@ -125,7 +125,7 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			{map[string]any{"url": "http://10.0.0.7/hooks", "events": []string{"booking.confirmed"}}, "url"},
 			{map[string]any{"url": "https://169.254.169.254/latest", "events": []string{"booking.confirmed"}}, "url"},
 			{map[string]any{"url": "ftp://clinic.example/hooks", "events": []string{"booking.confirmed"}}, "url"},
-			{map[string]any{"url": rcv.URL, "events": []string{"booking.cancelled"}}, "events"},
+			{map[string]any{"url": rcv.URL, "events": []string{"booking.refunded"}}, "events"},
 			{map[string]any{"url": rcv.URL}, "events"},
 			{map[string]any{"url": rcv.URL, "events": []string{"booking.confirmed"}, "contact_email": "Ops <ops@ginza.example>"}, "contact_email"},
 		} {

@@ -60,9 +60,9 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	}
 	defer host.Close()
 	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, cfg.StripeWebhookSecret, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
-	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, time.Now)
+	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, time.Now, deps.Log)
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log, host.Guard))
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log, host.Guard), p.KeepRefunding)
 }

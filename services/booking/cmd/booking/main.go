@@ -11,6 +11,10 @@ import (
 
 func main() {
 	servicehost.Main("booking", func(ctx context.Context, deps servicehost.Deps) error {
-		return server.Run(ctx, server.ConfigFromEnv(), deps)
+		cfg, err := server.ConfigFromEnv()
+		if err != nil {
+			return err
+		}
+		return server.Run(ctx, cfg, deps)
 	})
 }

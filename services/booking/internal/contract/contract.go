@@ -59,6 +59,9 @@ func Event(b domain.Booking) (bus.Event, error) {
 		name, msg = subject.ReadyForAdministration, &bookingv1.BookingReadyForAdministration{Booking: snap, BalancePaymentId: b.BalancePaymentID}
 	case domain.Administered:
 		name, msg = subject.Administered, &bookingv1.BookingAdministered{Booking: snap, AdministeredAt: timestamppb.New(*b.AdministeredAt)}
+	case domain.Expired:
+		name, msg = subject.Expired, &bookingv1.BookingExpired{Booking: snap, DepositDueAt: timestamppb.New(b.DepositDueAt),
+			ExpiredAt: timestamppb.New(b.UpdatedAt)}
 	case domain.Cancelled:
 		c := b.Cancellation
 		if c == nil {

@@ -26,10 +26,14 @@ const (
 	// QCFailed ends the journey before the balance: cells that fail release
 	// testing are never administered and the balance is never charged.
 	QCFailed Status = "qc_failed"
+	// Expired: the deposit was not paid by its deadline; the quote is
+	// released and a deposit paid later is refunded.
+	Expired Status = "expired"
 )
 
 // Statuses lists every status.
-var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed, Cancelled}
+var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed, Cancelled,
+	Expired}
 
 // Patient is who the booking is for.
 type Patient struct {
@@ -60,6 +64,8 @@ type Booking struct {
 	Total          money.Money
 	Deposit        money.Money
 	Balance        money.Money
+	// DepositDueAt is when an unpaid booking expires.
+	DepositDueAt time.Time
 
 	DepositPaymentID string
 	BalancePaymentID string
@@ -117,6 +123,11 @@ func (b *Booking) ConfirmDeposit(paymentID string, amount money.Money, at time.T
 	if b.DepositPaymentID == paymentID && b.Status != AwaitingDeposit {
 		return nil, nil
 	}
+	if (b.Status == Expired || b.Status == Cancelled) && b.DepositPaymentID == "" {
+		// Paid after the booking ended: payment refunds it (the plan is
+		// closed); the booking stays ended.
+		return nil, nil
+	}
 	if b.Status != AwaitingDeposit {
 		return nil, TransitionError{"confirm the deposit of", b.Status}
 	}
@@ -126,6 +137,14 @@ func (b *Booking) ConfirmDeposit(paymentID string, amount money.Money, at time.T
 	b.DepositPaymentID = paymentID
 	t := b.move(Confirmed, "deposit received", at)
 	return &t, nil
+}
+
+// Expire ends a booking whose deposit was not paid by its deadline.
+func (b *Booking) Expire(now time.Time) (Transition, error) {
+	if b.Status != AwaitingDeposit || now.Before(b.DepositDueAt) {
+		return Transition{}, TransitionError{"expire", b.Status}
+	}
+	return b.move(Expired, "the deposit was not paid by "+b.DepositDueAt.UTC().Format(time.RFC3339), now), nil
 }
 
 // RecordHarvest marks the cells collected; culture starts.

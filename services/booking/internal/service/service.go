@@ -95,12 +95,25 @@ type Bookings struct {
 	screenings Screenings
 	tracer     trace.Tracer
 	now        func() time.Time
+	// depositWindow is how long a booking waits for its deposit.
+	depositWindow time.Duration
 }
+
+// DefaultDepositWindow is how long a booking waits for its deposit.
+const DefaultDepositWindow = 72 * time.Hour
 
 // New returns the booking service.
 func New(pool *pgxpool.Pool, s *store.Store, quotes Quotes, deposits Deposits, screenings Screenings, tp trace.TracerProvider, now func() time.Time) *Bookings {
 	return &Bookings{pool: pool, store: s, quotes: quotes, deposits: deposits, screenings: screenings,
-		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now}
+		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now, depositWindow: DefaultDepositWindow}
+}
+
+// WithDepositWindow sets how long new bookings wait for their deposit.
+func (s *Bookings) WithDepositWindow(d time.Duration) *Bookings {
+	if d > 0 {
+		s.depositWindow = d
+	}
+	return s
 }
 
 // CreateBooking takes a quote. The Idempotency-Key makes it safe to retry:
@@ -150,7 +163,8 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
 		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
 		Status:  domain.AwaitingDeposit, Total: q.Total, Deposit: *q.Deposit, Balance: *q.Balance,
-		Terms: termsOf(q), Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+		Terms: termsOf(q), DepositDueAt: now.UTC().Add(s.depositWindow),
+		Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("booking.id", b.ID), attribute.String("clinic.id", b.ClinicID))
 	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {

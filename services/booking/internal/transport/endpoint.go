@@ -215,11 +215,13 @@ type BookingView struct {
 	Patient         PatientView   `json:"patient"`
 	Total           money.Money   `json:"total"`
 	DepositDue      money.Money   `json:"deposit_due"`
-	BalanceDue      money.Money   `json:"balance_due"`
-	BalanceFailure  string        `json:"balance_failure,omitempty"`
-	HarvestedAt     *time.Time    `json:"harvested_at,omitempty"`
-	QualityReport   *QualityView  `json:"quality_report,omitempty"`
-	AdministeredAt  *time.Time    `json:"administered_at,omitempty"`
+	// DepositDueAt is when the booking expires unless the deposit is paid.
+	DepositDueAt   time.Time    `json:"deposit_due_at"`
+	BalanceDue     money.Money  `json:"balance_due"`
+	BalanceFailure string       `json:"balance_failure,omitempty"`
+	HarvestedAt    *time.Time   `json:"harvested_at,omitempty"`
+	QualityReport  *QualityView `json:"quality_report,omitempty"`
+	AdministeredAt *time.Time   `json:"administered_at,omitempty"`
 	// CancellationTerms are what a cancellation would keep; Cancellation
 	// how the booking ended, once cancelled.
 	CancellationTerms TermsView         `json:"cancellation_terms"`
@@ -264,7 +266,7 @@ func viewOf(b domain.Booking, history []domain.Transition) BookingView {
 		ID: b.ID, Status: b.Status, QuoteID: b.QuoteID, ClinicID: b.ClinicID, ClinicName: b.ClinicName,
 		TreatmentID: b.TreatmentID, TreatmentName: b.TreatmentName, DoseCells: b.DoseCells, RequiresHarvest: b.RequiresHarvest,
 		Patient: PatientView{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
-		Total:   b.Total, DepositDue: b.Deposit, BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
+		Total:   b.Total, DepositDue: b.Deposit, DepositDueAt: b.DepositDueAt.UTC(), BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
 		HarvestedAt: b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 		CancellationTerms: TermsView(b.Terms), Cancellation: cancellationView(b.Cancellation),
 	}

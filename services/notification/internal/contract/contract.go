@@ -63,6 +63,8 @@ var kinds = map[subject.NoticeKind]notificationv1.NoticeKind{
 	subject.NoticeConfirmed:              notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED,
 	subject.NoticeReadyForAdministration: notificationv1.NoticeKind_NOTICE_KIND_READY_FOR_ADMINISTRATION,
 	subject.NoticeAdministered:           notificationv1.NoticeKind_NOTICE_KIND_ADMINISTERED,
+	subject.NoticeCancelled:              notificationv1.NoticeKind_NOTICE_KIND_CANCELLED,
+	subject.NoticeExpired:                notificationv1.NoticeKind_NOTICE_KIND_EXPIRED,
 }
 
 // ClinicNotice is the notice telling a clinic about its booking, on the

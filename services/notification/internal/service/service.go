@@ -77,6 +77,16 @@ func (n *Notifier) BookingAdministered(ctx context.Context, tx pgx.Tx, e *bookin
 	})
 }
 
+// BookingCancelled tells the clinic the booking ended before administration.
+func (n *Notifier) BookingCancelled(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingCancelled) error {
+	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeCancelled)
+}
+
+// BookingExpired tells the clinic the booking's deposit was never paid.
+func (n *Notifier) BookingExpired(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingExpired) error {
+	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeExpired)
+}
+
 // QualityCheckFailed tells the patient that the cells will not be given
 // and nothing more is charged.
 func (n *Notifier) QualityCheckFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {

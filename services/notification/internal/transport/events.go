@@ -23,6 +23,8 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *s
 		inbox.On(n.BookingAdministered),
 		inbox.On(n.QualityCheckFailed),
 		inbox.On(n.BalanceChargeFailed),
+		inbox.On(n.BookingCancelled),
+		inbox.On(n.BookingExpired),
 	)
 }
 

@@ -49,6 +49,9 @@ type Plan struct {
 	// BalanceCancelledAt is set when the cells failed quality control: the
 	// balance is no longer owed and must never be charged.
 	BalanceCancelledAt *time.Time
+	// ClosedAt is set when the booking ended (cancelled, or expired
+	// unpaid): a payment that succeeds after it is refunded in full.
+	ClosedAt *time.Time
 }
 
 // Due returns what a stage still owes: nothing for a cancelled balance.
@@ -198,6 +201,17 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 		}
 	}
 	return NoChange, nil
+}
+
+// LateRefund is the refund of a payment that succeeded after its plan was
+// closed: all of it goes back. nil when the payment is not late.
+func LateRefund(plan Plan, p Payment, id string, now time.Time) *Refund {
+	if plan.ClosedAt == nil || p.Status != Succeeded || p.SucceededAt == nil {
+		return nil
+	}
+	return &Refund{ID: id, BookingID: p.BookingID, ClinicID: p.ClinicID, PaymentID: p.ID, Stage: p.Stage,
+		Cause: "late:" + p.ID, Amount: p.AmountReceived, Status: RefundCreating, PaymentIntentID: p.PaymentIntentID,
+		CreatedAt: now, UpdatedAt: now}
 }
 
 // Why a balance may not be charged. Each needs a person, not a retry.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -53,8 +54,9 @@ func (s *Payments) RefundCancelled(ctx context.Context, e *bookingv1.BookingCanc
 		} else if err != nil {
 			return err
 		}
-		// A cancelled booking's balance is never charged.
-		if _, err := s.store.CancelBalance(ctx, tx, b.GetId(), e.GetCancelledAt().AsTime()); err != nil {
+		// A cancelled booking's balance is never charged, and a payment
+		// that succeeds after all is refunded.
+		if err := s.store.ClosePlan(ctx, tx, b.GetId(), e.GetCancelledAt().AsTime()); err != nil {
 			return err
 		}
 		if refunds, err = s.store.RefundsByCause(ctx, tx, eventID); err != nil || len(refunds) > 0 {
@@ -232,4 +234,75 @@ func (s *Payments) findRefund(ctx context.Context, db pgdb.Querier, st domain.Re
 		return r, store.ErrNotFound // metadata names a refund Stripe knows by another id
 	}
 	return r, err
+}
+
+// refundLate queues the full refund of a payment that succeeded after its
+// plan was closed (in the transaction that recorded the success); the
+// refund sweeper sends it.
+func (s *Payments) refundLate(ctx context.Context, tx pgx.Tx, p domain.Payment) error {
+	plan, err := s.store.Plan(ctx, tx, p.BookingID, false)
+	if err != nil {
+		return err
+	}
+	r := domain.LateRefund(plan, p, uuid.Must(uuid.NewV7()).String(), s.now().UTC())
+	if r == nil {
+		return nil
+	}
+	r.Trace = telemetry.Inject(ctx)
+	return s.store.InsertRefund(ctx, tx, *r)
+}
+
+func (s *Payments) nudgeRefunds() {
+	select {
+	case s.refundsDue <- struct{}{}:
+	default:
+	}
+}
+
+// RefundSweep is how often refunds left unsent are looked for.
+const RefundSweep = 30 * time.Second
+
+// KeepRefunding sends refunds left creating: a late payment's refund,
+// queued with the success that made it late, and any whose call was never
+// answered. It runs when nudged and every RefundSweep.
+func (s *Payments) KeepRefunding(ctx context.Context) {
+	t := time.NewTicker(RefundSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.refundsDue:
+		}
+		if err := s.sendStaleRefunds(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "could not send pending refunds", "err", err)
+		}
+	}
+}
+
+func (s *Payments) sendStaleRefunds(ctx context.Context) error {
+	stale, err := s.store.StaleRefunds(ctx, s.pool, s.now().UTC().Add(-time.Minute), 50)
+	if err != nil {
+		return err
+	}
+	for _, r := range stale {
+		rctx, span := telemetry.ContinueTrace(ctx, s.tracer, r.Trace, "payment refund",
+			trace.WithAttributes(attribute.String("booking.id", r.BookingID)))
+		st, err := s.stripe.Refund(rctx, r)
+		if err == nil {
+			err = pgdb.InTx(rctx, s.pool, func(tx pgx.Tx) error {
+				locked, err := s.store.RefundByID(rctx, tx, r.ID, true)
+				if err != nil || locked.Status != domain.RefundCreating {
+					return err
+				}
+				return s.applyRefund(rctx, tx, &locked, st)
+			})
+		}
+		span.End()
+		if err != nil {
+			return fmt.Errorf("refund %s: %w", r.ID, err)
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,6 +55,7 @@ type Stripe interface {
 	FindIntent(ctx context.Context, paymentID string) (*stripegw.Intent, error)
 	Refund(ctx context.Context, r domain.Refund) (domain.RefundState, error)
 	RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error)
+	CancelIntent(ctx context.Context, bookingID, intentID string) error
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 
@@ -64,12 +66,16 @@ type Payments struct {
 	stripe Stripe
 	tracer trace.Tracer
 	now    func() time.Time
+	log    *slog.Logger
+	// refundsDue wakes KeepRefunding when a refund was queued.
+	refundsDue chan struct{}
 }
 
 // New returns the payment service.
-func New(pool *pgxpool.Pool, s *store.Store, stripe Stripe, tp trace.TracerProvider, now func() time.Time) *Payments {
+func New(pool *pgxpool.Pool, s *store.Store, stripe Stripe, tp trace.TracerProvider, now func() time.Time, log *slog.Logger) *Payments {
 	return &Payments{pool: pool, store: s, stripe: stripe,
-		tracer: tp.Tracer("github.com/saisei-health/platform/services/payment"), now: now}
+		tracer: tp.Tracer("github.com/saisei-health/platform/services/payment"), now: now, log: log,
+		refundsDue: make(chan struct{}, 1)}
 }
 
 // CreateDeposit fixes the booking's payment plan and returns its deposit
@@ -213,11 +219,14 @@ func (s *Payments) apply(ctx context.Context, tx pgx.Tx, p *domain.Payment, st d
 }
 
 // book posts what an applied intent state did to the money: a payment that
-// just succeeded is received, once per charge.
+// just succeeded is received, once per charge; if its booking had already
+// ended, its refund is queued.
 func (s *Payments) book(ctx context.Context, tx pgx.Tx, p domain.Payment, out domain.Outcome) error {
 	if out != domain.BecameSucceeded {
 		return nil
 	}
-	_, err := s.store.PostLedger(ctx, tx, domain.Received(p, p.ChargeID))
-	return err
+	if _, err := s.store.PostLedger(ctx, tx, domain.Received(p, p.ChargeID)); err != nil {
+		return err
+	}
+	return s.refundLate(ctx, tx, p)
 }

@@ -90,6 +90,9 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 		return nil
 	})
 	span.SetAttributes(attribute.String("stripe.outcome", outcome))
+	if err == nil && outcome == OutcomeApplied {
+		s.nudgeRefunds() // a late payment's refund may be queued
+	}
 	return outcome, err
 }
 

@@ -126,3 +126,15 @@ func (s *Store) RefundedByPayment(ctx context.Context, db pgdb.Querier, bookingI
 	}
 	return out, rows.Err()
 }
+
+// StaleRefunds lists refunds still creating that no consumer is sending:
+// late payments' refunds (cause late:…), which only the sweeper sends, and
+// any recorded before olderThan, whose call was never made or answered.
+func (s *Store) StaleRefunds(ctx context.Context, db pgdb.Querier, olderThan time.Time, limit int) ([]domain.Refund, error) {
+	rows, err := db.Query(ctx, `SELECT `+refundColumns+` FROM refunds WHERE status = 'creating'
+		AND (cause LIKE 'late:%' OR created_at < $1) ORDER BY created_at LIMIT $2`, olderThan, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Refund, error) { return scanRefund(r) })
+}

@@ -39,7 +39,7 @@ func (s *Store) InsertPlan(ctx context.Context, db pgdb.Querier, p domain.Plan) 
 // Plan reads a booking's plan.
 func (s *Store) Plan(ctx context.Context, db pgdb.Querier, bookingID string, forUpdate bool) (domain.Plan, error) {
 	sql := `SELECT booking_id, clinic_id, currency, deposit_due, balance_due, customer_id, patient_name, patient_email,
-		created_at, balance_cancelled_at FROM payment_plans WHERE booking_id = $1`
+		created_at, balance_cancelled_at, closed_at FROM payment_plans WHERE booking_id = $1`
 	if forUpdate {
 		sql += " FOR UPDATE"
 	}
@@ -47,7 +47,7 @@ func (s *Store) Plan(ctx context.Context, db pgdb.Querier, bookingID string, for
 	var currency money.Currency
 	var deposit, balance int64
 	err := db.QueryRow(ctx, sql, bookingID).Scan(&p.BookingID, &p.ClinicID, &currency, &deposit, &balance,
-		&p.CustomerID, &p.PatientName, &p.PatientEmail, &p.CreatedAt, &p.BalanceCancelledAt)
+		&p.CustomerID, &p.PatientName, &p.PatientEmail, &p.CreatedAt, &p.BalanceCancelledAt, &p.ClosedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -59,6 +59,13 @@ func (s *Store) Plan(ctx context.Context, db pgdb.Querier, bookingID string, for
 func (s *Store) CancelBalance(ctx context.Context, db pgdb.Querier, bookingID string, at time.Time) (bool, error) {
 	tag, err := db.Exec(ctx, `UPDATE payment_plans SET balance_cancelled_at = $2 WHERE booking_id = $1 AND balance_cancelled_at IS NULL`, bookingID, at)
 	return tag.RowsAffected() == 1, err
+}
+
+// ClosePlan marks a booking's plan closed (and its balance cancelled), once.
+func (s *Store) ClosePlan(ctx context.Context, db pgdb.Querier, bookingID string, at time.Time) error {
+	_, err := db.Exec(ctx, `UPDATE payment_plans SET closed_at = COALESCE(closed_at, $2),
+		balance_cancelled_at = COALESCE(balance_cancelled_at, $2) WHERE booking_id = $1`, bookingID, at)
+	return err
 }
 
 // SetCustomer records the Stripe customer of a booking.

@@ -238,6 +238,26 @@ func (g *Gateway) Refund(ctx context.Context, r domain.Refund) (domain.RefundSta
 	return RefundStateOf(re, time.Now()), nil
 }
 
+// CancelIntent cancels a PaymentIntent nobody paid (the booking expired),
+// so the patient can no longer pay it. An intent that already succeeded,
+// or was canceled before, cannot be: ErrRefused, and the caller decides
+// from the intent's state (a success is refunded when it is reported).
+func (g *Gateway) CancelIntent(ctx context.Context, bookingID, intentID string) error {
+	p := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
+	p.Context = ctx
+	p.SetIdempotencyKey(domain.IdempotencyKey(bookingID, "cancel-deposit"))
+	_, err := g.api.PaymentIntents.Cancel(intentID, p)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
+		se.HTTPStatusCode != http.StatusConflict {
+		return fmt.Errorf("%w: %s %s", ErrRefused, se.Code, se.Msg)
+	}
+	if err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
 // RefundsOfCharge reads a charge's refunds as they are now.
 func (g *Gateway) RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error) {
 	p := &stripe.RefundListParams{Charge: stripe.String(chargeID)}

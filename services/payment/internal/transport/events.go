@@ -37,6 +37,13 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	}, bus.Dispatch(bus.On(p.RefundCancelled))); err != nil {
 		return err
 	}
+	if err := sub.Consume(ctx, bus.ConsumerSpec{
+		Stream: bus.StreamBooking, Durable: service.ExpiryConsumer,
+		Subjects: []string{subject.Booking(subject.Any, subject.Expired)},
+		Backoff:  retry,
+	}, bus.Dispatch(bus.On(p.CloseExpired))); err != nil {
+		return err
+	}
 	// The charge is an external effect: it claims its inbox row itself, in
 	// the transaction that records Stripe's answer (see ChargeBalance).
 	return sub.Consume(ctx, bus.ConsumerSpec{

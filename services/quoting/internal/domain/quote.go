@@ -275,6 +275,17 @@ func (q *Quote) Accept(bookingID, key string, now time.Time) (changed bool, err 
 	return true, nil
 }
 
+// Release gives back a quote whose booking expired unpaid: the patient may
+// book it again while it is valid. Only the booking that took it releases
+// it; changed is false for any other (or a second release).
+func (q *Quote) Release(bookingID string) (changed bool) {
+	if q.Status != StatusAccepted || q.BookingID != bookingID {
+		return false
+	}
+	q.Status, q.BookingID, q.AcceptanceKey = StatusIssued, "", ""
+	return true
+}
+
 // Withdraw marks an open quote withdrawn because its plan stopped.
 func (q *Quote) Withdraw() bool {
 	if q.Status != StatusIssued && q.Status != StatusIneligible {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/catalogv1"
 	"github.com/saisei-health/platform/pkg/fx"
 	"github.com/saisei-health/platform/pkg/identity"
@@ -220,6 +221,23 @@ func (s *Quoting) ReviseQuote(ctx context.Context, caller identity.Principal, id
 		return outbox.Enqueue(ctx, tx, contract.QuoteIssued(next))
 	})
 	return next, err
+}
+
+// ReleaseExpired gives back the quote of a booking that expired unpaid, in
+// the inbox transaction.
+func (s *Quoting) ReleaseExpired(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingExpired) error {
+	b := e.GetBooking()
+	q, err := s.store.Quote(ctx, tx, b.GetQuoteId(), true)
+	if errors.Is(err, store.ErrNotFound) {
+		return bus.Permanent(fmt.Errorf("booking %s names unknown quote %s", b.GetId(), b.GetQuoteId()))
+	}
+	if err != nil {
+		return err
+	}
+	if !q.Release(b.GetId()) {
+		return nil
+	}
+	return s.store.SaveStatus(ctx, tx, q)
 }
 
 // ApplyTreatmentChanged updates the catalog read model. When the snapshot
