@@ -27,6 +27,9 @@ type StripeError struct {
 	Code        string `json:"code,omitempty"`
 	DeclineCode string `json:"decline_code,omitempty"`
 	Message     string `json:"message"`
+	// PaymentIntent is the intent a card error leaves behind, as Stripe
+	// attaches it (id, status, client_secret, …).
+	PaymentIntent map[string]any `json:"payment_intent,omitempty"`
 }
 
 type stripeFault struct {

@@ -42,11 +42,13 @@ const (
 	Cancelled BookingEvent = "cancelled"
 	// Expired: the deposit was not paid by its deadline.
 	Expired BookingEvent = "expired"
+	// BalanceReminder: the balance still waits for the patient.
+	BalanceReminder BookingEvent = "balance_reminder"
 )
 
 // BookingEvents lists every booking event.
 var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed,
-	Cancelled, Expired}
+	Cancelled, Expired, BalanceReminder}
 
 // Booking is booking.v1.<clinic>.<event>.
 func Booking(clinic string, e BookingEvent) string { return join("booking.v1", clinic, string(e)) }

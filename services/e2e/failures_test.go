@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,10 +10,42 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
+	"github.com/saisei-health/platform/pkg/identity"
+	"github.com/saisei-health/platform/pkg/subject"
 )
+
+// countEvents counts the BOOKING stream's events on filter about a booking.
+func countEvents(t *testing.T, p *platform, filter, bookingID string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := p.js.OrderedConsumer(ctx, bus.StreamBooking, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		batch, err := cons.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if bytes.Contains(m.Data(), []byte(bookingID)) {
+				n++
+			}
+		}
+		if got == 0 {
+			return n
+		}
+	}
+}
 
 // bookConfirmed takes a fresh quote to a confirmed booking and returns the
 // booking id and the amounts.
@@ -206,26 +240,77 @@ func TestRefusalsAndFailuresLeaveNothingHalfDone(t *testing.T) {
 		p.waitForStatus(t, bookingID, "ready_for_administration")
 	})
 
-	t.Run("a card that needs authentication leaves the balance awaiting the patient", func(t *testing.T) {
-		bookingID, _, balance := p.bookConfirmed(t, "Sato Hana")
+	authFails := func(t *testing.T, name string) (bookingID, intent string, balance int64) {
+		t.Helper()
+		bookingID, _, balance = p.bookConfirmed(t, name)
 		p.ReportHarvest(t, bookingID).Expect(t, 200)
+		intent = "pi_auth_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 		p.stripe.FailNext("POST", "/v1/payment_intents", 402, devstack.StripeError{Type: "card_error",
-			Code: "authentication_required", DeclineCode: "authentication_required", Message: "This payment requires authentication."})
+			Code: "authentication_required", DeclineCode: "authentication_required", Message: "This payment requires authentication.",
+			PaymentIntent: map[string]any{"id": intent, "object": "payment_intent", "status": "requires_action", "amount": balance,
+				"currency": "jpy", "client_secret": intent + "_secret_x",
+				"last_payment_error": map[string]any{"code": "authentication_required", "type": "card_error"}}})
 		p.ReportCellsReady(t, bookingID, CellsReport{CellCount: 101_000_000, ViabilityPct: 88, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
+		return bookingID, intent, balance
+	}
+
+	t.Run("a card that needs authentication waits for the patient, who pays on-session", func(t *testing.T) {
+		bookingID, intent, balance := authFails(t, "Sato Hana")
 		var b Result[BookingWithPayments]
 		devtest.Eventually(t, "the booking to record the failed balance", func() bool {
 			b = p.Booking(t, bookingID)
 			return b.Status == 200 && strings.HasPrefix(b.Value.BalanceFailure, "authentication_required")
 		})
-		must(t, b.Value.Status == "awaiting_balance", "still awaiting the balance")
+		must(t, b.Value.Status == "balance_action_required" && b.Value.BalancePayBy != nil, "waiting for the patient, with a deadline")
 		var balancePay Payment
 		for _, pay := range b.Value.Payments {
 			if pay.Stage == "balance" {
 				balancePay = pay
 			}
 		}
-		must(t, balancePay.Status == "requires_action" && balancePay.FailureCode == "authentication_required", fmt.Sprintf("balance payment %+v", balancePay))
+		must(t, balancePay.Status == "requires_action" && balancePay.FailureCode == "authentication_required" &&
+			balancePay.PaymentIntentID == intent, fmt.Sprintf("balance payment %+v", balancePay))
 		fin := p.Finance(t, bookingID).Expect(t, 200)
 		must(t, fin.Value.Outstanding == yen(balance) && fin.Has("settled") && !fin.Value.Settled, "balance outstanding")
+		mail := p.waitForMail(t, "sato.hana@example.com", "We could not charge the balance")
+		must(t, strings.Contains(mail.Text, "/bookings/"+bookingID+"/pay") && strings.Contains(mail.Text, "cancellation policy") &&
+			strings.Contains(mail.Text, "Confirm the payment with your bank"), "the email links to the payment and states the deadline:\n"+mail.Text)
+
+		// The patient's app asks how to pay, and confirms the intent itself.
+		session := p.call(t, "POST", "/v1/bookings/"+bookingID+"/balance-payment", nil, nil)
+		var pay struct {
+			PaymentIntentID string `json:"payment_intent_id"`
+			ClientSecret    string `json:"client_secret"`
+			Amount          Money  `json:"amount"`
+		}
+		_ = json.Unmarshal(session.Raw, &pay)
+		must(t, session.Status == 200 && pay.PaymentIntentID == intent && pay.ClientSecret != "" && pay.Amount == yen(balance),
+			fmt.Sprintf("balance payment session: %d %s", session.Status, session.Raw))
+		other := p.call(t, "POST", "/v1/bookings/"+bookingID+"/balance-payment", nil,
+			map[string]string{"Authorization": "Bearer " + p.token(t, identity.Principal{Subject: "patient-ana", Role: identity.Patient})})
+		must(t, other.Status == 404, fmt.Sprintf("another patient: %d", other.Status))
+		payload, sig := stripeEvent(t, "evt_onsession_"+bookingID, "payment_intent.succeeded", paymentIntent{
+			ID: intent, Amount: balance, AmountReceived: balance, Currency: "jpy", Status: "succeeded"})
+		p.StripeWebhook(t, payload, sig)
+		p.waitForStatus(t, bookingID, "ready_for_administration")
+		again := p.call(t, "POST", "/v1/bookings/"+bookingID+"/balance-payment", nil, nil)
+		must(t, again.Status == 409, fmt.Sprintf("a paid balance: %d %s", again.Status, again.Raw))
+	})
+
+	t.Run("a balance the patient never pays is reminded daily, then cancelled under the policy", func(t *testing.T) {
+		bookingID, intent, _ := authFails(t, "Ito Ren")
+		p.waitForStatus(t, bookingID, "balance_action_required")
+		p.clock.Advance(25 * time.Hour)
+		devtest.Eventually(t, "a reminder", func() bool {
+			return countEvents(t, p, subject.Booking(subject.Any, subject.BalanceReminder), bookingID) == 1
+		})
+		p.clock.Advance(48 * time.Hour)
+		cancelled := p.waitForStatus(t, bookingID, "cancelled")
+		must(t, cancelled.Value.Cancellation != nil && cancelled.Value.Cancellation.Reason == "balance_unpaid",
+			fmt.Sprintf("cancellation %+v", cancelled.Value.Cancellation))
+		devtest.Eventually(t, "the balance intent to be cancelled", func() bool {
+			_, ok := findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents/"+intent+"/cancel", "booking:"+bookingID+":cancel-balance")
+			return ok
+		})
 	})
 }

@@ -398,6 +398,7 @@ type Booking struct {
 	DepositDueAt    time.Time      `json:"deposit_due_at"`
 	BalanceDue      Money          `json:"balance_due"`
 	BalanceFailure  string         `json:"balance_failure,omitempty"`
+	BalancePayBy    *time.Time     `json:"balance_pay_by,omitempty"`
 	HarvestedAt     *time.Time     `json:"harvested_at,omitempty"`
 	QualityReport   *QualityReport `json:"quality_report,omitempty"`
 	AdministeredAt  *time.Time     `json:"administered_at,omitempty"`

@@ -34,6 +34,8 @@ const (
 	CancellationReason_CANCELLATION_REASON_INELIGIBLE CancellationReason = 2
 	// The cells failed quality control and the patient chose a refund.
 	CancellationReason_CANCELLATION_REASON_QC_FAILED CancellationReason = 3
+	// The patient did not pay the balance by its deadline.
+	CancellationReason_CANCELLATION_REASON_BALANCE_UNPAID CancellationReason = 4
 )
 
 // Enum value maps for CancellationReason.
@@ -43,12 +45,14 @@ var (
 		1: "CANCELLATION_REASON_PATIENT",
 		2: "CANCELLATION_REASON_INELIGIBLE",
 		3: "CANCELLATION_REASON_QC_FAILED",
+		4: "CANCELLATION_REASON_BALANCE_UNPAID",
 	}
 	CancellationReason_value = map[string]int32{
-		"CANCELLATION_REASON_UNSPECIFIED": 0,
-		"CANCELLATION_REASON_PATIENT":     1,
-		"CANCELLATION_REASON_INELIGIBLE":  2,
-		"CANCELLATION_REASON_QC_FAILED":   3,
+		"CANCELLATION_REASON_UNSPECIFIED":    0,
+		"CANCELLATION_REASON_PATIENT":        1,
+		"CANCELLATION_REASON_INELIGIBLE":     2,
+		"CANCELLATION_REASON_QC_FAILED":      3,
+		"CANCELLATION_REASON_BALANCE_UNPAID": 4,
 	}
 )
 
@@ -613,8 +617,11 @@ type BalanceChargeFailed struct {
 	// The bank wants the patient to authenticate the charge themselves.
 	RequiresAction bool `protobuf:"varint,3,opt,name=requires_action,json=requiresAction,proto3" json:"requires_action,omitempty"`
 	// Stripe's decline or error code, e.g. card_declined.
-	FailureCode   string                 `protobuf:"bytes,4,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
-	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	FailureCode string                 `protobuf:"bytes,4,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
+	FailedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	// The patient pays on-session by then, or the booking is cancelled under
+	// its cancellation policy.
+	PayBy         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=pay_by,json=payBy,proto3" json:"pay_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -684,6 +691,75 @@ func (x *BalanceChargeFailed) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *BalanceChargeFailed) GetPayBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayBy
+	}
+	return nil
+}
+
+// Subject booking.v1.<clinic_id>.balance_reminder: the balance still waits
+// for the patient; sent every day until paid or cancelled.
+type BalanceReminder struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Booking       *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	PayBy         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=pay_by,json=payBy,proto3" json:"pay_by,omitempty"`
+	RemindedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=reminded_at,json=remindedAt,proto3" json:"reminded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BalanceReminder) Reset() {
+	*x = BalanceReminder{}
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BalanceReminder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BalanceReminder) ProtoMessage() {}
+
+func (x *BalanceReminder) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BalanceReminder.ProtoReflect.Descriptor instead.
+func (*BalanceReminder) Descriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BalanceReminder) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
+func (x *BalanceReminder) GetPayBy() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayBy
+	}
+	return nil
+}
+
+func (x *BalanceReminder) GetRemindedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RemindedAt
+	}
+	return nil
+}
+
 // Subject booking.v1.<clinic_id>.administered
 type BookingAdministered struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -695,7 +771,7 @@ type BookingAdministered struct {
 
 func (x *BookingAdministered) Reset() {
 	*x = BookingAdministered{}
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +783,7 @@ func (x *BookingAdministered) String() string {
 func (*BookingAdministered) ProtoMessage() {}
 
 func (x *BookingAdministered) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[9]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +796,7 @@ func (x *BookingAdministered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookingAdministered.ProtoReflect.Descriptor instead.
 func (*BookingAdministered) Descriptor() ([]byte, []int) {
-	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BookingAdministered) GetBooking() *Booking {
@@ -758,7 +834,7 @@ type BookingCancelled struct {
 
 func (x *BookingCancelled) Reset() {
 	*x = BookingCancelled{}
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +846,7 @@ func (x *BookingCancelled) String() string {
 func (*BookingCancelled) ProtoMessage() {}
 
 func (x *BookingCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[10]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +859,7 @@ func (x *BookingCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookingCancelled.ProtoReflect.Descriptor instead.
 func (*BookingCancelled) Descriptor() ([]byte, []int) {
-	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BookingCancelled) GetBooking() *Booking {
@@ -849,7 +925,7 @@ type BookingExpired struct {
 
 func (x *BookingExpired) Reset() {
 	*x = BookingExpired{}
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +937,7 @@ func (x *BookingExpired) String() string {
 func (*BookingExpired) ProtoMessage() {}
 
 func (x *BookingExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_booking_v1_events_proto_msgTypes[11]
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +950,7 @@ func (x *BookingExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BookingExpired.ProtoReflect.Descriptor instead.
 func (*BookingExpired) Descriptor() ([]byte, []int) {
-	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BookingExpired) GetBooking() *Booking {
@@ -944,14 +1020,20 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\x06report\x18\x02 \x01(\v2 .saisei.booking.v1.QualityReportR\x06report\"\x83\x01\n" +
 	"\x1dBookingReadyForAdministration\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12,\n" +
-	"\x12balance_payment_id\x18\x02 \x01(\tR\x10balancePaymentId\"\xef\x01\n" +
+	"\x12balance_payment_id\x18\x02 \x01(\tR\x10balancePaymentId\"\xa2\x02\n" +
 	"\x13BalanceChargeFailed\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x02 \x01(\tR\tpaymentId\x12'\n" +
 	"\x0frequires_action\x18\x03 \x01(\bR\x0erequiresAction\x12!\n" +
 	"\ffailure_code\x18\x04 \x01(\tR\vfailureCode\x127\n" +
-	"\tfailed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\x90\x01\n" +
+	"\tfailed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x121\n" +
+	"\x06pay_by\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05payBy\"\xb7\x01\n" +
+	"\x0fBalanceReminder\x124\n" +
+	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x121\n" +
+	"\x06pay_by\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05payBy\x12;\n" +
+	"\vreminded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"remindedAt\"\x90\x01\n" +
 	"\x13BookingAdministered\x124\n" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12C\n" +
 	"\x0fadministered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eadministeredAt\"\xf5\x02\n" +
@@ -967,12 +1049,13 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12@\n" +
 	"\x0edeposit_due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdepositDueAt\x129\n" +
 	"\n" +
-	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt*\xa1\x01\n" +
+	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt*\xc9\x01\n" +
 	"\x12CancellationReason\x12#\n" +
 	"\x1fCANCELLATION_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCANCELLATION_REASON_PATIENT\x10\x01\x12\"\n" +
 	"\x1eCANCELLATION_REASON_INELIGIBLE\x10\x02\x12!\n" +
-	"\x1dCANCELLATION_REASON_QC_FAILED\x10\x03BBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
+	"\x1dCANCELLATION_REASON_QC_FAILED\x10\x03\x12&\n" +
+	"\"CANCELLATION_REASON_BALANCE_UNPAID\x10\x04BBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
 
 var (
 	file_saisei_booking_v1_events_proto_rawDescOnce sync.Once
@@ -987,7 +1070,7 @@ func file_saisei_booking_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_saisei_booking_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(CancellationReason)(0),               // 0: saisei.booking.v1.CancellationReason
 	(*Booking)(nil),                       // 1: saisei.booking.v1.Booking
@@ -999,46 +1082,51 @@ var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(*QualityCheckFailed)(nil),            // 7: saisei.booking.v1.QualityCheckFailed
 	(*BookingReadyForAdministration)(nil), // 8: saisei.booking.v1.BookingReadyForAdministration
 	(*BalanceChargeFailed)(nil),           // 9: saisei.booking.v1.BalanceChargeFailed
-	(*BookingAdministered)(nil),           // 10: saisei.booking.v1.BookingAdministered
-	(*BookingCancelled)(nil),              // 11: saisei.booking.v1.BookingCancelled
-	(*BookingExpired)(nil),                // 12: saisei.booking.v1.BookingExpired
-	(*commonv1.Patient)(nil),              // 13: saisei.common.v1.Patient
-	(*commonv1.Money)(nil),                // 14: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
+	(*BalanceReminder)(nil),               // 10: saisei.booking.v1.BalanceReminder
+	(*BookingAdministered)(nil),           // 11: saisei.booking.v1.BookingAdministered
+	(*BookingCancelled)(nil),              // 12: saisei.booking.v1.BookingCancelled
+	(*BookingExpired)(nil),                // 13: saisei.booking.v1.BookingExpired
+	(*commonv1.Patient)(nil),              // 14: saisei.common.v1.Patient
+	(*commonv1.Money)(nil),                // 15: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 16: google.protobuf.Timestamp
 }
 var file_saisei_booking_v1_events_proto_depIdxs = []int32{
-	13, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
-	14, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
-	14, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
-	14, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
-	15, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
+	14, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
+	15, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
+	15, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
+	15, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
+	16, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
-	15, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
-	15, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
+	16, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
+	16, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
 	1,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
-	15, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
-	15, // 18: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
-	1,  // 19: saisei.booking.v1.BookingCancelled.booking:type_name -> saisei.booking.v1.Booking
-	0,  // 20: saisei.booking.v1.BookingCancelled.reason:type_name -> saisei.booking.v1.CancellationReason
-	14, // 21: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
-	14, // 22: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
-	15, // 23: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
-	1,  // 24: saisei.booking.v1.BookingExpired.booking:type_name -> saisei.booking.v1.Booking
-	15, // 25: saisei.booking.v1.BookingExpired.deposit_due_at:type_name -> google.protobuf.Timestamp
-	15, // 26: saisei.booking.v1.BookingExpired.expired_at:type_name -> google.protobuf.Timestamp
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	16, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
+	16, // 17: saisei.booking.v1.BalanceChargeFailed.pay_by:type_name -> google.protobuf.Timestamp
+	1,  // 18: saisei.booking.v1.BalanceReminder.booking:type_name -> saisei.booking.v1.Booking
+	16, // 19: saisei.booking.v1.BalanceReminder.pay_by:type_name -> google.protobuf.Timestamp
+	16, // 20: saisei.booking.v1.BalanceReminder.reminded_at:type_name -> google.protobuf.Timestamp
+	1,  // 21: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
+	16, // 22: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
+	1,  // 23: saisei.booking.v1.BookingCancelled.booking:type_name -> saisei.booking.v1.Booking
+	0,  // 24: saisei.booking.v1.BookingCancelled.reason:type_name -> saisei.booking.v1.CancellationReason
+	15, // 25: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
+	15, // 26: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
+	16, // 27: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	1,  // 28: saisei.booking.v1.BookingExpired.booking:type_name -> saisei.booking.v1.Booking
+	16, // 29: saisei.booking.v1.BookingExpired.deposit_due_at:type_name -> google.protobuf.Timestamp
+	16, // 30: saisei.booking.v1.BookingExpired.expired_at:type_name -> google.protobuf.Timestamp
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_saisei_booking_v1_events_proto_init() }
@@ -1052,7 +1140,7 @@ func file_saisei_booking_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_booking_v1_events_proto_rawDesc), len(file_saisei_booking_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

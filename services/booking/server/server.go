@@ -24,24 +24,29 @@ type Config struct {
 	// DepositWindow is how long a booking waits for its deposit before it
 	// expires; zero means service.DefaultDepositWindow (72 h).
 	DepositWindow time.Duration
+	// BalanceGrace is how long a balance the off-session charge could not
+	// take waits for the patient; zero means 72 h.
+	BalanceGrace time.Duration
 	// ExpiryPoll is the longest the expiry worker sleeps; zero means a minute.
 	ExpiryPoll time.Duration
 }
 
 // ConfigFromEnv reads the standard variables plus QUOTING_URL,
-// PAYMENT_URL and DEPOSIT_WINDOW (a Go duration, e.g. 72h).
+// PAYMENT_URL, DEPOSIT_WINDOW and BALANCE_GRACE (Go durations, e.g. 72h).
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
 		Config:     servicehost.ConfigFromEnv("booking", ":8083"),
 		QuotingURL: servicehost.Env("QUOTING_URL", "http://127.0.0.1:8082"),
 		PaymentURL: servicehost.Env("PAYMENT_URL", "http://127.0.0.1:8084"),
 	}
-	if s := servicehost.Env("DEPOSIT_WINDOW", ""); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < time.Minute {
-			return cfg, fmt.Errorf("booking: DEPOSIT_WINDOW %q is not a duration of at least a minute", s)
+	for key, into := range map[string]*time.Duration{"DEPOSIT_WINDOW": &cfg.DepositWindow, "BALANCE_GRACE": &cfg.BalanceGrace} {
+		if s := servicehost.Env(key, ""); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < time.Minute {
+				return cfg, fmt.Errorf("booking: %s %q is not a duration of at least a minute", key, s)
+			}
+			*into = d
 		}
-		cfg.DepositWindow = d
 	}
 	return cfg, nil
 }
@@ -62,7 +67,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err != nil {
 		return err
 	}
-	b := service.New(host.Pool, store.New(), up, up, up, deps.TracerProvider, deps.Clock()).WithDepositWindow(cfg.DepositWindow)
+	b := service.New(host.Pool, store.New(), up, up, up, deps.TracerProvider, deps.Clock()).WithDepositWindow(cfg.DepositWindow).WithBalanceGrace(cfg.BalanceGrace)
 	if err := transport.Subscribe(ctx, host, host.Pool, b); err != nil {
 		return err
 	}

@@ -1533,7 +1533,7 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 		r.waitForStatus(t, b.ID, "confirmed")
 	})
 
-	t.Run("a failed balance charge is recorded until the balance is paid", func(t *testing.T) {
+	t.Run("a failed balance charge waits for the patient until the balance is paid", func(t *testing.T) {
 		b := r.culturing(t)
 		// Viability may come as a string holding the number.
 		r.mustReport(t, b.ID, "cells-ready", certificate(100_000_000, "88.25", "pass", "pass"))
@@ -1544,7 +1544,8 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 		r.publishEvent(t, "payment:"+paymentID+":failed:1", subject.Payment(clinicID, subject.Balance, subject.Failed), failed)
 		devtest.Eventually(t, "the balance failure", func() bool { return r.get(t, b.ID).BalanceFailure != "" })
 		got := r.get(t, b.ID)
-		if got.Status != "awaiting_balance" || got.BalanceFailure != "card_declined: Your card was declined." || len(got.History) != 4 {
+		if got.Status != "balance_action_required" || got.BalanceFailure != "card_declined: Your card was declined." || len(got.History) != 5 ||
+			got.History[4].From != "awaiting_balance" || got.History[4].To != "balance_action_required" {
 			t.Fatalf("after a declined balance: %+v", got)
 		}
 		// The same failure delivered again is the same cause: one event.
@@ -1557,7 +1558,8 @@ func TestABookingFollowsPaymentsAndClinicReports(t *testing.T) {
 		}
 		bf, ok := evs[4].Message.(*bookingv1.BalanceChargeFailed)
 		if !ok || bf.GetPaymentId() != paymentID || bf.GetFailureCode() != "card_declined" || bf.GetRequiresAction() ||
-			bf.GetBooking().GetStatus() != "awaiting_balance" || bf.GetBooking().GetPatient().GetSubject() == "" ||
+			bf.GetBooking().GetStatus() != "balance_action_required" || bf.GetBooking().GetPatient().GetSubject() == "" ||
+			bf.GetPayBy().AsTime().Sub(bf.GetFailedAt().AsTime()) != 72*time.Hour ||
 			evs[4].ID != "booking:"+b.ID+":balance_failed:payment:"+paymentID+":failed:1" {
 			t.Fatalf("balance_failed %s: %v", evs[4].ID, evs[4].Message)
 		}

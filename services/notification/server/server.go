@@ -28,6 +28,9 @@ import (
 type Config struct {
 	servicehost.Config
 	Mail mailer.Config
+	// PatientAppURL is the patients' app; emails link to pages under it
+	// (<url>/bookings/<id>/pay to pay a balance on-session).
+	PatientAppURL string
 	// DataKeyset is the Tink keyset (JSON) sealing webhook signing secrets
 	// at rest; without it notification does not start.
 	DataKeyset string
@@ -50,8 +53,9 @@ func ConfigFromEnv() Config {
 			// TLS is required unless SMTP_REQUIRE_TLS=false (a local sink).
 			AllowPlaintext: servicehost.Env("SMTP_REQUIRE_TLS", "true") == "false",
 		},
-		DataKeyset: servicehost.Env("DATA_KEYSET", ""),
-		Webhooks:   egress.Policy{AllowLoopbackHTTP: servicehost.Env("WEBHOOK_ALLOW_LOOPBACK_HTTP", "false") == "true"},
+		DataKeyset:    servicehost.Env("DATA_KEYSET", ""),
+		PatientAppURL: servicehost.Env("PATIENT_APP_URL", "https://app.saisei.health"),
+		Webhooks:      egress.Policy{AllowLoopbackHTTP: servicehost.Env("WEBHOOK_ALLOW_LOOPBACK_HTTP", "false") == "true"},
 	}
 }
 
@@ -77,7 +81,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	st := store.New()
 	now := deps.Clock()
 	hooks := store.NewWebhooks(box)
-	notifier := service.New(st, hooks)
+	notifier := service.New(st, hooks, cfg.PatientAppURL)
 	if err := transport.Subscribe(ctx, host, host.Pool, notifier); err != nil {
 		return err
 	}

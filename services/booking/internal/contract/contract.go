@@ -84,6 +84,7 @@ var reasons = map[domain.CancellationReason]bookingv1.CancellationReason{
 	domain.CancelledByPatient:     bookingv1.CancellationReason_CANCELLATION_REASON_PATIENT,
 	domain.FoundIneligible:        bookingv1.CancellationReason_CANCELLATION_REASON_INELIGIBLE,
 	domain.RefundedAfterQCFailure: bookingv1.CancellationReason_CANCELLATION_REASON_QC_FAILED,
+	domain.BalanceUnpaid:          bookingv1.CancellationReason_CANCELLATION_REASON_BALANCE_UNPAID,
 }
 
 // BalanceFailed announces that the balance charge paymentID failed: the
@@ -94,6 +95,23 @@ func BalanceFailed(b domain.Booking, paymentEventID, paymentID, failureCode stri
 		ID:      "booking:" + b.ID + ":" + string(subject.BalanceFailed) + ":" + paymentEventID,
 		Subject: subject.Booking(b.ClinicID, subject.BalanceFailed),
 		Message: &bookingv1.BalanceChargeFailed{Booking: Snapshot(b), PaymentId: paymentID, RequiresAction: requiresAction,
-			FailureCode: failureCode, FailedAt: timestamppb.New(at)},
+			FailureCode: failureCode, FailedAt: timestamppb.New(at), PayBy: payBy(b)},
+	}
+}
+
+func payBy(b domain.Booking) *timestamppb.Timestamp {
+	if b.BalanceActionDueAt == nil {
+		return nil
+	}
+	return timestamppb.New(*b.BalanceActionDueAt)
+}
+
+// Reminder reminds the patient that the balance still waits for them; one
+// per reminder decided (its time is in the id).
+func Reminder(b domain.Booking) bus.Event {
+	return bus.Event{
+		ID:      "booking:" + b.ID + ":" + string(subject.BalanceReminder) + ":" + b.LastReminderAt.UTC().Format("20060102T150405"),
+		Subject: subject.Booking(b.ClinicID, subject.BalanceReminder),
+		Message: &bookingv1.BalanceReminder{Booking: Snapshot(b), PayBy: payBy(b), RemindedAt: timestamppb.New(*b.LastReminderAt)},
 	}
 }

@@ -29,11 +29,16 @@ const (
 	// Expired: the deposit was not paid by its deadline; the quote is
 	// released and a deposit paid later is refunded.
 	Expired Status = "expired"
+	// BalanceActionRequired: the off-session balance charge was declined
+	// or the bank wants the patient to authenticate it; the patient pays
+	// on-session by BalanceActionDueAt, or the booking is cancelled under
+	// its policy.
+	BalanceActionRequired Status = "balance_action_required"
 )
 
 // Statuses lists every status.
-var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, ReadyForAdministration, Administered, QCFailed, Cancelled,
-	Expired}
+var Statuses = []Status{AwaitingDeposit, Confirmed, Culturing, AwaitingBalance, BalanceActionRequired, ReadyForAdministration,
+	Administered, QCFailed, Cancelled, Expired}
 
 // Patient is who the booking is for.
 type Patient struct {
@@ -70,10 +75,15 @@ type Booking struct {
 	DepositPaymentID string
 	BalancePaymentID string
 	BalanceFailure   string
-	HarvestedAt      *time.Time
-	CellsReadyAt     *time.Time
-	AdministeredAt   *time.Time
-	QC               *QualityReport
+	// BalanceActionDueAt is when a booking whose balance needs the patient
+	// is cancelled unless paid; LastReminderAt when the patient was last
+	// reminded.
+	BalanceActionDueAt *time.Time
+	LastReminderAt     *time.Time
+	HarvestedAt        *time.Time
+	CellsReadyAt       *time.Time
+	AdministeredAt     *time.Time
+	QC                 *QualityReport
 	// Terms are what a cancellation keeps, fixed by the quote.
 	Terms CancellationTerms
 	// Cancellation is set once the booking was cancelled.
@@ -177,10 +187,14 @@ func (b *Booking) RecordCellsReady(r QualityReport) (Transition, error) {
 
 // ConfirmBalance applies a succeeded balance payment; a repeat is a no-op.
 func (b *Booking) ConfirmBalance(paymentID string, amount money.Money, at time.Time) (*Transition, error) {
-	if b.BalancePaymentID == paymentID && b.Status != AwaitingBalance {
+	if b.BalancePaymentID == paymentID && b.Status != AwaitingBalance && b.Status != BalanceActionRequired {
 		return nil, nil
 	}
-	if b.Status != AwaitingBalance {
+	if (b.Status == Cancelled || b.Status == Expired) && b.BalancePaymentID == "" {
+		// Paid after the booking ended: payment refunds it.
+		return nil, nil
+	}
+	if b.Status != AwaitingBalance && b.Status != BalanceActionRequired {
 		return nil, TransitionError{"confirm the balance of", b.Status}
 	}
 	if amount != b.Balance {
@@ -191,22 +205,40 @@ func (b *Booking) ConfirmBalance(paymentID string, amount money.Money, at time.T
 	return &t, nil
 }
 
-// RecordBalanceFailure notes why the balance could not be charged; the
-// booking waits in awaiting_balance for the patient to pay on-session.
-// recorded is false for a stale report, which changes nothing and must not
-// be announced.
-func (b *Booking) RecordBalanceFailure(reason string, at time.Time) (recorded bool, err error) {
+// RecordBalanceFailure notes why the balance could not be charged. The
+// first failure moves the booking to balance_action_required, due within
+// grace: the patient pays on-session by then, or the booking is cancelled
+// under its policy (CancelUnpaidBalance). A later failure (another card
+// declined) is noted without moving the deadline. recorded is false for a
+// stale report, which changes nothing and must not be announced.
+func (b *Booking) RecordBalanceFailure(reason string, at time.Time, grace time.Duration) (recorded bool, t *Transition, err error) {
 	if b.BalancePaymentID != "" {
 		// Payment's failed and succeeded events travel on different
 		// consumers: a decline reported after the balance was paid is stale.
-		return false, nil
+		return false, nil, nil
 	}
-	if b.Status != AwaitingBalance {
-		return false, TransitionError{"record a balance failure for", b.Status}
+	switch b.Status {
+	case AwaitingBalance:
+		due := at.Add(grace)
+		b.BalanceFailure, b.BalanceActionDueAt, b.LastReminderAt = reason, &due, &at
+		tr := b.move(BalanceActionRequired, "the balance could not be charged: "+reason, at)
+		return true, &tr, nil
+	case BalanceActionRequired:
+		b.BalanceFailure, b.UpdatedAt = reason, at
+		return true, nil, nil
 	}
-	b.BalanceFailure, b.UpdatedAt = reason, at
-	return true, nil
+	return false, nil, TransitionError{"record a balance failure for", b.Status}
 }
+
+// ReminderDue says whether a patient who must pay the balance should be
+// reminded again, every interval until the deadline.
+func (b *Booking) ReminderDue(now time.Time, every time.Duration) bool {
+	return b.Status == BalanceActionRequired && b.LastReminderAt != nil && !now.Before(b.LastReminderAt.Add(every)) &&
+		b.BalanceActionDueAt != nil && now.Before(*b.BalanceActionDueAt)
+}
+
+// Remind records a reminder sent at now.
+func (b *Booking) Remind(now time.Time) { b.LastReminderAt, b.UpdatedAt = &now, now }
 
 // RecordAdministration marks the cells administered.
 func (b *Booking) RecordAdministration(at time.Time) (Transition, error) {

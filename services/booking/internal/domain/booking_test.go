@@ -163,23 +163,46 @@ func TestProtocolsWithoutHarvestOrBalance(t *testing.T) {
 	}
 }
 
-func TestABalanceDeclineReportedAfterThePaymentIsStale(t *testing.T) {
-	b := newBooking()
+func TestABalanceDeclineWaitsForThePatientAndALateOneIsStale(t *testing.T) {
+	b := withTerms(newBooking())
 	b.Status = AwaitingBalance
-	if recorded, err := b.RecordBalanceFailure("card_declined: Your card was declined.", t0); err != nil || !recorded || b.BalanceFailure == "" {
-		t.Fatalf("decline while awaiting the balance: %v %v %q", recorded, err, b.BalanceFailure)
+	b.DepositPaymentID = "pay_dep"
+	recorded, tr, err := b.RecordBalanceFailure("card_declined: Your card was declined.", t0, 72*time.Hour)
+	if err != nil || !recorded || tr == nil || tr.To != BalanceActionRequired || b.BalanceFailure == "" ||
+		!b.BalanceActionDueAt.Equal(t0.Add(72*time.Hour)) {
+		t.Fatalf("decline while awaiting the balance: %v %v %+v %q", recorded, err, tr, b.BalanceFailure)
 	}
-	if _, err := b.ConfirmBalance("pay_bal", money.Yen(1_100_000), t0.Add(time.Hour)); err != nil || b.BalanceFailure != "" {
-		t.Fatalf("balance paid: %v, failure %q", err, b.BalanceFailure)
+	// Another card declined: noted, the deadline stays.
+	if recorded, tr, err := b.RecordBalanceFailure("card_declined: again", t0.Add(time.Hour), 72*time.Hour); err != nil || !recorded ||
+		tr != nil || !b.BalanceActionDueAt.Equal(t0.Add(72*time.Hour)) {
+		t.Fatalf("a second decline: %v %+v %v", recorded, tr, err)
+	}
+	// Reminded a day after, not before; not after the deadline.
+	if b.ReminderDue(t0.Add(23*time.Hour), 24*time.Hour) || !b.ReminderDue(t0.Add(24*time.Hour), 24*time.Hour) ||
+		b.ReminderDue(t0.Add(73*time.Hour), 24*time.Hour) {
+		t.Fatal("reminders are due every day until the deadline")
+	}
+	if _, _, err := b.CancelUnpaidBalance(t0.Add(71 * time.Hour)); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("cancelled before the deadline: %v", err)
+	}
+	paid := *b
+	if _, err := paid.ConfirmBalance("pay_bal", money.Yen(1_100_000), t0.Add(2*time.Hour)); err != nil || paid.BalanceFailure != "" ||
+		paid.Status != ReadyForAdministration {
+		t.Fatalf("balance paid on-session: %v, failure %q", err, paid.BalanceFailure)
 	}
 	// The decline of an earlier attempt arrives late, on its own consumer.
-	if recorded, err := b.RecordBalanceFailure("card_declined: late", t0.Add(2*time.Hour)); err != nil || recorded ||
-		b.BalanceFailure != "" || b.Status != ReadyForAdministration {
-		t.Fatalf("late decline: %v %v, failure %q, status %s", recorded, err, b.BalanceFailure, b.Status)
+	if recorded, _, err := paid.RecordBalanceFailure("card_declined: late", t0.Add(3*time.Hour), 72*time.Hour); err != nil || recorded ||
+		paid.Status != ReadyForAdministration {
+		t.Fatalf("late decline: %v %v, status %s", recorded, err, paid.Status)
+	}
+	// Unpaid at the deadline: the culture is kept, the rest refunded (nothing more here).
+	c, tr2, err := b.CancelUnpaidBalance(t0.Add(72 * time.Hour))
+	if err != nil || c.Reason != BalanceUnpaid || c.Retained != money.Yen(1_900_000) || c.Refund != money.Yen(0) || tr2.To != Cancelled {
+		t.Fatalf("unpaid at the deadline: %+v %v", c, err)
 	}
 	// Before the balance is due, a decline still does not fit.
 	early := newBooking()
-	if _, err := early.RecordBalanceFailure("x", t0); !errors.Is(err, ErrInvalidTransition) {
+	if _, _, err := early.RecordBalanceFailure("x", t0, time.Hour); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("decline before the balance is due: %v", err)
 	}
 }

@@ -30,6 +30,8 @@ const (
 	FoundIneligible CancellationReason = "ineligible"
 	// RefundedAfterQCFailure: the cells failed QC and the patient chose the refund.
 	RefundedAfterQCFailure CancellationReason = "qc_failed"
+	// BalanceUnpaid: the patient did not pay the balance by its deadline.
+	BalanceUnpaid CancellationReason = "balance_unpaid"
 )
 
 // Cancellation is how a booking ended: what is refunded, what is kept and
@@ -95,7 +97,7 @@ func (b *Booking) Cancel(at time.Time) (Cancellation, Transition, error) {
 		c.Reason = CancelledByPatient
 		c.Explanation = fmt.Sprintf("Cancelled before the harvest: the deposit is refunded less the clinic's cancellation fee of %s.",
 			c.Retained.Format())
-	case Culturing, AwaitingBalance, ReadyForAdministration:
+	case Culturing, AwaitingBalance, BalanceActionRequired, ReadyForAdministration:
 		c.Refund, c.Retained = b.keep(b.Terms.CultureCost)
 		c.Reason = CancelledByPatient
 		c.Explanation = fmt.Sprintf("Cancelled after the cell culture started: its cost of %s (consultation, harvest, culture "+
@@ -129,6 +131,21 @@ func (b *Booking) FindIneligible(note string, at time.Time) (Cancellation, Trans
 	return c, t, nil
 }
 
+// CancelUnpaidBalance cancels a booking whose balance the patient did not
+// pay by its deadline: like a patient's cancellation once the culture
+// started, the culture's cost is kept and anything paid beyond it refunded.
+func (b *Booking) CancelUnpaidBalance(now time.Time) (Cancellation, Transition, error) {
+	if b.Status != BalanceActionRequired || b.BalanceActionDueAt == nil || now.Before(*b.BalanceActionDueAt) {
+		return Cancellation{}, Transition{}, TransitionError{"cancel for an unpaid balance", b.Status}
+	}
+	c := Cancellation{Reason: BalanceUnpaid}
+	c.Refund, c.Retained = b.keep(b.Terms.CultureCost)
+	c.Explanation = fmt.Sprintf("The balance was not paid by %s: the culture's cost of %s is kept; everything paid beyond it is refunded.",
+		b.BalanceActionDueAt.UTC().Format(time.RFC3339), c.Retained.Format())
+	t := b.cancel(&c, now)
+	return c, t, nil
+}
+
 func (b *Booking) cancel(c *Cancellation, at time.Time) Transition {
 	c.At = at
 	kept := *c
@@ -139,6 +156,8 @@ func (b *Booking) cancel(c *Cancellation, at time.Time) Transition {
 		cause = "found ineligible at the consultation"
 	case RefundedAfterQCFailure:
 		cause = "refunded after the cells failed quality control"
+	case BalanceUnpaid:
+		cause = "the balance was not paid in time"
 	}
 	return b.move(Cancelled, fmt.Sprintf("%s: %s refunded, %s kept", cause, c.Refund.Format(), c.Retained.Format()), at)
 }

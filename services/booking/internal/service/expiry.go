@@ -9,8 +9,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
+	"github.com/saisei-health/platform/services/booking/internal/contract"
 )
 
 // expiryBatch bounds one pass: a pass that filled it runs again at once.
@@ -27,6 +29,11 @@ func (s *Bookings) ExpireUnpaid(ctx context.Context, poll time.Duration, log *sl
 		if err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "could not expire unpaid bookings", "err", err)
 		}
+		m, err := s.chaseBalances(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "could not remind or cancel unpaid balances", "err", err)
+		}
+		n = max(n, m)
 		wait := poll
 		if n == expiryBatch {
 			wait = 0
@@ -39,6 +46,39 @@ func (s *Bookings) ExpireUnpaid(ctx context.Context, poll time.Duration, log *sl
 		case <-time.After(wait):
 		}
 	}
+}
+
+// chaseBalances reminds the patients whose balance still waits (every
+// remindEvery) and cancels, under their policy, the bookings whose balance
+// deadline passed.
+func (s *Bookings) chaseBalances(ctx context.Context) (int, error) {
+	n := 0
+	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		now := s.now().UTC()
+		due, err := s.store.AwaitingPatient(ctx, tx, now, now.Add(-s.remindEvery), expiryBatch)
+		if err != nil {
+			return err
+		}
+		for _, b := range due {
+			bctx, span := telemetry.ContinueTrace(ctx, s.tracer, b.Trace, "booking balance deadline",
+				trace.WithAttributes(attribute.String("booking.id", b.ID)))
+			if _, t, cerr := b.CancelUnpaidBalance(now); cerr == nil {
+				err = s.save(bctx, tx, b, &t)
+			} else if b.ReminderDue(now, s.remindEvery) {
+				b.Remind(now)
+				if err = s.store.Update(bctx, tx, b, nil); err == nil {
+					err = outbox.Enqueue(bctx, tx, contract.Reminder(b))
+				}
+			}
+			span.End()
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 // expireDue expires one batch of overdue bookings, each in its own trace.

@@ -58,17 +58,19 @@ func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, e *payment
 		return err
 	}
 	reason := truncate(e.GetFailureCode()+": "+e.GetFailureMessage(), 500)
-	recorded, err := b.RecordBalanceFailure(reason, e.GetFailedAt().AsTime())
+	recorded, t, err := b.RecordBalanceFailure(reason, e.GetFailedAt().AsTime(), s.balanceGrace)
 	if err != nil {
 		return bus.Permanent(err)
 	}
 	if !recorded {
 		return nil
 	}
-	if err := s.save(ctx, tx, b, nil); err != nil {
+	// The move to balance_action_required is announced by BalanceFailed
+	// (one per failed charge), not by a status event.
+	if err := s.store.Update(ctx, tx, b, t); err != nil {
 		return err
 	}
-	// The patient is told (by notification) what happens next.
+	// The patient is told (by notification) what happens next, and by when.
 	return outbox.Enqueue(ctx, tx, contract.BalanceFailed(b, bus.MessageOf(ctx).ID, e.GetPaymentId(),
 		truncate(e.GetFailureCode(), 100), e.GetRequiresAction(), e.GetFailedAt().AsTime()))
 }

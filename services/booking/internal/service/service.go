@@ -56,6 +56,7 @@ type Screenings interface {
 // Deposits is payment, as booking uses it.
 type Deposits interface {
 	CreateDeposit(ctx context.Context, req upstream.DepositRequest) (*upstream.Deposit, error)
+	BalanceSession(ctx context.Context, bookingID string) (*upstream.BalanceSession, error)
 }
 
 // CreateRequest books a quote.
@@ -84,6 +85,7 @@ type Service interface {
 	RecordAdministration(ctx context.Context, caller identity.Principal, id string, at time.Time) (domain.Booking, error)
 	CancelBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error)
 	FindIneligible(ctx context.Context, caller identity.Principal, id, note string) (domain.Booking, error)
+	PayBalance(ctx context.Context, caller identity.Principal, id string) (domain.Booking, upstream.BalanceSession, error)
 }
 
 // Bookings implements Service and the payment event handlers.
@@ -97,7 +99,17 @@ type Bookings struct {
 	now        func() time.Time
 	// depositWindow is how long a booking waits for its deposit.
 	depositWindow time.Duration
+	// balanceGrace is how long a balance that needs the patient waits;
+	// remindEvery how often the patient is reminded meanwhile.
+	balanceGrace time.Duration
+	remindEvery  time.Duration
 }
+
+// Defaults for a balance that needs the patient.
+const (
+	DefaultBalanceGrace = 72 * time.Hour
+	DefaultRemindEvery  = 24 * time.Hour
+)
 
 // DefaultDepositWindow is how long a booking waits for its deposit.
 const DefaultDepositWindow = 72 * time.Hour
@@ -105,7 +117,16 @@ const DefaultDepositWindow = 72 * time.Hour
 // New returns the booking service.
 func New(pool *pgxpool.Pool, s *store.Store, quotes Quotes, deposits Deposits, screenings Screenings, tp trace.TracerProvider, now func() time.Time) *Bookings {
 	return &Bookings{pool: pool, store: s, quotes: quotes, deposits: deposits, screenings: screenings,
-		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now, depositWindow: DefaultDepositWindow}
+		tracer: tp.Tracer("github.com/saisei-health/platform/services/booking"), now: now, depositWindow: DefaultDepositWindow,
+		balanceGrace: DefaultBalanceGrace, remindEvery: DefaultRemindEvery}
+}
+
+// WithBalanceGrace sets how long a balance that needs the patient waits.
+func (s *Bookings) WithBalanceGrace(d time.Duration) *Bookings {
+	if d > 0 {
+		s.balanceGrace = d
+	}
+	return s
 }
 
 // WithDepositWindow sets how long new bookings wait for their deposit.
@@ -322,6 +343,31 @@ func (s *Bookings) CancelBooking(ctx context.Context, caller identity.Principal,
 		_, t, err := b.Cancel(s.now().UTC())
 		return t, err
 	})
+}
+
+// PayBalance gives the booking's patient what their app needs to pay the
+// balance on-session (authenticate it, or use another card), while the
+// booking waits for it.
+func (s *Bookings) PayBalance(ctx context.Context, caller identity.Principal, id string) (domain.Booking, upstream.BalanceSession, error) {
+	if caller.Role != identity.Patient {
+		return domain.Booking{}, upstream.BalanceSession{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b, err := s.get(ctx, caller, id)
+	if err != nil {
+		return b, upstream.BalanceSession{}, err
+	}
+	if b.Status != domain.BalanceActionRequired {
+		return b, upstream.BalanceSession{}, domain.TransitionError{Action: "pay the balance of", From: b.Status}
+	}
+	bs, err := s.deposits.BalanceSession(ctx, b.ID)
+	var refused *httpkit.Problem
+	switch {
+	case errors.As(err, &refused) && refused.Status < http.StatusInternalServerError:
+		return b, upstream.BalanceSession{}, refused
+	case err != nil:
+		return b, upstream.BalanceSession{}, fmt.Errorf("%w: payment: %v", ErrUnavailable, err)
+	}
+	return b, *bs, nil
 }
 
 // FindIneligible is the clinic finding the patient ineligible at the

@@ -31,7 +31,7 @@ const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, cl
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
 	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject,
-	cancellation_terms, cancellation, deposit_due_at`
+	cancellation_terms, cancellation, deposit_due_at, balance_action_due_at, last_reminder_at`
 
 func scan(row pgx.Row) (domain.Booking, error) {
 	var b domain.Booking
@@ -44,7 +44,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
-		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt)
+		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt, &b.BalanceActionDueAt, &b.LastReminderAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -114,6 +114,19 @@ func (s *Store) DueForExpiry(ctx context.Context, db pgdb.Querier, now time.Time
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Booking, error) { return scan(r) })
 }
 
+// AwaitingPatient locks up to limit bookings whose balance waits for the
+// patient and whose deadline passed at now or whose last reminder is older
+// than remindAfter, skipping any another replica holds.
+func (s *Store) AwaitingPatient(ctx context.Context, db pgdb.Querier, now, remindBefore time.Time, limit int) ([]domain.Booking, error) {
+	rows, err := db.Query(ctx, `SELECT `+columns+` FROM bookings WHERE status = 'balance_action_required'
+		AND (balance_action_due_at <= $1 OR last_reminder_at <= $2) ORDER BY balance_action_due_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
+		now, remindBefore, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Booking, error) { return scan(r) })
+}
+
 // NextDepositDeadline is the earliest deadline of a booking awaiting its
 // deposit; false when there is none.
 func (s *Store) NextDepositDeadline(ctx context.Context, db pgdb.Querier) (time.Time, bool, error) {
@@ -136,10 +149,11 @@ func (s *Store) Update(ctx context.Context, db pgdb.Querier, b domain.Booking, t
 	_, err := db.Exec(ctx, `
 		UPDATE bookings SET status = $2, deposit_payment_id = $3, balance_payment_id = $4, balance_failure = $5,
 			harvested_at = $6, cells_ready_at = $7, administered_at = $8, qc_cell_count = $9, qc_viability_bp = $10,
-			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13, cancellation = $14
+			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13, cancellation = $14,
+			balance_action_due_at = $15, last_reminder_at = $16
 		WHERE id = $1`,
 		b.ID, b.Status, b.DepositPaymentID, b.BalancePaymentID, b.BalanceFailure, b.HarvestedAt, b.CellsReadyAt,
-		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt, b.Cancellation)
+		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt, b.Cancellation, b.BalanceActionDueAt, b.LastReminderAt)
 	if err != nil || t == nil {
 		return err
 	}

@@ -83,3 +83,27 @@ func makeIneligibleEndpoint(s service.Service) endpoint.Endpoint {
 		return viewOf(b, nil), nil
 	}
 }
+
+// BalancePaymentView is what the patient's app pays the balance with:
+// confirm the intent with Stripe.js (client_secret) by pay_by.
+type BalancePaymentView struct {
+	BookingID       string      `json:"booking_id"`
+	PaymentID       string      `json:"payment_id"`
+	PaymentIntentID string      `json:"payment_intent_id"`
+	ClientSecret    string      `json:"client_secret"`
+	Amount          money.Money `json:"amount"`
+	Status          string      `json:"status"`
+	PayBy           *time.Time  `json:"pay_by"`
+}
+
+func makePayBalanceEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		caller, _ := identity.FromContext(ctx)
+		b, bs, err := s.PayBalance(ctx, caller, request.(bookingID).id)
+		if err != nil {
+			return nil, err
+		}
+		return BalancePaymentView{BookingID: b.ID, PaymentID: bs.PaymentID, PaymentIntentID: bs.PaymentIntentID,
+			ClientSecret: bs.ClientSecret, Amount: bs.Amount, Status: bs.Status, PayBy: b.BalanceActionDueAt}, nil
+	}
+}

@@ -27,6 +27,7 @@ type Endpoints struct {
 	RecordAdministration endpoint.Endpoint
 	Cancel               endpoint.Endpoint
 	FindIneligible       endpoint.Endpoint
+	PayBalance           endpoint.Endpoint
 	ClinicBookings       endpoint.Endpoint
 	ClinicBooking        endpoint.Endpoint
 }
@@ -41,6 +42,7 @@ func MakeEndpoints(s service.Service) Endpoints {
 		RecordAdministration: makeRecordAdministrationEndpoint(s),
 		Cancel:               makeCancelEndpoint(s),
 		FindIneligible:       makeIneligibleEndpoint(s),
+		PayBalance:           makePayBalanceEndpoint(s),
 		ClinicBookings:       makeClinicBookingsEndpoint(s),
 		ClinicBooking:        makeClinicBookingEndpoint(s),
 	}
@@ -216,9 +218,11 @@ type BookingView struct {
 	Total           money.Money   `json:"total"`
 	DepositDue      money.Money   `json:"deposit_due"`
 	// DepositDueAt is when the booking expires unless the deposit is paid.
-	DepositDueAt   time.Time    `json:"deposit_due_at"`
-	BalanceDue     money.Money  `json:"balance_due"`
-	BalanceFailure string       `json:"balance_failure,omitempty"`
+	DepositDueAt   time.Time   `json:"deposit_due_at"`
+	BalanceDue     money.Money `json:"balance_due"`
+	BalanceFailure string      `json:"balance_failure,omitempty"`
+	// BalancePayBy is when a balance that needs the patient must be paid.
+	BalancePayBy   *time.Time   `json:"balance_pay_by,omitempty"`
 	HarvestedAt    *time.Time   `json:"harvested_at,omitempty"`
 	QualityReport  *QualityView `json:"quality_report,omitempty"`
 	AdministeredAt *time.Time   `json:"administered_at,omitempty"`
@@ -267,7 +271,8 @@ func viewOf(b domain.Booking, history []domain.Transition) BookingView {
 		TreatmentID: b.TreatmentID, TreatmentName: b.TreatmentName, DoseCells: b.DoseCells, RequiresHarvest: b.RequiresHarvest,
 		Patient: PatientView{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
 		Total:   b.Total, DepositDue: b.Deposit, DepositDueAt: b.DepositDueAt.UTC(), BalanceDue: b.Balance, BalanceFailure: b.BalanceFailure,
-		HarvestedAt: b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
+		BalancePayBy: b.BalanceActionDueAt,
+		HarvestedAt:  b.HarvestedAt, AdministeredAt: b.AdministeredAt, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 		CancellationTerms: TermsView(b.Terms), Cancellation: cancellationView(b.Cancellation),
 	}
 	if b.QC != nil {

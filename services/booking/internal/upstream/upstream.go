@@ -79,11 +79,21 @@ type Deposit struct {
 	Status          string      `json:"status"`
 }
 
+// BalanceSession is what the patient's app pays the balance with, on-session.
+type BalanceSession struct {
+	PaymentID       string      `json:"payment_id"`
+	PaymentIntentID string      `json:"payment_intent_id"`
+	ClientSecret    string      `json:"client_secret"`
+	Amount          money.Money `json:"amount"`
+	Status          string      `json:"status"`
+}
+
 // Clients holds the go-kit client endpoints.
 type Clients struct {
-	acceptQuote   endpoint.Endpoint
-	createDeposit endpoint.Endpoint
-	quoteAsCaller endpoint.Endpoint
+	acceptQuote    endpoint.Endpoint
+	createDeposit  endpoint.Endpoint
+	quoteAsCaller  endpoint.Endpoint
+	balanceSession endpoint.Endpoint
 }
 
 // Screening is a quote's health information, as quoting shows it to the
@@ -110,6 +120,8 @@ func New(quotingURL, paymentURL string, client, callerClient *http.Client) (*Cli
 	return &Clients{
 		acceptQuote: kithttp.NewClient(http.MethodPost, q, encodeAcceptance,
 			httpkit.DecodeJSONResponse[Quote](), opt).Endpoint(),
+		balanceSession: kithttp.NewClient(http.MethodPost, p.JoinPath("/internal/v1/balance-sessions"), httpkit.EncodeJSONRequest,
+			httpkit.DecodeJSONResponse[BalanceSession](), opt).Endpoint(),
 		createDeposit: kithttp.NewClient(http.MethodPost, p.JoinPath("/internal/v1/deposits"), httpkit.EncodeJSONRequest,
 			httpkit.DecodeJSONResponse[Deposit](), opt).Endpoint(),
 		quoteAsCaller: kithttp.NewClient(http.MethodGet, q, func(_ context.Context, r *http.Request, request any) error {
@@ -141,6 +153,17 @@ func (c *Clients) AcceptQuote(ctx context.Context, id string, a Acceptance) (*Qu
 		return nil, err
 	}
 	return v.(*Quote), nil
+}
+
+// BalanceSession asks payment for the balance's PaymentIntent as Stripe has
+// it now, for the patient to pay on-session. A refusal is payment's
+// *httpkit.Problem.
+func (c *Clients) BalanceSession(ctx context.Context, bookingID string) (*BalanceSession, error) {
+	v, err := c.balanceSession(ctx, map[string]string{"booking_id": bookingID})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*BalanceSession), nil
 }
 
 // CreateDeposit asks payment for the deposit PaymentIntent. Payment keys it

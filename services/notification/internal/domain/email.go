@@ -99,39 +99,39 @@ var letters = map[string]map[string]letter{
 			`Saisei Care`}},
 	},
 	TemplateBalanceFailed: {
-		"en": {`We could not charge the balance of {{money .Balance}}`, []string{
+		"en": {`{{if .Reminder}}Reminder: {{end}}We could not charge the balance of {{money .Balance}}`, []string{
 			`Dear {{.PatientName}},`,
-			`Your cells for {{.TreatmentName}} passed quality testing, but the balance of {{money .Balance}} could not be charged to the card you used for the deposit. {{if .RequiresAction}}Your bank asks you to confirm this payment yourself.{{else}}Your bank declined the payment.{{end}} Nothing has been charged.`,
+			`Your cells for {{.TreatmentName}} passed quality testing, but the balance of {{money .Balance}} could not be charged to the card you used for the deposit. {{if .Reminder}}It is still waiting for you.{{else if .RequiresAction}}Your bank asks you to confirm this payment yourself.{{else}}Your bank declined the payment.{{end}} Nothing has been charged.`,
 			`What happens next:
 - Your cells stay reserved for you.
-- {{if .RequiresAction}}We will contact you with a secure way to confirm the payment.{{else}}We will contact you to pay with another card.{{end}}
+- {{if .RequiresAction}}Confirm the payment with your bank{{else}}Pay the balance, with this or another card,{{end}}{{if .PayURL}} here: {{.PayURL}}{{end}}{{if not .PayBy.IsZero}} by {{date .PayBy}} (Japan time). If it is not paid by then, the booking is cancelled under its cancellation policy.{{else}}.{{end}}
 - {{.ClinicName}} schedules the administration once the balance is received.`,
 			`Booking reference: {{.ID}}`,
 			`Saisei Care`}},
-		"ko": {`잔금 {{money .Balance}}을 결제하지 못했습니다`, []string{
+		"ko": {`{{if .Reminder}}[다시 알림] {{end}}잔금 {{money .Balance}}을 결제하지 못했습니다`, []string{
 			`{{.PatientName}} 님께,`,
-			`{{.TreatmentName}}을 위한 세포는 품질 검사를 통과했지만, 예약금을 결제하신 카드로 잔금 {{money .Balance}}을 결제하지 못했습니다. {{if .RequiresAction}}카드사에서 고객님의 직접 승인을 요청했습니다.{{else}}카드사에서 결제를 거절했습니다.{{end}} 결제된 금액은 없습니다.`,
+			`{{.TreatmentName}}을 위한 세포는 품질 검사를 통과했지만, 예약금을 결제하신 카드로 잔금 {{money .Balance}}을 결제하지 못했습니다. {{if .Reminder}}잔금 결제가 아직 완료되지 않았습니다.{{else if .RequiresAction}}카드사에서 고객님의 직접 승인을 요청했습니다.{{else}}카드사에서 결제를 거절했습니다.{{end}} 결제된 금액은 없습니다.`,
 			`앞으로의 진행:
 - 세포는 고객님을 위해 계속 보관됩니다.
-- {{if .RequiresAction}}결제를 안전하게 승인하실 수 있는 방법을 안내해 드리겠습니다.{{else}}다른 카드로 결제하실 수 있도록 연락드리겠습니다.{{end}}
+- {{if .RequiresAction}}카드사에서 결제를 직접 승인해 주세요{{else}}이 카드 또는 다른 카드로 잔금을 결제해 주세요{{end}}{{if .PayURL}}: {{.PayURL}}{{end}}{{if not .PayBy.IsZero}} (기한: {{date .PayBy}}, 일본 시간). 기한까지 결제되지 않으면 예약은 취소 규정에 따라 취소됩니다.{{else}}.{{end}}
 - 잔금이 결제되면 {{.ClinicName}}에서 투여 일정을 잡습니다.`,
 			`예약 번호: {{.ID}}`,
 			`Saisei Care 드림`}},
-		"ja": {`残金{{money .Balance}}を決済できませんでした`, []string{
+		"ja": {`{{if .Reminder}}【再送】{{end}}残金{{money .Balance}}を決済できませんでした`, []string{
 			`{{.PatientName}} 様`,
-			`{{.TreatmentName}}の細胞は品質検査に合格しましたが、ご予約金をお支払いいただいたカードで残金{{money .Balance}}を決済できませんでした。{{if .RequiresAction}}カード会社がご本人による承認を求めています。{{else}}カード会社が決済を承認しませんでした。{{end}}ご請求は発生していません。`,
+			`{{.TreatmentName}}の細胞は品質検査に合格しましたが、ご予約金をお支払いいただいたカードで残金{{money .Balance}}を決済できませんでした。{{if .Reminder}}残金のお支払いがまだ完了していません。{{else if .RequiresAction}}カード会社がご本人による承認を求めています。{{else}}カード会社が決済を承認しませんでした。{{end}}ご請求は発生していません。`,
 			`今後の流れ:
 - 細胞は引き続きお客様のために保管いたします。
-- {{if .RequiresAction}}お支払いを安全にご承認いただく方法をご案内いたします。{{else}}別のカードでのお支払いについてご連絡いたします。{{end}}
+- {{if .RequiresAction}}カード会社でお支払いをご承認ください{{else}}このカードまたは別のカードで残金をお支払いください{{end}}{{if .PayURL}}: {{.PayURL}}{{end}}{{if not .PayBy.IsZero}}（期限: {{date .PayBy}}、日本時間）。期限までにお支払いがない場合、ご予約はキャンセル規定に従って取り消されます。{{else}}。{{end}}
 - 残金を受領しましたら、{{.ClinicName}}が投与の日程を調整いたします。`,
 			`予約番号: {{.ID}}`,
 			`Saisei Care`}},
-		"zh": {`尾款{{money .Balance}}扣款未成功`, []string{
+		"zh": {`{{if .Reminder}}【提醒】{{end}}尾款{{money .Balance}}扣款未成功`, []string{
 			`尊敬的{{.PatientName}}：`,
-			`您用于{{.TreatmentName}}的细胞已通过质量检测，但从您支付订金的银行卡扣除尾款{{money .Balance}}未成功。{{if .RequiresAction}}您的银行要求您本人确认这笔付款。{{else}}您的银行拒绝了这笔付款。{{end}}未产生任何扣款。`,
+			`您用于{{.TreatmentName}}的细胞已通过质量检测，但从您支付订金的银行卡扣除尾款{{money .Balance}}未成功。{{if .Reminder}}尾款仍待支付。{{else if .RequiresAction}}您的银行要求您本人确认这笔付款。{{else}}您的银行拒绝了这笔付款。{{end}}未产生任何扣款。`,
 			`接下来：
 - 您的细胞将继续为您保留。
-- {{if .RequiresAction}}我们会与您联系，告知安全确认付款的方式。{{else}}我们会与您联系，改用其他银行卡付款。{{end}}
+- {{if .RequiresAction}}请向您的银行确认这笔付款{{else}}请使用此卡或其他银行卡支付尾款{{end}}{{if .PayURL}}：{{.PayURL}}{{end}}{{if not .PayBy.IsZero}}（截止：{{date .PayBy}}，日本时间）。如届时仍未支付，预约将按取消规定取消。{{else}}。{{end}}
 - 收到尾款后，{{.ClinicName}}将安排给药时间。`,
 			`预约编号：{{.ID}}`,
 			`Saisei Care`}},

@@ -32,6 +32,12 @@ type Booking struct {
 	// RequiresAction is set for the balance-failed email when the bank
 	// wants the patient to authenticate the charge (otherwise it declined).
 	RequiresAction bool
+	// PayURL and PayBy are set when the patient must pay the balance
+	// themselves: where, and by when, before the booking is cancelled.
+	PayURL string
+	PayBy  time.Time
+	// Reminder marks a reminder of an earlier email.
+	Reminder bool
 }
 
 // NoticeID is deterministic: one notice per booking and kind, ever.

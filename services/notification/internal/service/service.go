@@ -5,6 +5,8 @@ package service
 
 import (
 	"context"
+	"net/url"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -37,11 +39,20 @@ type WebhookQueue interface {
 type Notifier struct {
 	emails   EmailQueue
 	webhooks WebhookQueue
+	appURL   string
 }
 
-// New returns a Notifier.
-func New(emails EmailQueue, webhooks WebhookQueue) *Notifier {
-	return &Notifier{emails: emails, webhooks: webhooks}
+// New returns a Notifier; appURL is the patients' app, which emails link to.
+func New(emails EmailQueue, webhooks WebhookQueue, appURL string) *Notifier {
+	if appURL == "" {
+		appURL = "https://app.saisei.health"
+	}
+	return &Notifier{emails: emails, webhooks: webhooks, appURL: strings.TrimSuffix(appURL, "/")}
+}
+
+// payURL is where the patient pays a booking's balance on-session.
+func (n *Notifier) payURL(bookingID string) string {
+	return n.appURL + "/bookings/" + url.PathEscape(bookingID) + "/pay"
 }
 
 // BookingConfirmed tells the clinic and emails the patient that the deposit
@@ -112,6 +123,21 @@ func (n *Notifier) QuoteIssued(ctx context.Context, tx pgx.Tx, e *quotingv1.Quot
 func (n *Notifier) BalanceChargeFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.BalanceChargeFailed) error {
 	return n.queueEmail(ctx, tx, domain.TemplateBalanceFailed, e.GetBooking(), bus.MessageOf(ctx).ID, func(b *domain.Booking) {
 		b.RequiresAction = e.GetRequiresAction()
+		b.PayURL = n.payURL(b.ID)
+		if e.GetPayBy() != nil {
+			b.PayBy = e.GetPayBy().AsTime()
+		}
+	})
+}
+
+// BalanceReminder reminds the patient, once per reminder, that the
+// balance still waits for them and by when.
+func (n *Notifier) BalanceReminder(ctx context.Context, tx pgx.Tx, e *bookingv1.BalanceReminder) error {
+	return n.queueEmail(ctx, tx, domain.TemplateBalanceFailed, e.GetBooking(), bus.MessageOf(ctx).ID, func(b *domain.Booking) {
+		b.Reminder, b.PayURL = true, n.payURL(b.ID)
+		if e.GetPayBy() != nil {
+			b.PayBy = e.GetPayBy().AsTime()
+		}
 	})
 }
 

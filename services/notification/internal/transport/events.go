@@ -25,6 +25,7 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *s
 		inbox.On(n.BalanceChargeFailed),
 		inbox.On(n.BookingCancelled),
 		inbox.On(n.BookingExpired),
+		inbox.On(n.BalanceReminder),
 	)
 }
 

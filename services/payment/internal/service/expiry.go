@@ -10,6 +10,7 @@ import (
 	"github.com/saisei-health/platform/pkg/bus"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/inbox"
+	"github.com/saisei-health/platform/pkg/money"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/services/payment/internal/domain"
 	"github.com/saisei-health/platform/services/payment/internal/store"
@@ -51,8 +52,9 @@ func (s *Payments) CloseExpired(ctx context.Context, e *bookingv1.BookingExpired
 	if err != nil {
 		return err
 	}
-	if deposit.PaymentIntentID != "" && deposit.Status != domain.Succeeded && deposit.Status != domain.Failed {
-		err := s.stripe.CancelIntent(ctx, bookingID, deposit.PaymentIntentID)
+	// A declined attempt leaves the intent open for another card: cancel it too.
+	if deposit.PaymentIntentID != "" && deposit.Status != domain.Succeeded {
+		err := s.stripe.CancelIntent(ctx, bookingID, domain.Deposit, deposit.PaymentIntentID)
 		if err != nil && !errors.Is(err, stripegw.ErrRefused) {
 			return fmt.Errorf("%w: cancel the deposit intent: %v", ErrStripe, err) // retried, same key
 		}
@@ -61,4 +63,41 @@ func (s *Payments) CloseExpired(ctx context.Context, e *bookingv1.BookingExpired
 		_, err := inbox.Claim(ctx, tx, ExpiryConsumer, eventID)
 		return err
 	})
+}
+
+// BalanceSession is what the patient's app needs to pay the balance
+// on-session: the intent and its client secret, as Stripe has it now.
+type BalanceSession struct {
+	PaymentID       string
+	PaymentIntentID string
+	ClientSecret    string
+	Amount          money.Money
+	Status          domain.IntentStatus
+}
+
+// ErrNothingToPay means the booking's balance was paid (or never charged).
+var ErrNothingToPay = errors.New("the balance has nothing to pay on-session")
+
+// BalanceSession reads the balance's PaymentIntent from Stripe for the
+// patient to pay it themselves (authenticate it, or give another card).
+func (s *Payments) BalanceSession(ctx context.Context, bookingID string) (BalanceSession, error) {
+	pay, err := s.store.PaymentByStage(ctx, s.pool, bookingID, domain.Balance, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return BalanceSession{}, fmt.Errorf("%w: %q", ErrNotFound, bookingID)
+	}
+	if err != nil {
+		return BalanceSession{}, err
+	}
+	if pay.Status == domain.Succeeded || pay.PaymentIntentID == "" {
+		return BalanceSession{}, fmt.Errorf("%w: balance payment is %s", ErrNothingToPay, pay.Status)
+	}
+	intent, err := s.stripe.RetrieveIntent(ctx, pay.PaymentIntentID)
+	if err != nil {
+		return BalanceSession{}, fmt.Errorf("%w: read the balance intent: %v", ErrStripe, err)
+	}
+	if intent.State.Status == domain.IntentSucceeded || intent.State.Status == domain.IntentCanceled {
+		return BalanceSession{}, fmt.Errorf("%w: the intent is %s", ErrNothingToPay, intent.State.Status)
+	}
+	return BalanceSession{PaymentID: pay.ID, PaymentIntentID: intent.ID, ClientSecret: intent.ClientSecret, Amount: pay.Amount,
+		Status: intent.State.Status}, nil
 }

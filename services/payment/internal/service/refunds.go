@@ -87,6 +87,15 @@ func (s *Payments) RefundCancelled(ctx context.Context, e *bookingv1.BookingCanc
 		return err
 	}
 
+	// An open balance intent (the patient never paid it) can no longer be.
+	if bal, err := s.store.PaymentByStage(ctx, s.pool, b.GetId(), domain.Balance, false); err == nil &&
+		bal.PaymentIntentID != "" && bal.Status != domain.Succeeded {
+		if err := s.stripe.CancelIntent(ctx, b.GetId(), domain.Balance, bal.PaymentIntentID); err != nil && !errors.Is(err, stripegw.ErrRefused) {
+			return fmt.Errorf("%w: cancel the balance intent: %v", ErrStripe, err)
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	answers := map[string]domain.RefundState{}
 	for _, r := range refunds {
 		if r.Status != domain.RefundCreating {

@@ -55,7 +55,8 @@ type Stripe interface {
 	FindIntent(ctx context.Context, paymentID string) (*stripegw.Intent, error)
 	Refund(ctx context.Context, r domain.Refund) (domain.RefundState, error)
 	RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error)
-	CancelIntent(ctx context.Context, bookingID, intentID string) error
+	CancelIntent(ctx context.Context, bookingID string, stage domain.Stage, intentID string) error
+	RetrieveIntent(ctx context.Context, id string) (stripegw.Intent, error)
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 

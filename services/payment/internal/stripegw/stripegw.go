@@ -238,14 +238,26 @@ func (g *Gateway) Refund(ctx context.Context, r domain.Refund) (domain.RefundSta
 	return RefundStateOf(re, time.Now()), nil
 }
 
+// RetrieveIntent reads a PaymentIntent as it is now, with its client
+// secret: what the patient's app needs to pay it on-session.
+func (g *Gateway) RetrieveIntent(ctx context.Context, id string) (Intent, error) {
+	p := &stripe.PaymentIntentParams{}
+	p.Context = ctx
+	pi, err := g.api.PaymentIntents.Get(id, p)
+	if err != nil {
+		return Intent{}, translate(err)
+	}
+	return Intent{ID: pi.ID, ClientSecret: pi.ClientSecret, State: StateOf(pi, time.Now())}, nil
+}
+
 // CancelIntent cancels a PaymentIntent nobody paid (the booking expired),
 // so the patient can no longer pay it. An intent that already succeeded,
 // or was canceled before, cannot be: ErrRefused, and the caller decides
 // from the intent's state (a success is refunded when it is reported).
-func (g *Gateway) CancelIntent(ctx context.Context, bookingID, intentID string) error {
+func (g *Gateway) CancelIntent(ctx context.Context, bookingID string, stage domain.Stage, intentID string) error {
 	p := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
 	p.Context = ctx
-	p.SetIdempotencyKey(domain.IdempotencyKey(bookingID, "cancel-deposit"))
+	p.SetIdempotencyKey(domain.IdempotencyKey(bookingID, "cancel-"+string(stage)))
 	_, err := g.api.PaymentIntents.Cancel(intentID, p)
 	var se *stripe.Error
 	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&

@@ -17,11 +17,12 @@ import (
 
 // Endpoints are payment's operations.
 type Endpoints struct {
-	CreateDeposit endpoint.Endpoint
-	ListPayments  endpoint.Endpoint
-	Finance       endpoint.Endpoint
-	StripeWebhook endpoint.Endpoint
-	Ledger        endpoint.Endpoint
+	CreateDeposit  endpoint.Endpoint
+	ListPayments   endpoint.Endpoint
+	Finance        endpoint.Endpoint
+	StripeWebhook  endpoint.Endpoint
+	Ledger         endpoint.Endpoint
+	BalanceSession endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
@@ -32,7 +33,24 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 		Finance:       makeFinanceEndpoint(s),
 		StripeWebhook: makeStripeWebhookEndpoint(s),
 		Ledger:        makeLedgerEndpoint(s),
+		BalanceSession: func(ctx context.Context, r any) (any, error) {
+			bs, err := s.BalanceSession(ctx, r.(listPaymentsRequest).bookingID)
+			if err != nil {
+				return nil, err
+			}
+			return BalanceSessionView{PaymentID: bs.PaymentID, PaymentIntentID: bs.PaymentIntentID, ClientSecret: bs.ClientSecret,
+				Amount: bs.Amount, Status: bs.Status}, nil
+		},
 	}
+}
+
+// BalanceSessionView is what the patient's app pays the balance with.
+type BalanceSessionView struct {
+	PaymentID       string              `json:"payment_id"`
+	PaymentIntentID string              `json:"payment_intent_id"`
+	ClientSecret    string              `json:"client_secret"`
+	Amount          money.Money         `json:"amount"`
+	Status          domain.IntentStatus `json:"status"`
 }
 
 type patientRequest struct {

@@ -28,6 +28,7 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	services, finance := guard.Require(identity.Service), guard.Require(identity.Finance)
 	r.Handle("POST /internal/v1/deposits", services(kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /internal/v1/payments", services(kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /internal/v1/balance-sessions", services(kithttp.NewServer(e.BalanceSession, decodeBalanceSession, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/bookings/{id}", finance(kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/ledger", finance(kithttp.NewServer(e.Ledger, decodeLedger, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
@@ -40,6 +41,16 @@ func decodeCreateDeposit(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return req, nil
+}
+
+func decodeBalanceSession(_ context.Context, r *http.Request) (any, error) {
+	var req struct {
+		BookingID string `json:"booking_id"`
+	}
+	if err := httpkit.DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return listPaymentsRequest{bookingID: req.BookingID}, nil
 }
 
 func decodeBookingQuery(_ context.Context, r *http.Request) (any, error) {
@@ -77,6 +88,7 @@ var (
 	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "No payments for this booking")
 	problemPlanConflict = httpkit.DefineProblem(http.StatusConflict, "payment-plan-conflict", "Booking already has a different payment plan")
 	problemStripe       = httpkit.DefineProblem(http.StatusBadGateway, "payment-provider-unavailable", "Payment provider unavailable")
+	problemNothingToPay = httpkit.DefineProblem(http.StatusConflict, "nothing-to-pay", "The balance has nothing to pay on-session")
 )
 
 func signatureProblem(detail string) *httpkit.Problem {
@@ -97,4 +109,5 @@ var problems = httpkit.ProblemTable{
 	{Err: service.ErrNotFound, Type: problemNotFound},
 	{Err: service.ErrPlanConflict, Type: problemPlanConflict},
 	{Err: service.ErrStripe, Type: problemStripe},
+	{Err: service.ErrNothingToPay, Type: problemNothingToPay},
 }
