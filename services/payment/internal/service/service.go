@@ -57,6 +57,7 @@ type Stripe interface {
 	RefundsOfCharge(ctx context.Context, chargeID string) ([]domain.RefundState, error)
 	CancelIntent(ctx context.Context, bookingID string, stage domain.Stage, intentID string) error
 	RetrieveIntent(ctx context.Context, id string) (stripegw.Intent, error)
+	IntentOfCharge(ctx context.Context, chargeID string) (string, error)
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 
@@ -186,6 +187,7 @@ func (s *Payments) PaymentsOf(ctx context.Context, bookingID string) ([]domain.P
 type Finance struct {
 	Plan     domain.Plan
 	Payments []domain.Payment
+	Disputes []domain.Dispute
 }
 
 // FinanceOf returns a booking's plan and payments.
@@ -201,7 +203,11 @@ func (s *Payments) FinanceOf(ctx context.Context, bookingID string) (Finance, er
 		return Finance{}, err
 	}
 	pays, err := s.store.Payments(ctx, s.pool, bookingID)
-	return Finance{Plan: plan, Payments: pays}, err
+	if err != nil {
+		return Finance{}, err
+	}
+	disputes, err := s.store.DisputesOf(ctx, s.pool, bookingID)
+	return Finance{Plan: plan, Payments: pays, Disputes: disputes}, err
 }
 
 // apply moves a payment to an intent state and queues the events it calls for.

@@ -47,6 +47,8 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 		return s.handleRefundEvent(ctx, ev, payload)
 	case ev.RefundedCharge != "":
 		return s.handleChargeRefunded(ctx, ev, payload)
+	case ev.Dispute != nil:
+		return s.handleDisputeEvent(ctx, ev, payload)
 	case ev.Intent == nil:
 		return s.recordOnly(ctx, ev, "", OutcomeIgnored, payload)
 	}

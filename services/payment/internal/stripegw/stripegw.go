@@ -285,6 +285,57 @@ func (g *Gateway) RefundsOfCharge(ctx context.Context, chargeID string) ([]domai
 	return out, nil
 }
 
+// DisputeStateOf reads a Dispute into domain terms, with the money its
+// balance transactions moved.
+func DisputeStateOf(dp *stripe.Dispute, at time.Time) domain.DisputeState {
+	st := domain.DisputeState{ID: dp.ID, Reason: string(dp.Reason), At: at}
+	c, _ := money.ParseCurrency(string(dp.Currency))
+	st.Amount = money.New(dp.Amount, c)
+	if dp.Charge != nil {
+		st.ChargeID = dp.Charge.ID
+	}
+	if dp.PaymentIntent != nil {
+		st.PaymentIntentID = dp.PaymentIntent.ID
+	}
+	switch dp.Status {
+	case stripe.DisputeStatusWon:
+		st.Status = domain.DisputeWon
+	case stripe.DisputeStatusLost:
+		st.Status = domain.DisputeLost
+	case stripe.DisputeStatusWarningClosed:
+		st.Status = domain.DisputeWarningClosed
+	default:
+		st.Status = domain.DisputeOpen
+	}
+	for _, bt := range dp.BalanceTransactions {
+		if bt == nil || bt.ID == "" {
+			continue
+		}
+		btc, err := money.ParseCurrency(string(bt.Currency))
+		if err != nil {
+			btc = c
+		}
+		st.Moves = append(st.Moves, domain.MovedMoney{ID: bt.ID, Amount: money.New(bt.Amount, btc), Fee: money.New(bt.Fee, btc),
+			At: time.Unix(bt.Created, 0).UTC()})
+	}
+	return st
+}
+
+// IntentOfCharge reads which PaymentIntent a charge belongs to, for an event
+// that names only the charge.
+func (g *Gateway) IntentOfCharge(ctx context.Context, chargeID string) (string, error) {
+	p := &stripe.ChargeParams{}
+	p.Context = ctx
+	ch, err := g.api.Charges.Get(chargeID, p)
+	if err != nil {
+		return "", translate(err)
+	}
+	if ch.PaymentIntent == nil {
+		return "", nil
+	}
+	return ch.PaymentIntent.ID, nil
+}
+
 // RefundStateOf reads a Refund into domain terms.
 func RefundStateOf(re *stripe.Refund, at time.Time) domain.RefundState {
 	st := domain.RefundState{ID: re.ID, At: at, RefundID: re.Metadata["refund_id"], FailureReason: string(re.FailureReason)}
@@ -332,6 +383,8 @@ type Event struct {
 	// RefundedCharge is the charge of a charge.refunded event: its refunds
 	// are read from Stripe (the event's charge does not list them).
 	RefundedCharge string
+	// Dispute is set for charge.dispute.* events.
+	Dispute *domain.DisputeState
 	// PaymentID is the metadata's payment_id: the webhook can overtake the
 	// response to the call that created the intent.
 	PaymentID string
@@ -363,6 +416,14 @@ func (g *Gateway) VerifyWebhook(payload []byte, signature string) (Event, error)
 		}
 		st := RefundStateOf(&re, ev.Created)
 		ev.Refund = &st
+		return ev, nil
+	case strings.HasPrefix(ev.Type, "charge.dispute."):
+		var dp stripe.Dispute
+		if err := readObject(e, &dp); err != nil || dp.ID == "" {
+			return Event{}, fmt.Errorf("%w: %s carries no dispute (%v)", ErrMalformedEvent, ev.ID, err)
+		}
+		st := DisputeStateOf(&dp, ev.Created)
+		ev.Dispute = &st
 		return ev, nil
 	case ev.Type == "charge.refunded":
 		var ch stripe.Charge

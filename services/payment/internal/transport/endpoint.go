@@ -23,6 +23,7 @@ type Endpoints struct {
 	StripeWebhook  endpoint.Endpoint
 	Ledger         endpoint.Endpoint
 	BalanceSession endpoint.Endpoint
+	Disputes       endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
@@ -33,6 +34,7 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 		Finance:       makeFinanceEndpoint(s),
 		StripeWebhook: makeStripeWebhookEndpoint(s),
 		Ledger:        makeLedgerEndpoint(s),
+		Disputes:      makeDisputesEndpoint(s),
 		BalanceSession: func(ctx context.Context, r any) (any, error) {
 			bs, err := s.BalanceSession(ctx, r.(listPaymentsRequest).bookingID)
 			if err != nil {
@@ -158,6 +160,10 @@ type FinanceView struct {
 	Settled     bool             `json:"settled"`
 	Deposit     StageFinanceView `json:"deposit"`
 	Balance     StageFinanceView `json:"balance"`
+	// Disputes are the booking's chargebacks; SettlementHeld says whether
+	// one holds the clinic's settlement of the booking (open or lost).
+	Disputes       []DisputeView `json:"disputes"`
+	SettlementHeld bool          `json:"settlement_held"`
 }
 
 func makeFinanceEndpoint(s *service.Payments) endpoint.Endpoint {
@@ -207,7 +213,51 @@ func financeView(f service.Finance) (FinanceView, error) {
 		return v, err
 	}
 	v.Settled = v.Outstanding.IsZero()
+	v.Disputes = make([]DisputeView, 0, len(f.Disputes))
+	for _, d := range f.Disputes {
+		v.Disputes = append(v.Disputes, disputeView(d))
+		v.SettlementHeld = v.SettlementHeld || d.Status.Holds()
+	}
 	return v, nil
+}
+
+// DisputeView is a chargeback as finance sees it.
+type DisputeView struct {
+	ID        string               `json:"id"`
+	BookingID string               `json:"booking_id"`
+	ClinicID  string               `json:"clinic_id"`
+	PaymentID string               `json:"payment_id"`
+	ChargeID  string               `json:"charge_id,omitempty"`
+	Amount    money.Money          `json:"amount"`
+	Fee       money.Money          `json:"fee"`
+	Status    domain.DisputeStatus `json:"status"`
+	Reason    string               `json:"reason,omitempty"`
+	OpenedAt  time.Time            `json:"opened_at"`
+	ClosedAt  *time.Time           `json:"closed_at,omitempty"`
+	// Holds says whether it holds the clinic's settlement of the booking.
+	Holds bool `json:"holds_settlement"`
+}
+
+func disputeView(d domain.Dispute) DisputeView {
+	return DisputeView{ID: d.ID, BookingID: d.BookingID, ClinicID: d.ClinicID, PaymentID: d.PaymentID, ChargeID: d.ChargeID,
+		Amount: d.Amount, Fee: d.Fee, Status: d.Status, Reason: d.Reason, OpenedAt: d.OpenedAt.UTC(), ClosedAt: d.ClosedAt,
+		Holds: d.Status.Holds()}
+}
+
+func makeDisputesEndpoint(s *service.Payments) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		list, err := s.Disputes(ctx, request.(domain.DisputeStatus))
+		if err != nil {
+			return nil, err
+		}
+		out := struct {
+			Items []DisputeView `json:"items"`
+		}{Items: make([]DisputeView, 0, len(list))}
+		for _, d := range list {
+			out.Items = append(out.Items, disputeView(d))
+		}
+		return out, nil
+	}
 }
 
 type stripeWebhookRequest struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/identity"
 	"github.com/saisei-health/platform/pkg/validation"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 )
 
@@ -31,6 +32,7 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	r.Handle("POST /internal/v1/balance-sessions", services(kithttp.NewServer(e.BalanceSession, decodeBalanceSession, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/bookings/{id}", finance(kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/ledger", finance(kithttp.NewServer(e.Ledger, decodeLedger, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/finance/disputes", finance(kithttp.NewServer(e.Disputes, decodeDisputes, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
 	return r
 }
@@ -41,6 +43,21 @@ func decodeCreateDeposit(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return req, nil
+}
+
+func decodeDisputes(_ context.Context, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	for key := range q {
+		if key != "status" {
+			return nil, validation.FieldError{Field: key, Message: "is not a parameter of this endpoint (status)"}
+		}
+	}
+	st := domain.DisputeStatus(q.Get("status"))
+	switch st {
+	case "", domain.DisputeOpen, domain.DisputeWon, domain.DisputeLost, domain.DisputeWarningClosed:
+		return st, nil
+	}
+	return nil, validation.FieldError{Field: "status", Message: "must be open, won, lost or warning_closed"}
 }
 
 func decodeBalanceSession(_ context.Context, r *http.Request) (any, error) {
