@@ -54,6 +54,7 @@ type StripeProxy struct {
 	mu       sync.Mutex
 	requests []StripeRequest
 	faults   []stripeFault
+	book     stripeBook
 }
 
 // StartStripeProxy forwards to target (stripe-mock's URL).
@@ -68,6 +69,7 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 	}
 	p := &StripeProxy{URL: "http://" + ln.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = p.seeRefund
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -84,6 +86,10 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 			w.Header().Set("Request-Id", "req_fault")
 			w.WriteHeader(f.status)
 			_ = json.NewEncoder(w).Encode(map[string]StripeError{"error": f.body})
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/balance_transactions" {
+			p.serveBalanceTransactions(w, r) // stripe-mock's fixture knows nothing of this account
 			return
 		}
 		rp.ServeHTTP(w, r)

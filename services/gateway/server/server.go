@@ -133,6 +133,8 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/ledger", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/disputes", only(finance)(to("payment")))
+	r.Handle("GET /v1/finance/reconciliation", only(finance)(to("payment")))
+	r.Handle("POST /v1/finance/reconciliation/import", only(finance)(to("payment")))
 	for _, route := range []string{"POST /v1/clinic/webhook-endpoints", "GET /v1/clinic/webhook-endpoints",
 		"GET /v1/clinic/webhook-endpoints/{id}", "PATCH /v1/clinic/webhook-endpoints/{id}", "DELETE /v1/clinic/webhook-endpoints/{id}",
 		"POST /v1/clinic/webhook-endpoints/{id}/rotate-secret", "GET /v1/clinic/webhook-endpoints/{id}/deliveries",

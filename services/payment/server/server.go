@@ -30,6 +30,9 @@ type Config struct {
 	// BalanceRetry is the backoff between balance charge attempts after a
 	// Stripe failure; empty means the production default.
 	BalanceRetry []time.Duration
+	// ImportEvery is how often Stripe's balance transactions are imported
+	// for reconciliation; zero means 15 minutes.
+	ImportEvery time.Duration
 }
 
 // ConfigFromEnv reads the standard variables plus STRIPE_API_KEY,
@@ -64,5 +67,10 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}
-	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log, host.Guard), p.KeepRefunding)
+	every := cfg.ImportEvery
+	if every <= 0 {
+		every = 15 * time.Minute
+	}
+	importBalance := func(ctx context.Context) { p.KeepImporting(ctx, every) }
+	return host.Run(ctx, transport.MakeHandler(transport.MakeEndpoints(p), deps.Log, host.Guard), p.KeepRefunding, importBalance)
 }

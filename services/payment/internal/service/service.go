@@ -58,6 +58,7 @@ type Stripe interface {
 	CancelIntent(ctx context.Context, bookingID string, stage domain.Stage, intentID string) error
 	RetrieveIntent(ctx context.Context, id string) (stripegw.Intent, error)
 	IntentOfCharge(ctx context.Context, chargeID string) (string, error)
+	BalanceLines(ctx context.Context, since time.Time, fn func(domain.BalanceLine) error) error
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 

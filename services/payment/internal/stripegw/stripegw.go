@@ -321,6 +321,37 @@ func DisputeStateOf(dp *stripe.Dispute, at time.Time) domain.DisputeState {
 	return st
 }
 
+// BalanceLines calls fn for each balance transaction created at or after
+// since, newest first (Stripe's order), page by page.
+func (g *Gateway) BalanceLines(ctx context.Context, since time.Time, fn func(domain.BalanceLine) error) error {
+	p := &stripe.BalanceTransactionListParams{}
+	p.Context = ctx
+	p.Limit = stripe.Int64(100)
+	if !since.IsZero() {
+		p.CreatedRange = &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}
+	}
+	it := g.api.BalanceTransactions.List(p)
+	for it.Next() {
+		bt := it.BalanceTransaction()
+		c, err := money.ParseCurrency(string(bt.Currency))
+		if err != nil {
+			return fmt.Errorf("balance transaction %s: %w", bt.ID, err)
+		}
+		l := domain.BalanceLine{ID: bt.ID, Type: string(bt.Type), Category: string(bt.ReportingCategory),
+			Amount: money.New(bt.Amount, c), Fee: money.New(bt.Fee, c), Net: money.New(bt.Net, c), Created: time.Unix(bt.Created, 0).UTC()}
+		if bt.Source != nil {
+			l.Source = bt.Source.ID
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
 // IntentOfCharge reads which PaymentIntent a charge belongs to, for an event
 // that names only the charge.
 func (g *Gateway) IntentOfCharge(ctx context.Context, chargeID string) (string, error) {

@@ -24,6 +24,8 @@ type Endpoints struct {
 	Ledger         endpoint.Endpoint
 	BalanceSession endpoint.Endpoint
 	Disputes       endpoint.Endpoint
+	Reconcile      endpoint.Endpoint
+	ImportBalance  endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
@@ -35,6 +37,8 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 		StripeWebhook: makeStripeWebhookEndpoint(s),
 		Ledger:        makeLedgerEndpoint(s),
 		Disputes:      makeDisputesEndpoint(s),
+		Reconcile:     makeReconcileEndpoint(s),
+		ImportBalance: makeImportEndpoint(s),
 		BalanceSession: func(ctx context.Context, r any) (any, error) {
 			bs, err := s.BalanceSession(ctx, r.(listPaymentsRequest).bookingID)
 			if err != nil {

@@ -32,6 +32,9 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	r.Handle("POST /internal/v1/balance-sessions", services(kithttp.NewServer(e.BalanceSession, decodeBalanceSession, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/bookings/{id}", finance(kithttp.NewServer(e.Finance, decodeBookingPath, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/ledger", finance(kithttp.NewServer(e.Ledger, decodeLedger, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/finance/reconciliation", finance(kithttp.NewServer(e.Reconcile, decodeReconcile, encodeReconcile, opts...)))
+	r.Handle("POST /v1/finance/reconciliation/import", finance(kithttp.NewServer(e.ImportBalance,
+		func(context.Context, *http.Request) (any, error) { return nil, nil }, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /v1/finance/disputes", finance(kithttp.NewServer(e.Disputes, decodeDisputes, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
 	return r
