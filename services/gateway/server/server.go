@@ -134,6 +134,10 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("GET /v1/finance/ledger", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/disputes", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/reconciliation", only(finance)(to("payment")))
+	r.Handle("GET /v1/finance/settlements", only(finance)(to("payment")))
+	r.Handle("POST /v1/finance/settlements/close", only(finance)(to("payment")))
+	r.Handle("GET /v1/admin/commissions/{clinic_id}", only(admin)(to("payment")))
+	r.Handle("PUT /v1/admin/commissions/{clinic_id}", only(admin)(to("payment")))
 	r.Handle("POST /v1/finance/reconciliation/import", only(finance)(to("payment")))
 	for _, route := range []string{"POST /v1/clinic/webhook-endpoints", "GET /v1/clinic/webhook-endpoints",
 		"GET /v1/clinic/webhook-endpoints/{id}", "PATCH /v1/clinic/webhook-endpoints/{id}", "DELETE /v1/clinic/webhook-endpoints/{id}",

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	}
 	defer host.Close()
 	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, cfg.StripeWebhookSecret, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
-	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, time.Now, deps.Log)
+	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, deps.Clock(), deps.Log)
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}

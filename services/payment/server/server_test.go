@@ -788,22 +788,29 @@ type service struct {
 	// db is the superuser's connection, used only to see when the outbox
 	// relay has published everything committed.
 	db *pgx.Conn
+	// dsn is payment's own.
+	dsn string
+	// clock is payment's clock; tests move it forward.
+	clock *devtest.Clock
 }
 
-func startPayment(t *testing.T) *service {
+func startPayment(t testing.TB) *service {
 	t.Helper()
 	admin := devtest.NewDatabase(t)
 	natsURL, natsTrust := devtest.SecureNATS(t)
 	s := &service{stripe: devtest.StripeProxy(t), issuer: devtest.NewIssuer(t, "payment")}
 	addr, base := devtest.Addr(t)
 	s.base = base
+	s.dsn = devtest.ServiceDSN(t, admin, "payment")
 	cfg := server.Config{
-		Config: servicehost.Config{Name: "payment", Identity: s.issuer.Config("payment"), HTTPAddr: addr, DatabaseURL: devtest.ServiceDSN(t, admin, "payment"),
+		Config: servicehost.Config{Name: "payment", Identity: s.issuer.Config("payment"), HTTPAddr: addr, DatabaseURL: s.dsn,
 			NATSURL: natsURL, NATSCreds: devtest.ServiceCreds(t, natsTrust, "payment"), StreamReplicas: 1},
 		StripeAPIKey: "sk_test_payment", StripeAPIBase: s.stripe.URL, StripeWebhookSecret: webhookSecret,
 		BalanceRetry: []time.Duration{50 * time.Millisecond},
 	}
 	deps := devtest.Deps(t, "payment", nil)
+	s.clock = &devtest.Clock{}
+	deps.Now = s.clock.Now
 	devtest.RunService(t, base, func(ctx context.Context) error { return server.Run(ctx, cfg, deps) })
 
 	nc, js, err := bus.Connect(natsURL, "payment-test", devtest.Observer(t, natsTrust))

@@ -26,19 +26,25 @@ type Endpoints struct {
 	Disputes       endpoint.Endpoint
 	Reconcile      endpoint.Endpoint
 	ImportBalance  endpoint.Endpoint
+	Statement      endpoint.Endpoint
+	CloseStatement endpoint.Endpoint
+	Commission     endpoint.Endpoint
 }
 
 // MakeEndpoints wires s into endpoints.
 func MakeEndpoints(s *service.Payments) Endpoints {
 	return Endpoints{
-		CreateDeposit: makeCreateDepositEndpoint(s),
-		ListPayments:  makeListPaymentsEndpoint(s),
-		Finance:       makeFinanceEndpoint(s),
-		StripeWebhook: makeStripeWebhookEndpoint(s),
-		Ledger:        makeLedgerEndpoint(s),
-		Disputes:      makeDisputesEndpoint(s),
-		Reconcile:     makeReconcileEndpoint(s),
-		ImportBalance: makeImportEndpoint(s),
+		CreateDeposit:  makeCreateDepositEndpoint(s),
+		ListPayments:   makeListPaymentsEndpoint(s),
+		Finance:        makeFinanceEndpoint(s),
+		StripeWebhook:  makeStripeWebhookEndpoint(s),
+		Ledger:         makeLedgerEndpoint(s),
+		Disputes:       makeDisputesEndpoint(s),
+		Reconcile:      makeReconcileEndpoint(s),
+		ImportBalance:  makeImportEndpoint(s),
+		Statement:      makeStatementEndpoint(s),
+		CloseStatement: makeCloseStatementEndpoint(s),
+		Commission:     makeCommissionEndpoint(s),
 		BalanceSession: func(ctx context.Context, r any) (any, error) {
 			bs, err := s.BalanceSession(ctx, r.(listPaymentsRequest).bookingID)
 			if err != nil {

@@ -26,7 +26,7 @@ const maxWebhookBody = 256 << 10
 func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
-	services, finance := guard.Require(identity.Service), guard.Require(identity.Finance)
+	services, finance, admin := guard.Require(identity.Service), guard.Require(identity.Finance), guard.Require(identity.Admin)
 	r.Handle("POST /internal/v1/deposits", services(kithttp.NewServer(e.CreateDeposit, decodeCreateDeposit, httpkit.EncodeResponse, opts...)))
 	r.Handle("GET /internal/v1/payments", services(kithttp.NewServer(e.ListPayments, decodeBookingQuery, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /internal/v1/balance-sessions", services(kithttp.NewServer(e.BalanceSession, decodeBalanceSession, httpkit.EncodeResponse, opts...)))
@@ -35,6 +35,11 @@ func MakeHandler(e Endpoints, log *slog.Logger, guard *identity.Guard) http.Hand
 	r.Handle("GET /v1/finance/reconciliation", finance(kithttp.NewServer(e.Reconcile, decodeReconcile, encodeReconcile, opts...)))
 	r.Handle("POST /v1/finance/reconciliation/import", finance(kithttp.NewServer(e.ImportBalance,
 		func(context.Context, *http.Request) (any, error) { return nil, nil }, httpkit.EncodeResponse, opts...)))
+	r.Handle("GET /v1/finance/settlements", finance(kithttp.NewServer(e.Statement, decodeStatement, httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/finance/settlements/close", finance(kithttp.NewServer(e.CloseStatement, decodeCloseStatement, httpkit.EncodeResponse, opts...)))
+	for _, pattern := range []string{"GET /v1/admin/commissions/{clinic_id}", "PUT /v1/admin/commissions/{clinic_id}"} {
+		r.Handle(pattern, admin(kithttp.NewServer(e.Commission, decodeCommission, httpkit.EncodeResponse, opts...)))
+	}
 	r.Handle("GET /v1/finance/disputes", finance(kithttp.NewServer(e.Disputes, decodeDisputes, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/webhooks/stripe", kithttp.NewServer(e.StripeWebhook, decodeStripeWebhook, httpkit.EncodeResponse, opts...))
 	return r
@@ -104,11 +109,13 @@ func decodeStripeWebhook(_ context.Context, r *http.Request) (any, error) {
 
 // Payment's problem types, beyond httpkit's own.
 var (
-	problemSignature    = httpkit.DefineProblem(http.StatusBadRequest, "invalid-signature", "Stripe signature is not valid")
-	problemNotFound     = httpkit.DefineProblem(http.StatusNotFound, "not-found", "No payments for this booking")
-	problemPlanConflict = httpkit.DefineProblem(http.StatusConflict, "payment-plan-conflict", "Booking already has a different payment plan")
-	problemStripe       = httpkit.DefineProblem(http.StatusBadGateway, "payment-provider-unavailable", "Payment provider unavailable")
-	problemNothingToPay = httpkit.DefineProblem(http.StatusConflict, "nothing-to-pay", "The balance has nothing to pay on-session")
+	problemSignature      = httpkit.DefineProblem(http.StatusBadRequest, "invalid-signature", "Stripe signature is not valid")
+	problemNotFound       = httpkit.DefineProblem(http.StatusNotFound, "not-found", "No payments for this booking")
+	problemPlanConflict   = httpkit.DefineProblem(http.StatusConflict, "payment-plan-conflict", "Booking already has a different payment plan")
+	problemStripe         = httpkit.DefineProblem(http.StatusBadGateway, "payment-provider-unavailable", "Payment provider unavailable")
+	problemNothingToPay   = httpkit.DefineProblem(http.StatusConflict, "nothing-to-pay", "The balance has nothing to pay on-session")
+	problemPeriodNotOver  = httpkit.DefineProblem(http.StatusConflict, "period-not-over", "The settlement period is not over")
+	problemAlreadySettled = httpkit.DefineProblem(http.StatusConflict, "settlement-closed", "The settlement statement is already closed")
 )
 
 func signatureProblem(detail string) *httpkit.Problem {
@@ -130,4 +137,6 @@ var problems = httpkit.ProblemTable{
 	{Err: service.ErrPlanConflict, Type: problemPlanConflict},
 	{Err: service.ErrStripe, Type: problemStripe},
 	{Err: service.ErrNothingToPay, Type: problemNothingToPay},
+	{Err: service.ErrPeriodNotOver, Type: problemPeriodNotOver},
+	{Err: service.ErrAlreadySettled, Type: problemAlreadySettled},
 }
