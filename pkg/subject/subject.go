@@ -44,11 +44,13 @@ const (
 	Expired BookingEvent = "expired"
 	// BalanceReminder: the balance still waits for the patient.
 	BalanceReminder BookingEvent = "balance_reminder"
+	// Reculture: after a failed QC, a free second culture.
+	Reculture BookingEvent = "reculture"
 )
 
 // BookingEvents lists every booking event.
 var BookingEvents = []BookingEvent{Created, Confirmed, Harvested, CellsReady, QCFailed, ReadyForAdministration, Administered, BalanceFailed,
-	Cancelled, Expired, BalanceReminder}
+	Cancelled, Expired, BalanceReminder, Reculture}
 
 // Booking is booking.v1.<clinic>.<event>.
 func Booking(clinic string, e BookingEvent) string { return join("booking.v1", clinic, string(e)) }
@@ -106,6 +108,7 @@ const (
 	NoticeReadyForAdministration NoticeKind = "ready_for_administration"
 	NoticeCancelled              NoticeKind = "cancelled"
 	NoticeExpired                NoticeKind = "expired"
+	NoticeReculture              NoticeKind = "reculture"
 	NoticeAdministered           NoticeKind = "administered"
 )
 
@@ -134,7 +137,7 @@ func Produced() []string {
 		out = append(out, Quote(Any, e))
 	}
 	out = append(out, Treatment(Any), Plan(Any))
-	for _, k := range []NoticeKind{NoticeConfirmed, NoticeReadyForAdministration, NoticeAdministered, NoticeCancelled, NoticeExpired} {
+	for _, k := range []NoticeKind{NoticeConfirmed, NoticeReadyForAdministration, NoticeAdministered, NoticeCancelled, NoticeExpired, NoticeReculture} {
 		out = append(out, ClinicNotice(Any, k))
 	}
 	return out

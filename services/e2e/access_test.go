@@ -99,6 +99,8 @@ func TestEveryRouteAnswersOnlyItsCallers(t *testing.T) {
 			{as(thePatient), 403}, {as(ginza), 403}, {as(finance), 403}}},
 		{"GET", "/v1/finance/disputes?status=open", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},
 			{as(operator), 403}, {as(finance), 200}}},
+		{"POST", "/v1/bookings/" + bookingID + "/reculture", nil, []attempt{{nobody, 401}, {as(ginza), 403}, {as(finance), 403},
+			{as(otherPatient), 404}, {as(thePatient), 409}}},
 		{"POST", "/v1/bookings/" + bookingID + "/balance-payment", nil, []attempt{{nobody, 401}, {as(ginza), 403}, {as(finance), 403},
 			{as(otherPatient), 404}, {as(thePatient), 409}}},
 		{"GET", "/v1/finance/ledger?account=booking:" + bookingID + ":", nil, []attempt{{nobody, 401}, {as(thePatient), 403}, {as(ginza), 403},

@@ -203,3 +203,34 @@ func TestAnUnpaidBookingExpiresAndALateDepositIsRefunded(t *testing.T) {
 		t.Fatalf("a late deposit revived the booking: %s", b.Status)
 	}
 }
+
+// After the cells fail QC the patient may choose a free second culture
+// instead of the refund: the clinic is told, and the balance is owed again
+// once the new cells pass.
+func TestAFailedCultureCanBeRedoneForFree(t *testing.T) {
+	p := startPlatform(t)
+	id, _, balance := p.bookConfirmed(t, "Han Seo-jun")
+	clinicID := p.Booking(t, id).Value.ClinicID
+	clinic := p.subscribeClinic(t, clinicID)
+	p.ReportHarvest(t, id).Expect(t, 200)
+	p.ReportCellsReady(t, id, CellsReport{CellCount: 112_000_000, ViabilityPct: 62, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
+	p.waitForStatus(t, id, "qc_failed")
+	devtest.Eventually(t, "payment to cancel the balance", func() bool { return p.Finance(t, id).Value.Balance.Status == "cancelled" })
+
+	again := send[Booking](p, t, "POST", "/v1/bookings/"+id+"/reculture", nil, nil).Expect(t, 200).Value
+	if again.Status != "culturing" || again.QualityReport != nil {
+		t.Fatalf("after choosing a re-culture: %+v", again)
+	}
+	devtest.Eventually(t, "the clinic to be told", func() bool {
+		return slices.Contains(clinic.kindsFor(id), notificationv1.NoticeKind_NOTICE_KIND_RECULTURE)
+	})
+	devtest.Eventually(t, "the balance to be owed again", func() bool { return p.Finance(t, id).Value.Balance.Status == "not_started" })
+	p.ReportCellsReady(t, id, CellsReport{CellCount: 118_000_000, ViabilityPct: 93, Sterility: "pass", Endotoxin: "pass"}).Expect(t, 200)
+	devtest.Eventually(t, "the balance charge", func() bool {
+		r, ok := findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents", "booking:"+id+":balance")
+		return ok && r.Form.Get("amount") == strconv.FormatInt(balance, 10)
+	})
+	if r := send[Booking](p, t, "POST", "/v1/bookings/"+id+"/reculture", nil, nil); r.Status != 409 {
+		t.Fatalf("a re-culture of cells that passed: %d %s", r.Status, r.Raw)
+	}
+}

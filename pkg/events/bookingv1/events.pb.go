@@ -974,6 +974,70 @@ func (x *BookingExpired) GetExpiredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Subject booking.v1.<clinic_id>.reculture: after the cells failed QC, the
+// patient chose a free second culture instead of the refund; the booking is
+// culturing again and its balance is owed again. attempt is the culture's
+// number (2 for the first re-culture).
+type RecultureStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Booking       *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecultureStarted) Reset() {
+	*x = RecultureStarted{}
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecultureStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecultureStarted) ProtoMessage() {}
+
+func (x *RecultureStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_booking_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecultureStarted.ProtoReflect.Descriptor instead.
+func (*RecultureStarted) Descriptor() ([]byte, []int) {
+	return file_saisei_booking_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RecultureStarted) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
+func (x *RecultureStarted) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RecultureStarted) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
 var File_saisei_booking_v1_events_proto protoreflect.FileDescriptor
 
 const file_saisei_booking_v1_events_proto_rawDesc = "" +
@@ -1049,7 +1113,12 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12@\n" +
 	"\x0edeposit_due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fdepositDueAt\x129\n" +
 	"\n" +
-	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt*\xc9\x01\n" +
+	"expired_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiredAt\"\x9d\x01\n" +
+	"\x10RecultureStarted\x124\n" +
+	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x129\n" +
+	"\n" +
+	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt*\xc9\x01\n" +
 	"\x12CancellationReason\x12#\n" +
 	"\x1fCANCELLATION_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCANCELLATION_REASON_PATIENT\x10\x01\x12\"\n" +
@@ -1070,7 +1139,7 @@ func file_saisei_booking_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_saisei_booking_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_saisei_booking_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(CancellationReason)(0),               // 0: saisei.booking.v1.CancellationReason
 	(*Booking)(nil),                       // 1: saisei.booking.v1.Booking
@@ -1086,47 +1155,50 @@ var file_saisei_booking_v1_events_proto_goTypes = []any{
 	(*BookingAdministered)(nil),           // 11: saisei.booking.v1.BookingAdministered
 	(*BookingCancelled)(nil),              // 12: saisei.booking.v1.BookingCancelled
 	(*BookingExpired)(nil),                // 13: saisei.booking.v1.BookingExpired
-	(*commonv1.Patient)(nil),              // 14: saisei.common.v1.Patient
-	(*commonv1.Money)(nil),                // 15: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil),         // 16: google.protobuf.Timestamp
+	(*RecultureStarted)(nil),              // 14: saisei.booking.v1.RecultureStarted
+	(*commonv1.Patient)(nil),              // 15: saisei.common.v1.Patient
+	(*commonv1.Money)(nil),                // 16: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
 }
 var file_saisei_booking_v1_events_proto_depIdxs = []int32{
-	14, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
-	15, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
-	15, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
-	15, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
-	16, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
+	15, // 0: saisei.booking.v1.Booking.patient:type_name -> saisei.common.v1.Patient
+	16, // 1: saisei.booking.v1.Booking.total:type_name -> saisei.common.v1.Money
+	16, // 2: saisei.booking.v1.Booking.deposit:type_name -> saisei.common.v1.Money
+	16, // 3: saisei.booking.v1.Booking.balance:type_name -> saisei.common.v1.Money
+	17, // 4: saisei.booking.v1.Booking.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 5: saisei.booking.v1.BookingCreated.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 6: saisei.booking.v1.BookingConfirmed.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 7: saisei.booking.v1.HarvestRecorded.booking:type_name -> saisei.booking.v1.Booking
-	16, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
-	16, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
+	17, // 8: saisei.booking.v1.HarvestRecorded.harvested_at:type_name -> google.protobuf.Timestamp
+	17, // 9: saisei.booking.v1.QualityReport.reported_at:type_name -> google.protobuf.Timestamp
 	1,  // 10: saisei.booking.v1.CellsReady.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 11: saisei.booking.v1.CellsReady.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 12: saisei.booking.v1.QualityCheckFailed.booking:type_name -> saisei.booking.v1.Booking
 	5,  // 13: saisei.booking.v1.QualityCheckFailed.report:type_name -> saisei.booking.v1.QualityReport
 	1,  // 14: saisei.booking.v1.BookingReadyForAdministration.booking:type_name -> saisei.booking.v1.Booking
 	1,  // 15: saisei.booking.v1.BalanceChargeFailed.booking:type_name -> saisei.booking.v1.Booking
-	16, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
-	16, // 17: saisei.booking.v1.BalanceChargeFailed.pay_by:type_name -> google.protobuf.Timestamp
+	17, // 16: saisei.booking.v1.BalanceChargeFailed.failed_at:type_name -> google.protobuf.Timestamp
+	17, // 17: saisei.booking.v1.BalanceChargeFailed.pay_by:type_name -> google.protobuf.Timestamp
 	1,  // 18: saisei.booking.v1.BalanceReminder.booking:type_name -> saisei.booking.v1.Booking
-	16, // 19: saisei.booking.v1.BalanceReminder.pay_by:type_name -> google.protobuf.Timestamp
-	16, // 20: saisei.booking.v1.BalanceReminder.reminded_at:type_name -> google.protobuf.Timestamp
+	17, // 19: saisei.booking.v1.BalanceReminder.pay_by:type_name -> google.protobuf.Timestamp
+	17, // 20: saisei.booking.v1.BalanceReminder.reminded_at:type_name -> google.protobuf.Timestamp
 	1,  // 21: saisei.booking.v1.BookingAdministered.booking:type_name -> saisei.booking.v1.Booking
-	16, // 22: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
+	17, // 22: saisei.booking.v1.BookingAdministered.administered_at:type_name -> google.protobuf.Timestamp
 	1,  // 23: saisei.booking.v1.BookingCancelled.booking:type_name -> saisei.booking.v1.Booking
 	0,  // 24: saisei.booking.v1.BookingCancelled.reason:type_name -> saisei.booking.v1.CancellationReason
-	15, // 25: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
-	15, // 26: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
-	16, // 27: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
+	16, // 25: saisei.booking.v1.BookingCancelled.refund:type_name -> saisei.common.v1.Money
+	16, // 26: saisei.booking.v1.BookingCancelled.retained:type_name -> saisei.common.v1.Money
+	17, // 27: saisei.booking.v1.BookingCancelled.cancelled_at:type_name -> google.protobuf.Timestamp
 	1,  // 28: saisei.booking.v1.BookingExpired.booking:type_name -> saisei.booking.v1.Booking
-	16, // 29: saisei.booking.v1.BookingExpired.deposit_due_at:type_name -> google.protobuf.Timestamp
-	16, // 30: saisei.booking.v1.BookingExpired.expired_at:type_name -> google.protobuf.Timestamp
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	17, // 29: saisei.booking.v1.BookingExpired.deposit_due_at:type_name -> google.protobuf.Timestamp
+	17, // 30: saisei.booking.v1.BookingExpired.expired_at:type_name -> google.protobuf.Timestamp
+	1,  // 31: saisei.booking.v1.RecultureStarted.booking:type_name -> saisei.booking.v1.Booking
+	17, // 32: saisei.booking.v1.RecultureStarted.started_at:type_name -> google.protobuf.Timestamp
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_saisei_booking_v1_events_proto_init() }
@@ -1140,7 +1212,7 @@ func file_saisei_booking_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_booking_v1_events_proto_rawDesc), len(file_saisei_booking_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

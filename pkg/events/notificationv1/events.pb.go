@@ -35,6 +35,8 @@ const (
 	NoticeKind_NOTICE_KIND_CANCELLED NoticeKind = 4
 	// The deposit was not paid by its deadline.
 	NoticeKind_NOTICE_KIND_EXPIRED NoticeKind = 5
+	// The cells failed QC and the patient chose a free second culture.
+	NoticeKind_NOTICE_KIND_RECULTURE NoticeKind = 6
 )
 
 // Enum value maps for NoticeKind.
@@ -46,6 +48,7 @@ var (
 		3: "NOTICE_KIND_ADMINISTERED",
 		4: "NOTICE_KIND_CANCELLED",
 		5: "NOTICE_KIND_EXPIRED",
+		6: "NOTICE_KIND_RECULTURE",
 	}
 	NoticeKind_value = map[string]int32{
 		"NOTICE_KIND_UNSPECIFIED":              0,
@@ -54,6 +57,7 @@ var (
 		"NOTICE_KIND_ADMINISTERED":             3,
 		"NOTICE_KIND_CANCELLED":                4,
 		"NOTICE_KIND_EXPIRED":                  5,
+		"NOTICE_KIND_RECULTURE":                6,
 	}
 )
 
@@ -165,7 +169,7 @@ const file_saisei_notification_v1_events_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\".saisei.notification.v1.NoticeKindR\x04kind\x124\n" +
 	"\abooking\x18\x03 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12;\n" +
 	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt*\xc8\x01\n" +
+	"occurredAt*\xe3\x01\n" +
 	"\n" +
 	"NoticeKind\x12\x1b\n" +
 	"\x17NOTICE_KIND_UNSPECIFIED\x10\x00\x12!\n" +
@@ -173,7 +177,8 @@ const file_saisei_notification_v1_events_proto_rawDesc = "" +
 	"$NOTICE_KIND_READY_FOR_ADMINISTRATION\x10\x02\x12\x1c\n" +
 	"\x18NOTICE_KIND_ADMINISTERED\x10\x03\x12\x19\n" +
 	"\x15NOTICE_KIND_CANCELLED\x10\x04\x12\x17\n" +
-	"\x13NOTICE_KIND_EXPIRED\x10\x05BLZJgithub.com/saisei-health/platform/pkg/events/notificationv1;notificationv1b\x06proto3"
+	"\x13NOTICE_KIND_EXPIRED\x10\x05\x12\x19\n" +
+	"\x15NOTICE_KIND_RECULTURE\x10\x06BLZJgithub.com/saisei-health/platform/pkg/events/notificationv1;notificationv1b\x06proto3"
 
 var (
 	file_saisei_notification_v1_events_proto_rawDescOnce sync.Once

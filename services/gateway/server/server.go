@@ -130,6 +130,7 @@ func Handler(cfg Config, deps servicehost.Deps, guard *identity.Guard, services 
 	r.Handle("POST /v1/clinic/bookings/{id}/ineligible", only(clinic)(to("booking")))
 	r.Handle("POST /v1/bookings/{id}/cancel", only(patient)(to("booking")))
 	r.Handle("POST /v1/bookings/{id}/balance-payment", only(patient)(to("booking")))
+	r.Handle("POST /v1/bookings/{id}/reculture", only(patient)(to("booking")))
 	r.Handle("GET /v1/finance/bookings/{id}", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/ledger", only(finance)(to("payment")))
 	r.Handle("GET /v1/finance/disputes", only(finance)(to("payment")))

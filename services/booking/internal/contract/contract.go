@@ -4,6 +4,7 @@ package contract
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -73,11 +74,23 @@ func Event(b domain.Booking) (bus.Event, error) {
 	default:
 		return bus.Event{}, fmt.Errorf("no event for status %s", b.Status)
 	}
+	id := "booking:" + b.ID + ":" + string(name)
+	if b.CultureAttempt > 1 && (name == subject.CellsReady || name == subject.QCFailed || name == subject.ReadyForAdministration ||
+		name == subject.Administered || name == subject.Cancelled) {
+		// A second culture enters these statuses again: its events are its own.
+		id += ":" + strconv.Itoa(b.CultureAttempt)
+	}
+	return bus.Event{ID: id, Subject: subject.Booking(b.ClinicID, name), Message: msg}, nil
+}
+
+// Reculture announces a free second culture after a failed QC; once per
+// attempt.
+func Reculture(b domain.Booking, at time.Time) bus.Event {
 	return bus.Event{
-		ID:      "booking:" + b.ID + ":" + string(name),
-		Subject: subject.Booking(b.ClinicID, name),
-		Message: msg,
-	}, nil
+		ID:      "booking:" + b.ID + ":" + string(subject.Reculture) + ":" + strconv.Itoa(b.CultureAttempt),
+		Subject: subject.Booking(b.ClinicID, subject.Reculture),
+		Message: &bookingv1.RecultureStarted{Booking: Snapshot(b), Attempt: int32(b.CultureAttempt), StartedAt: timestamppb.New(at)},
+	}
 }
 
 var reasons = map[domain.CancellationReason]bookingv1.CancellationReason{

@@ -84,6 +84,8 @@ type Booking struct {
 	CellsReadyAt       *time.Time
 	AdministeredAt     *time.Time
 	QC                 *QualityReport
+	// CultureAttempt counts the cultures: 1, then 2 after a free re-culture.
+	CultureAttempt int
 	// Terms are what a cancellation keeps, fixed by the quote.
 	Terms CancellationTerms
 	// Cancellation is set once the booking was cancelled.
@@ -239,6 +241,19 @@ func (b *Booking) ReminderDue(now time.Time, every time.Duration) bool {
 
 // Remind records a reminder sent at now.
 func (b *Booking) Remind(now time.Time) { b.LastReminderAt, b.UpdatedAt = &now, now }
+
+// Reculture is the patient choosing, after the cells failed QC, a free
+// second culture instead of the refund: the booking is culturing again,
+// the failed report set aside, and the balance owed again once the new
+// cells pass. One re-culture per booking.
+func (b *Booking) Reculture(at time.Time) (Transition, error) {
+	if b.Status != QCFailed || b.CultureAttempt > 1 {
+		return Transition{}, TransitionError{"re-culture", b.Status}
+	}
+	b.QC, b.CellsReadyAt = nil, nil
+	b.CultureAttempt = 2
+	return b.move(Culturing, "free re-culture chosen after the cells failed quality control", at), nil
+}
 
 // RecordAdministration marks the cells administered.
 func (b *Booking) RecordAdministration(at time.Time) (Transition, error) {

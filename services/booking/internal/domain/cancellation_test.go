@@ -125,3 +125,22 @@ func TestABookingFromBeforeTermsKeepsNothing(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 }
+
+func TestAFailedCultureMayBeRedoneOnce(t *testing.T) {
+	b := at(t, QCFailed)
+	tr, err := b.Reculture(t0.Add(40 * 24 * time.Hour))
+	if err != nil || tr.To != Culturing || b.QC != nil || b.CultureAttempt != 2 {
+		t.Fatalf("re-culture: %+v %v", tr, err)
+	}
+	r := passing()
+	r.SterilityPassed = false
+	if _, err := b.RecordCellsReady(r); err != nil || b.Status != QCFailed {
+		t.Fatalf("the second culture fails too: %v %s", err, b.Status)
+	}
+	if _, err := b.Reculture(t0); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("a third culture: %v", err)
+	}
+	if _, err := at(t, Culturing).Reculture(t0); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("re-culture while culturing: %v", err)
+	}
+}

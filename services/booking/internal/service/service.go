@@ -86,6 +86,7 @@ type Service interface {
 	CancelBooking(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error)
 	FindIneligible(ctx context.Context, caller identity.Principal, id, note string) (domain.Booking, error)
 	PayBalance(ctx context.Context, caller identity.Principal, id string) (domain.Booking, upstream.BalanceSession, error)
+	Reculture(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error)
 }
 
 // Bookings implements Service and the payment event handlers.
@@ -368,6 +369,35 @@ func (s *Bookings) PayBalance(ctx context.Context, caller identity.Principal, id
 		return b, upstream.BalanceSession{}, fmt.Errorf("%w: payment: %v", ErrUnavailable, err)
 	}
 	return b, *bs, nil
+}
+
+// Reculture is the patient choosing a free second culture after the cells
+// failed QC, instead of the refund. The return to culturing is announced
+// by RecultureStarted (payment owes the balance again, the clinic cultures
+// again), not by a status event.
+func (s *Bookings) Reculture(ctx context.Context, caller identity.Principal, id string) (domain.Booking, error) {
+	if caller.Role != identity.Patient {
+		return domain.Booking{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	b, err := s.get(ctx, caller, id)
+	if err != nil {
+		return b, err
+	}
+	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if b, err = s.store.Get(ctx, tx, id, true); err != nil {
+			return err
+		}
+		at := s.now().UTC()
+		t, err := b.Reculture(at)
+		if err != nil {
+			return err
+		}
+		if err := s.store.Update(ctx, tx, b, &t); err != nil {
+			return err
+		}
+		return outbox.Enqueue(ctx, tx, contract.Reculture(b, at))
+	})
+	return b, err
 }
 
 // FindIneligible is the clinic finding the patient ineligible at the

@@ -31,7 +31,7 @@ const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, cl
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
 	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject,
-	cancellation_terms, cancellation, deposit_due_at, balance_action_due_at, last_reminder_at`
+	cancellation_terms, cancellation, deposit_due_at, balance_action_due_at, last_reminder_at, culture_attempt`
 
 func scan(row pgx.Row) (domain.Booking, error) {
 	var b domain.Booking
@@ -44,7 +44,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
-		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt, &b.BalanceActionDueAt, &b.LastReminderAt)
+		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt, &b.BalanceActionDueAt, &b.LastReminderAt, &b.CultureAttempt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -150,10 +150,10 @@ func (s *Store) Update(ctx context.Context, db pgdb.Querier, b domain.Booking, t
 		UPDATE bookings SET status = $2, deposit_payment_id = $3, balance_payment_id = $4, balance_failure = $5,
 			harvested_at = $6, cells_ready_at = $7, administered_at = $8, qc_cell_count = $9, qc_viability_bp = $10,
 			qc_sterility_passed = $11, qc_endotoxin_passed = $12, updated_at = $13, cancellation = $14,
-			balance_action_due_at = $15, last_reminder_at = $16
+			balance_action_due_at = $15, last_reminder_at = $16, culture_attempt = $17
 		WHERE id = $1`,
 		b.ID, b.Status, b.DepositPaymentID, b.BalancePaymentID, b.BalanceFailure, b.HarvestedAt, b.CellsReadyAt,
-		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt, b.Cancellation, b.BalanceActionDueAt, b.LastReminderAt)
+		b.AdministeredAt, cells, viability, sterility, endotoxin, b.UpdatedAt, b.Cancellation, b.BalanceActionDueAt, b.LastReminderAt, max(b.CultureAttempt, 1))
 	if err != nil || t == nil {
 		return err
 	}

@@ -107,3 +107,14 @@ func makePayBalanceEndpoint(s service.Service) endpoint.Endpoint {
 			ClientSecret: bs.ClientSecret, Amount: bs.Amount, Status: bs.Status, PayBy: b.BalanceActionDueAt}, nil
 	}
 }
+
+func makeRecultureEndpoint(s service.Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		caller, _ := identity.FromContext(ctx)
+		b, err := s.Reculture(ctx, caller, request.(bookingID).id)
+		if err != nil {
+			return nil, err
+		}
+		return viewOf(b, nil), nil
+	}
+}

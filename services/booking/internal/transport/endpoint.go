@@ -28,6 +28,7 @@ type Endpoints struct {
 	Cancel               endpoint.Endpoint
 	FindIneligible       endpoint.Endpoint
 	PayBalance           endpoint.Endpoint
+	Reculture            endpoint.Endpoint
 	ClinicBookings       endpoint.Endpoint
 	ClinicBooking        endpoint.Endpoint
 }
@@ -43,6 +44,7 @@ func MakeEndpoints(s service.Service) Endpoints {
 		Cancel:               makeCancelEndpoint(s),
 		FindIneligible:       makeIneligibleEndpoint(s),
 		PayBalance:           makePayBalanceEndpoint(s),
+		Reculture:            makeRecultureEndpoint(s),
 		ClinicBookings:       makeClinicBookingsEndpoint(s),
 		ClinicBooking:        makeClinicBookingEndpoint(s),
 	}

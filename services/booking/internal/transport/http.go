@@ -41,6 +41,7 @@ func MakeHandler(e Endpoints, log *slog.Logger, now func() time.Time, guard *ide
 	r.Handle("POST /v1/clinic/bookings/{id}/cells-ready", clinic(kithttp.NewServer(e.RecordCellsReady, decodeCellsReady(now), httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/bookings/{id}/administered", clinic(kithttp.NewServer(e.RecordAdministration, decodeTimedReport("administered_at", now), httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/bookings/{id}/cancel", patient(kithttp.NewServer(e.Cancel, decodeBookingID, httpkit.EncodeResponse, opts...)))
+	r.Handle("POST /v1/bookings/{id}/reculture", patient(kithttp.NewServer(e.Reculture, decodeBookingID, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/bookings/{id}/balance-payment", patient(kithttp.NewServer(e.PayBalance, decodeBookingID, httpkit.EncodeResponse, opts...)))
 	r.Handle("POST /v1/clinic/bookings/{id}/ineligible", clinic(kithttp.NewServer(e.FindIneligible, decodeIneligible, httpkit.EncodeResponse, opts...)))
 	return r

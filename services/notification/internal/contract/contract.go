@@ -65,6 +65,7 @@ var kinds = map[subject.NoticeKind]notificationv1.NoticeKind{
 	subject.NoticeAdministered:           notificationv1.NoticeKind_NOTICE_KIND_ADMINISTERED,
 	subject.NoticeCancelled:              notificationv1.NoticeKind_NOTICE_KIND_CANCELLED,
 	subject.NoticeExpired:                notificationv1.NoticeKind_NOTICE_KIND_EXPIRED,
+	subject.NoticeReculture:              notificationv1.NoticeKind_NOTICE_KIND_RECULTURE,
 }
 
 // ClinicNotice is the notice telling a clinic about its booking, on the

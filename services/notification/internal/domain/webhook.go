@@ -16,7 +16,7 @@ import (
 // WebhookEventTypes are the events a clinic's endpoint may subscribe to:
 // the notices its NATS subjects carry, named as the webhook body's "type".
 var WebhookEventTypes = []string{"booking.confirmed", "booking.ready_for_administration", "booking.administered",
-	"booking.cancelled", "booking.expired"}
+	"booking.cancelled", "booking.expired", "booking.reculture"}
 
 // WebhookSchedule is when a delivery is attempted, counted from the
 // previous attempt: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and

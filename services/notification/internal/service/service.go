@@ -93,6 +93,11 @@ func (n *Notifier) BookingCancelled(ctx context.Context, tx pgx.Tx, e *bookingv1
 	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeCancelled)
 }
 
+// RecultureStarted tells the clinic to culture the cells again.
+func (n *Notifier) RecultureStarted(ctx context.Context, tx pgx.Tx, e *bookingv1.RecultureStarted) error {
+	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeReculture)
+}
+
 // BookingExpired tells the clinic the booking's deposit was never paid.
 func (n *Notifier) BookingExpired(ctx context.Context, tx pgx.Tx, e *bookingv1.BookingExpired) error {
 	return n.notifyClinic(ctx, tx, e.GetBooking(), subject.NoticeExpired)
@@ -101,7 +106,8 @@ func (n *Notifier) BookingExpired(ctx context.Context, tx pgx.Tx, e *bookingv1.B
 // QualityCheckFailed tells the patient that the cells will not be given
 // and nothing more is charged.
 func (n *Notifier) QualityCheckFailed(ctx context.Context, tx pgx.Tx, e *bookingv1.QualityCheckFailed) error {
-	return n.queueEmail(ctx, tx, domain.TemplateQCFailed, e.GetBooking(), "", nil)
+	// Keyed on the event: a second culture that fails too is its own cause.
+	return n.queueEmail(ctx, tx, domain.TemplateQCFailed, e.GetBooking(), bus.MessageOf(ctx).ID, nil)
 }
 
 // QuoteIssued sends the patient the quote with its validity. A quote that

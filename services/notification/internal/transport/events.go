@@ -26,6 +26,7 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *s
 		inbox.On(n.BookingCancelled),
 		inbox.On(n.BookingExpired),
 		inbox.On(n.BalanceReminder),
+		inbox.On(n.RecultureStarted),
 	)
 }
 

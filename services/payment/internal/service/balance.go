@@ -136,6 +136,13 @@ func (s *Payments) CancelBalance(ctx context.Context, tx pgx.Tx, e *bookingv1.Qu
 	return err
 }
 
+// RestoreBalance reacts to a free re-culture after a failed QC: the
+// balance is owed again once the new cells pass. Runs in the inbox
+// transaction, after the qc_failed that cancelled it (same consumer, in order).
+func (s *Payments) RestoreBalance(ctx context.Context, tx pgx.Tx, e *bookingv1.RecultureStarted) error {
+	return s.store.RestoreBalance(ctx, tx, e.GetBooking().GetId())
+}
+
 // keyLifetime is how long Stripe remembers an idempotency key; a charge
 // still "creating" this close to it is looked up instead of sent again.
 const keyLifetime = 24 * time.Hour

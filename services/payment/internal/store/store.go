@@ -61,6 +61,13 @@ func (s *Store) CancelBalance(ctx context.Context, db pgdb.Querier, bookingID st
 	return tag.RowsAffected() == 1, err
 }
 
+// RestoreBalance makes a cancelled balance owed again (a free re-culture
+// after a failed QC), unless the plan is closed.
+func (s *Store) RestoreBalance(ctx context.Context, db pgdb.Querier, bookingID string) error {
+	_, err := db.Exec(ctx, `UPDATE payment_plans SET balance_cancelled_at = NULL WHERE booking_id = $1 AND closed_at IS NULL`, bookingID)
+	return err
+}
+
 // ClosePlan marks a booking's plan closed (and its balance cancelled), once.
 func (s *Store) ClosePlan(ctx context.Context, db pgdb.Querier, bookingID string, at time.Time) error {
 	_, err := db.Exec(ctx, `UPDATE payment_plans SET closed_at = COALESCE(closed_at, $2),

@@ -24,8 +24,10 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, p *s
 	if len(retry) == 0 {
 		retry = []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute}
 	}
+	// One consumer for both, so a re-culture is applied after the failure.
 	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "payment-qc-failed",
-		Subjects: []string{subject.Booking(subject.Any, subject.QCFailed)}}, inbox.On(p.CancelBalance)); err != nil {
+		Subjects: []string{subject.Booking(subject.Any, subject.QCFailed), subject.Booking(subject.Any, subject.Reculture)}},
+		inbox.On(p.CancelBalance), inbox.On(p.RestoreBalance)); err != nil {
 		return err
 	}
 	// Refunds, like the charge, are external effects that claim their
