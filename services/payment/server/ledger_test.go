@@ -157,8 +157,9 @@ func TestTheLedgerRecordsEachChargeOnceAndRefusesWhatDoesNotBalance(t *testing.T
 // A property of the ledger, over many random histories: whatever order
 // Stripe's events arrive in, however often each is delivered, the ledger
 // holds exactly one balanced charge per payment that succeeded, for the
-// amount received, and nothing for payments that did not; each booking's
-// money adds up, and Stripe's balance is the sum of them all.
+// amount received, and nothing for payments that did not; each dispute's
+// money once per balance transaction; each booking's money adds up, and
+// Stripe's balance is what was received less what disputes kept.
 func TestTheLedgerHoldsAcrossShuffledAndDuplicatedEvents(t *testing.T) {
 	s := startPayment(t)
 	seed := uint64(time.Now().UnixNano())
@@ -172,6 +173,8 @@ func TestTheLedgerHoldsAcrossShuffledAndDuplicatedEvents(t *testing.T) {
 	}
 	const bookings = 24
 	paidBookings := map[string]int64{}
+	disputedBookings := map[string]int64{} // what a dispute took and kept
+	disputes := 0
 	var deliveries []delivery
 	start := time.Now().Add(-time.Hour)
 	for i := range bookings {
@@ -200,11 +203,29 @@ func TestTheLedgerHoldsAcrossShuffledAndDuplicatedEvents(t *testing.T) {
 			// never completed
 		default:
 			paid := paidIntent(d.PaymentIntentID, d.PaymentID, deposit, savedCard)
+			chargeID := "ch_" + strings.ReplaceAll(bookingID, "-", "")[:20]
 			if rng.IntN(4) > 0 {
-				paid["latest_charge"] = "ch_" + strings.ReplaceAll(bookingID, "-", "")[:20]
+				paid["latest_charge"] = chargeID
 			}
 			step("payment_intent.succeeded", paid)
 			paidBookings[bookingID] = deposit
+			// A chargeback on some: open, won or lost. Its events may
+			// arrive before the payment's own (found by the intent).
+			if rng.IntN(3) == 0 {
+				disputes++
+				dpID := "dp_" + strings.ReplaceAll(bookingID, "-", "")[:16]
+				withdrawn := movement("txn_w_"+dpID, -deposit, 1_500, at)
+				step("charge.dispute.created", dispute(dpID, chargeID, d.PaymentIntentID, "needs_response", deposit, withdrawn))
+				disputedBookings[bookingID] = deposit
+				switch rng.IntN(3) {
+				case 1:
+					reinstated := movement("txn_r_"+dpID, deposit, 0, at.Add(time.Minute))
+					step("charge.dispute.closed", dispute(dpID, chargeID, d.PaymentIntentID, "won", deposit, withdrawn, reinstated))
+					disputedBookings[bookingID] = 0
+				case 2:
+					step("charge.dispute.closed", dispute(dpID, chargeID, d.PaymentIntentID, "lost", deposit, withdrawn))
+				}
+			}
 		}
 	}
 	// Shuffled, a third of them delivered twice (some much later).
@@ -272,8 +293,18 @@ func TestTheLedgerHoldsAcrossShuffledAndDuplicatedEvents(t *testing.T) {
 			t.Errorf("booking %s: payment %+v", bookingID, p)
 		}
 	}
-	if got := all.balanceOf("stripe:balance"); got != total {
-		t.Errorf("stripe:balance %d, want the %d received", got, total)
+	var lost int64
+	for bookingID, kept := range disputedBookings {
+		lost += kept
+		if got := all.balanceOf("booking:" + bookingID + ":disputed"); got != kept {
+			t.Errorf("booking %s: disputed %d, want %d", bookingID, got, kept)
+		}
+	}
+	if got := all.balanceOf("stripe:dispute_fees"); got != int64(disputes)*1_500 {
+		t.Errorf("dispute fees %d, want %d", got, int64(disputes)*1_500)
+	}
+	if got := all.balanceOf("stripe:balance"); got != total-lost-int64(disputes)*1_500 {
+		t.Errorf("stripe:balance %d, want %d received less %d kept by disputes and their fees", got, total, lost)
 	}
 }
 
