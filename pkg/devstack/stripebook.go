@@ -189,3 +189,63 @@ func (p *StripeProxy) seeRefund(resp *http.Response) error {
 	}
 	return nil
 }
+
+// bankTransferHeader marks a request for a bank-transfer PaymentIntent, for
+// its answer to carry the instructions stripe-mock's fixture lacks.
+const bankTransferHeader = "X-Stripe-Proxy-Bank-Transfer"
+
+// bankTransferInstructions makes stripe-mock's answer to a bank-transfer
+// PaymentIntent what Stripe answers: requires_action, with the Japanese
+// bank account (zengin) and reference to transfer to.
+func bankTransferInstructions(resp *http.Response) error {
+	amount := resp.Request.Header.Get(bankTransferHeader)
+	if amount == "" || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var pi map[string]any
+	if err := json.Unmarshal(body, &pi); err != nil {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return nil
+	}
+	n, _ := strconv.ParseInt(amount, 10, 64)
+	id, _ := pi["id"].(string)
+	pi["status"], pi["amount"], pi["amount_received"], pi["currency"] = "requires_action", n, 0, "jpy"
+	pi["next_action"] = map[string]any{"type": "display_bank_transfer_instructions",
+		"display_bank_transfer_instructions": map[string]any{"type": "jp_bank_transfer", "amount_remaining": n, "currency": "jpy",
+			"reference": "SAISEI" + strings.ToUpper(id[len(id)-6:]), "hosted_instructions_url": "https://payments.stripe.com/bank_transfers/instructions/test_" + id,
+			"financial_addresses": []any{map[string]any{"type": "zengin", "supported_networks": []string{"zengin"},
+				"zengin": map[string]any{"bank_name": "Test Bank", "bank_code": "0999", "branch_name": "Saisei Branch", "branch_code": "123",
+					"account_type": "futsu", "account_number": "1234567", "account_holder_name": "ストライプジャパン（カ"}}}}}
+	out, err := json.Marshal(pi)
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return nil
+}
+
+// Overpaid sets what a customer transferred beyond their payments: their
+// cash balance at Stripe.
+func (p *StripeProxy) Overpaid(customerID string, amount int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cash == nil {
+		p.cash = map[string]int64{}
+	}
+	p.cash[customerID] = amount
+}
+
+func (p *StripeProxy) serveCashBalance(w http.ResponseWriter, customer string) {
+	p.mu.Lock()
+	n := p.cash[customer]
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"object": "cash_balance", "customer": customer, "livemode": false,
+		"available": map[string]int64{"jpy": n}, "settings": map[string]any{"reconciliation_mode": "automatic"}})
+}

@@ -55,6 +55,9 @@ type StripeProxy struct {
 	requests []StripeRequest
 	faults   []stripeFault
 	book     stripeBook
+	// cash is each customer's cash balance (money transferred beyond
+	// what their payments took), as a test sets it.
+	cash map[string]int64
 }
 
 // StartStripeProxy forwards to target (stripe-mock's URL).
@@ -69,7 +72,12 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 	}
 	p := &StripeProxy{URL: "http://" + ln.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ModifyResponse = p.seeRefund
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if err := p.seeRefund(resp); err != nil {
+			return err
+		}
+		return bankTransferInstructions(resp)
+	}
 	p.server = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -86,6 +94,13 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 			w.Header().Set("Request-Id", "req_fault")
 			w.WriteHeader(f.status)
 			_ = json.NewEncoder(w).Encode(map[string]StripeError{"error": f.body})
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/payment_intents" && form.Get("payment_method_types[0]") == "customer_balance" {
+			r.Header.Set(bankTransferHeader, form.Get("amount"))
+		}
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/customers/") && strings.HasSuffix(r.URL.Path, "/cash_balance") {
+			p.serveCashBalance(w, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/customers/"), "/cash_balance"))
 			return
 		}
 		if r.Method == http.MethodGet && r.URL.Path == "/v1/balance_transactions" {

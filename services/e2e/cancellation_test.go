@@ -234,3 +234,36 @@ func TestAFailedCultureCanBeRedoneForFree(t *testing.T) {
 		t.Fatalf("a re-culture of cells that passed: %d %s", r.Status, r.Raw)
 	}
 }
+
+// A patient may pay the deposit by Japanese bank transfer: the booking's
+// answer says where to transfer it.
+func TestABookingShowsWhereToTransferTheDeposit(t *testing.T) {
+	p := startPlatform(t)
+	q := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+	r := p.call(t, "POST", "/v1/bookings", map[string]string{"quote_id": q.Value.ID, "deposit_method": "bank_transfer"},
+		map[string]string{"Idempotency-Key": uuid.NewString()})
+	var created struct {
+		ID      string `json:"id"`
+		Deposit struct {
+			BankTransfer struct {
+				BankName        string `json:"bank_name"`
+				AccountNumber   string `json:"account_number"`
+				Reference       string `json:"reference"`
+				AmountRemaining Money  `json:"amount_remaining"`
+			} `json:"bank_transfer"`
+		} `json:"deposit"`
+	}
+	if err := json.Unmarshal(r.Raw, &created); err != nil || r.Status != 201 || created.Deposit.BankTransfer.AccountNumber == "" ||
+		created.Deposit.BankTransfer.Reference == "" || created.Deposit.BankTransfer.AmountRemaining != *q.Value.Deposit {
+		t.Fatalf("booking by bank transfer: %d %s", r.Status, r.Raw)
+	}
+	b := p.Booking(t, created.ID).Expect(t, 200)
+	if len(b.Value.Payments) != 1 || b.Value.Payments[0].Status != "awaiting_transfer" {
+		t.Fatalf("the deposit payment: %+v", b.Value.Payments)
+	}
+	bad := p.call(t, "POST", "/v1/bookings", map[string]string{"quote_id": q.Value.ID, "deposit_method": "cheque"},
+		map[string]string{"Idempotency-Key": uuid.NewString()})
+	if bad.Status != 422 || !strings.Contains(string(bad.Raw), "deposit_method") {
+		t.Fatalf("a deposit by cheque: %d %s", bad.Status, bad.Raw)
+	}
+}

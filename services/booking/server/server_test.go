@@ -242,6 +242,8 @@ type depositRequest struct {
 	Deposit   money.Money `json:"deposit"`
 	Balance   money.Money `json:"balance"`
 	Patient   patientJSON `json:"patient"`
+	// DepositMethod is card or bank_transfer, as payment takes it.
+	DepositMethod string `json:"deposit_method"`
 	// caller is whom the call's bearer token names.
 	caller identity.Principal
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 	"github.com/saisei-health/platform/pkg/servicehost"
+	"github.com/saisei-health/platform/services/payment/internal/domain"
 	"github.com/saisei-health/platform/services/payment/internal/service"
 	"github.com/saisei-health/platform/services/payment/internal/store"
 	"github.com/saisei-health/platform/services/payment/internal/stripegw"
@@ -33,6 +34,9 @@ type Config struct {
 	// ImportEvery is how often Stripe's balance transactions are imported
 	// for reconciliation; zero means 15 minutes.
 	ImportEvery time.Duration
+	// Overpayment is what happens to money a patient transfers beyond a
+	// payment: "refund" (the default) or "keep" on their customer balance.
+	Overpayment string
 }
 
 // ConfigFromEnv reads the standard variables plus STRIPE_API_KEY,
@@ -44,6 +48,7 @@ func ConfigFromEnv() Config {
 		StripeAPIKey:        servicehost.Env("STRIPE_API_KEY", ""),
 		StripeAPIBase:       servicehost.Env("STRIPE_API_BASE", "https://api.stripe.com"),
 		StripeWebhookSecret: servicehost.Env("STRIPE_WEBHOOK_SECRET", ""),
+		Overpayment:         servicehost.Env("BANK_TRANSFER_OVERPAYMENT", "refund"),
 	}
 }
 
@@ -63,7 +68,11 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	}
 	defer host.Close()
 	gw := stripegw.New(cfg.StripeAPIKey, cfg.StripeAPIBase, cfg.StripeWebhookSecret, httpkit.NewClient(deps.TracerProvider, 30*time.Second))
-	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, deps.Clock(), deps.Log)
+	if cfg.Overpayment != "" && cfg.Overpayment != "refund" && cfg.Overpayment != "keep" {
+		return errors.New("payment: BANK_TRANSFER_OVERPAYMENT must be refund or keep")
+	}
+	p := service.New(host.Pool, store.New(), gw, deps.TracerProvider, deps.Clock(), deps.Log).
+		WithOverpayment(domain.OverpaymentPolicy(cfg.Overpayment))
 	if err := transport.Subscribe(ctx, host, host.Pool, p, cfg.BalanceRetry); err != nil {
 		return err
 	}

@@ -71,6 +71,8 @@ type Booking struct {
 	Balance        money.Money
 	// DepositDueAt is when an unpaid booking expires.
 	DepositDueAt time.Time
+	// DepositMethod is card or bank_transfer ("" for card).
+	DepositMethod string
 
 	DepositPaymentID string
 	BalancePaymentID string

@@ -65,6 +65,8 @@ type CreateRequest struct {
 	IdempotencyKey string
 	// PatientSubject is the caller, who owns the booking and the key.
 	PatientSubject string
+	// DepositMethod is card (the default) or bank_transfer.
+	DepositMethod string
 }
 
 // Created is a booking with the deposit the patient now pays.
@@ -154,6 +156,11 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		return Created{}, validation.FieldError{Field: "quote_id", Message: "is not a quote id"}
 	case req.PatientSubject == "":
 		return Created{}, errors.New("booking: a booking needs its patient")
+	case req.DepositMethod != "" && req.DepositMethod != "card" && req.DepositMethod != "bank_transfer":
+		return Created{}, validation.FieldError{Field: "deposit_method", Message: "must be card or bank_transfer"}
+	}
+	if req.DepositMethod == "" {
+		req.DepositMethod = "card"
 	}
 	if existing, err := s.store.ByIdempotencyKey(ctx, s.pool, req.PatientSubject, req.IdempotencyKey); err == nil {
 		return s.replay(ctx, existing, req)
@@ -185,7 +192,7 @@ func (s *Bookings) CreateBooking(ctx context.Context, req CreateRequest) (Create
 		DoseCells: q.DoseCells, RequiresHarvest: q.RequiresHarvest,
 		Patient: domain.Patient{Name: q.Patient.Name, Email: q.Patient.Email, Country: q.Patient.Country, Language: q.Patient.Language},
 		Status:  domain.AwaitingDeposit, Total: q.Total, Deposit: *q.Deposit, Balance: *q.Balance,
-		Terms: termsOf(q), DepositDueAt: now.UTC().Add(s.depositWindow),
+		Terms: termsOf(q), DepositDueAt: now.UTC().Add(s.depositWindow), DepositMethod: req.DepositMethod,
 		Trace: telemetry.Inject(ctx), CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("booking.id", b.ID), attribute.String("clinic.id", b.ClinicID))
@@ -243,7 +250,7 @@ func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateReque
 // awaiting its deposit and the client's retry with the same key finishes it.
 func (s *Bookings) withDeposit(ctx context.Context, b domain.Booking, replayed bool) (Created, error) {
 	d, err := s.deposits.CreateDeposit(ctx, upstream.DepositRequest{
-		BookingID: b.ID, ClinicID: b.ClinicID, Deposit: b.Deposit, Balance: b.Balance,
+		BookingID: b.ID, ClinicID: b.ClinicID, Deposit: b.Deposit, Balance: b.Balance, DepositMethod: b.DepositMethod,
 		Patient: upstream.Patient{Name: b.Patient.Name, Email: b.Patient.Email, Country: b.Patient.Country, Language: b.Patient.Language},
 	})
 	if err != nil {

@@ -31,7 +31,7 @@ const columns = `id, idempotency_key, quote_id, treatment_id, treatment_name, cl
 	patient_name, patient_email, patient_country, patient_language, status, total_jpy, deposit_jpy, balance_jpy,
 	deposit_payment_id, balance_payment_id, balance_failure, harvested_at, cells_ready_at, administered_at,
 	qc_cell_count, qc_viability_bp, qc_sterility_passed, qc_endotoxin_passed, trace, created_at, updated_at, patient_subject,
-	cancellation_terms, cancellation, deposit_due_at, balance_action_due_at, last_reminder_at, culture_attempt`
+	cancellation_terms, cancellation, deposit_due_at, balance_action_due_at, last_reminder_at, culture_attempt, deposit_method`
 
 func scan(row pgx.Row) (domain.Booking, error) {
 	var b domain.Booking
@@ -44,7 +44,7 @@ func scan(row pgx.Row) (domain.Booking, error) {
 		&b.DoseCells, &b.RequiresHarvest, &b.Patient.Name, &b.Patient.Email, &b.Patient.Country, &b.Patient.Language, &b.Status,
 		&total, &deposit, &balance, &b.DepositPaymentID, &b.BalancePaymentID, &b.BalanceFailure,
 		&b.HarvestedAt, &b.CellsReadyAt, &b.AdministeredAt, &cells, &viability, &sterility, &endotoxin,
-		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt, &b.BalanceActionDueAt, &b.LastReminderAt, &b.CultureAttempt)
+		&trace, &b.CreatedAt, &b.UpdatedAt, &b.PatientSubject, &b.Terms, &b.Cancellation, &b.DepositDueAt, &b.BalanceActionDueAt, &b.LastReminderAt, &b.CultureAttempt, &b.DepositMethod)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return b, ErrNotFound
 	}
@@ -82,11 +82,11 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 	_, err = db.Exec(ctx, `
 		INSERT INTO bookings (id, idempotency_key, quote_id, treatment_id, treatment_name, clinic_id, clinic_name,
 			dose_cells, requires_harvest, patient_name, patient_email, patient_country, patient_language, status, total_jpy,
-			deposit_jpy, balance_jpy, trace, created_at, updated_at, patient_subject, cancellation_terms, deposit_due_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)`,
+			deposit_jpy, balance_jpy, trace, created_at, updated_at, patient_subject, cancellation_terms, deposit_due_at, deposit_method)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
 		b.ID, b.IdempotencyKey, b.QuoteID, b.TreatmentID, b.TreatmentName, b.ClinicID, b.ClinicName,
 		b.DoseCells, b.RequiresHarvest, b.Patient.Name, b.Patient.Email, b.Patient.Country, b.Patient.Language, b.Status,
-		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt, b.PatientSubject, b.Terms, b.DepositDueAt)
+		b.Total.Amount, b.Deposit.Amount, b.Balance.Amount, trace, b.CreatedAt, b.UpdatedAt, b.PatientSubject, b.Terms, b.DepositDueAt, depositMethod(b))
 	switch {
 	// Quoting answers a repeated idempotency key with the booking id it first
 	// recorded, so a concurrent request with the same key collides on the id
@@ -101,6 +101,13 @@ func (s *Store) Insert(ctx context.Context, db pgdb.Querier, b domain.Booking) e
 	_, err = db.Exec(ctx, `INSERT INTO booking_transitions (booking_id, from_status, to_status, cause, at) VALUES ($1, '', $2, 'booked', $3)`,
 		b.ID, b.Status, b.CreatedAt)
 	return err
+}
+
+func depositMethod(b domain.Booking) string {
+	if b.DepositMethod == "" {
+		return "card"
+	}
+	return b.DepositMethod
 }
 
 // DueForExpiry locks up to limit bookings whose deposit is overdue at now,

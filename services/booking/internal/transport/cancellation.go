@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -94,6 +95,8 @@ type BalancePaymentView struct {
 	Amount          money.Money `json:"amount"`
 	Status          string      `json:"status"`
 	PayBy           *time.Time  `json:"pay_by"`
+	// BankTransfer is where to transfer a balance asked for by bank transfer.
+	BankTransfer json.RawMessage `json:"bank_transfer,omitempty"`
 }
 
 func makePayBalanceEndpoint(s service.Service) endpoint.Endpoint {
@@ -104,7 +107,8 @@ func makePayBalanceEndpoint(s service.Service) endpoint.Endpoint {
 			return nil, err
 		}
 		return BalancePaymentView{BookingID: b.ID, PaymentID: bs.PaymentID, PaymentIntentID: bs.PaymentIntentID,
-			ClientSecret: bs.ClientSecret, Amount: bs.Amount, Status: bs.Status, PayBy: b.BalanceActionDueAt}, nil
+			ClientSecret: bs.ClientSecret, Amount: bs.Amount, Status: bs.Status, PayBy: b.BalanceActionDueAt,
+			BankTransfer: bs.BankTransfer}, nil
 	}
 }
 

@@ -51,7 +51,9 @@ func MakeEndpoints(s service.Service) Endpoints {
 }
 
 type createBookingRequest struct {
-	QuoteID        string `json:"quote_id"`
+	QuoteID string `json:"quote_id"`
+	// DepositMethod is card (the default) or bank_transfer.
+	DepositMethod  string `json:"deposit_method"`
 	idempotencyKey string
 }
 
@@ -61,6 +63,9 @@ type DepositView struct {
 	Amount          money.Money `json:"amount"`
 	PaymentIntentID string      `json:"payment_intent_id"`
 	ClientSecret    string      `json:"client_secret"`
+	// BankTransfer is where to transfer a bank-transfer deposit: bank,
+	// branch, account, holder, reference and the amount remaining.
+	BankTransfer json.RawMessage `json:"bank_transfer,omitempty"`
 }
 
 type createdBookingView struct {
@@ -84,14 +89,14 @@ func makeCreateBookingEndpoint(s service.Service) endpoint.Endpoint {
 		req := request.(createBookingRequest)
 		caller, _ := identity.FromContext(ctx)
 		c, err := s.CreateBooking(ctx, service.CreateRequest{QuoteID: req.QuoteID, IdempotencyKey: req.idempotencyKey,
-			PatientSubject: caller.Subject})
+			PatientSubject: caller.Subject, DepositMethod: req.DepositMethod})
 		if err != nil {
 			return nil, err
 		}
 		return createdBookingView{
 			BookingView: viewOf(c.Booking, nil),
 			Deposit: DepositView{PaymentID: c.Deposit.PaymentID, Amount: c.Deposit.Amount,
-				PaymentIntentID: c.Deposit.PaymentIntentID, ClientSecret: c.Deposit.ClientSecret},
+				PaymentIntentID: c.Deposit.PaymentIntentID, ClientSecret: c.Deposit.ClientSecret, BankTransfer: c.Deposit.BankTransfer},
 			replayed: c.Replayed,
 		}, nil
 	}

@@ -68,6 +68,8 @@ type DepositRequest struct {
 	Deposit   money.Money `json:"deposit"`
 	Balance   money.Money `json:"balance"`
 	Patient   Patient     `json:"patient"`
+	// DepositMethod is card or bank_transfer.
+	DepositMethod string `json:"deposit_method,omitempty"`
 }
 
 // Deposit is payment's answer: what the patient's app confirms with Stripe.
@@ -77,6 +79,8 @@ type Deposit struct {
 	PaymentIntentID string      `json:"payment_intent_id"`
 	ClientSecret    string      `json:"client_secret"`
 	Status          string      `json:"status"`
+	// BankTransfer is payment's transfer instructions, passed on as they are.
+	BankTransfer json.RawMessage `json:"bank_transfer,omitempty"`
 }
 
 // BalanceSession is what the patient's app pays the balance with, on-session.
@@ -86,6 +90,8 @@ type BalanceSession struct {
 	ClientSecret    string      `json:"client_secret"`
 	Amount          money.Money `json:"amount"`
 	Status          string      `json:"status"`
+	// BankTransfer is where to transfer a balance asked for by bank transfer.
+	BankTransfer json.RawMessage `json:"bank_transfer,omitempty"`
 }
 
 // Clients holds the go-kit client endpoints.

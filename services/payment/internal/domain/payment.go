@@ -32,8 +32,11 @@ const (
 	Processing      Status = "processing"
 	// RequiresAction: the bank wants the patient on-session (3-D Secure).
 	RequiresAction Status = "requires_action"
-	Failed         Status = "failed"
-	Succeeded      Status = "succeeded"
+	// AwaitingTransfer: a bank-transfer deposit waits for (the rest of) the
+	// patient's transfer.
+	AwaitingTransfer Status = "awaiting_transfer"
+	Failed           Status = "failed"
+	Succeeded        Status = "succeeded"
 )
 
 // Plan is what a booking owes, fixed when the deposit is requested.
@@ -84,9 +87,13 @@ type Payment struct {
 	ClientSecret    string
 	CustomerID      string
 	PaymentMethodID string
-	AmountReceived  money.Money
-	FailureCode     string
-	FailureMessage  string
+	// Method is how the deposit is paid; Transfer, for a bank transfer,
+	// where and what is still owed.
+	Method         DepositMethod
+	Transfer       *TransferInstructions
+	AmountReceived money.Money
+	FailureCode    string
+	FailureMessage string
 	// LastEventAt is when the intent state last applied was created at
 	// Stripe; older states arriving later are ignored.
 	LastEventAt time.Time
@@ -110,9 +117,11 @@ const (
 	// (3-D Secure), whether or not an off-session attempt was declined for it.
 	IntentNeedsAuthentication IntentStatus = "needs_authentication"
 	// IntentFailed: an attempt was declined; the intent waits for another card.
-	IntentFailed    IntentStatus = "failed"
-	IntentCanceled  IntentStatus = "canceled"
-	IntentSucceeded IntentStatus = "succeeded"
+	IntentFailed IntentStatus = "failed"
+	// IntentAwaitingTransfer: a bank transfer is awaited, in full or in part.
+	IntentAwaitingTransfer IntentStatus = "awaiting_transfer"
+	IntentCanceled         IntentStatus = "canceled"
+	IntentSucceeded        IntentStatus = "succeeded"
 	// IntentOther is a state the payment does not act on.
 	IntentOther IntentStatus = "other"
 )
@@ -125,6 +134,8 @@ type IntentState struct {
 	Status          IntentStatus
 	AmountReceived  money.Money
 	PaymentMethodID string
+	// Transfer is set for an intent waiting for a bank transfer.
+	Transfer *TransferInstructions
 	// FailureCode and FailureMessage are the provider's words, kept for
 	// finance and the patient; nothing decides on them.
 	FailureCode    string
@@ -163,7 +174,18 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 		p.PaymentIntentID = s.ID
 	}
 	p.LastEventAt, p.UpdatedAt = s.At, s.At
+	if s.Transfer != nil {
+		p.Transfer = s.Transfer
+	}
 	switch s.Status {
+	case IntentAwaitingTransfer:
+		// The patient must transfer the money: announced once, as an
+		// action required of them.
+		p.Status = AwaitingTransfer
+		if prev != AwaitingTransfer {
+			p.FailureCode, p.FailureMessage = "bank_transfer_required", "waiting for the patient's bank transfer"
+			return NeedsAction, nil
+		}
 	case IntentSucceeded:
 		if s.AmountReceived != p.Amount {
 			return NoChange, fmt.Errorf("%w: payment %s received %s, due %s", ErrAmountMismatch, p.ID, s.AmountReceived, p.Amount)
@@ -174,6 +196,9 @@ func (p *Payment) Apply(s IntentState) (Outcome, error) {
 			p.ChargeID = s.ChargeID
 		}
 		p.FailureCode, p.FailureMessage = "", ""
+		if p.Transfer != nil {
+			p.Transfer.AmountRemaining = money.Zero(p.Amount.Currency)
+		}
 		if s.PaymentMethodID != "" {
 			p.PaymentMethodID = s.PaymentMethodID
 		}
@@ -238,11 +263,16 @@ func BalanceCharge(plan *Plan, due money.Money, deposit *Payment, id string, now
 		return Payment{}, fmt.Errorf("%w: booking %s", ErrBalanceCancelled, plan.BookingID)
 	case plan.Balance != due:
 		return Payment{}, fmt.Errorf("%w: booking %s says %s, the plan %s", ErrBalanceDisagrees, plan.BookingID, due, plan.Balance)
-	case deposit == nil || deposit.Status != Succeeded || deposit.PaymentMethodID == "":
+	case deposit == nil || deposit.Status != Succeeded || (deposit.PaymentMethodID == "" && deposit.Method != ByBankTransfer):
 		return Payment{}, fmt.Errorf("%w: booking %s", ErrNoSavedCard, plan.BookingID)
 	}
-	return Payment{
+	charge := Payment{
 		ID: id, BookingID: plan.BookingID, ClinicID: plan.ClinicID, Stage: Balance, Amount: plan.Balance,
-		Status: Creating, CustomerID: plan.CustomerID, PaymentMethodID: deposit.PaymentMethodID, CreatedAt: now,
-	}, nil
+		Status: Creating, CustomerID: plan.CustomerID, PaymentMethodID: deposit.PaymentMethodID, Method: ByCard, CreatedAt: now,
+	}
+	if deposit.Method == ByBankTransfer {
+		// No card was saved: the balance is asked for by bank transfer too.
+		charge.Method, charge.PaymentMethodID = ByBankTransfer, ""
+	}
+	return charge, nil
 }

@@ -97,7 +97,13 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 		return fmt.Errorf("%w: charge balance: %v", ErrStripe, err) // retried with backoff, same key
 	default:
 		pay.PaymentIntentID = intent.ID
-		if intent.State.Status == domain.IntentSucceeded {
+		if intent.State.Status == domain.IntentAwaitingTransfer {
+			// Asked for by bank transfer: the patient must act.
+			if out, err = pay.Apply(intent.State); err != nil {
+				return bus.Permanent(err)
+			}
+			events = contract.ForOutcome(pay, out)
+		} else if intent.State.Status == domain.IntentSucceeded {
 			if out, err = pay.Apply(intent.State); err != nil {
 				return bus.Permanent(err)
 			}

@@ -73,6 +73,7 @@ type BalanceSession struct {
 	ClientSecret    string
 	Amount          money.Money
 	Status          domain.IntentStatus
+	Transfer        *domain.TransferInstructions
 }
 
 // ErrNothingToPay means the booking's balance was paid (or never charged).
@@ -99,5 +100,5 @@ func (s *Payments) BalanceSession(ctx context.Context, bookingID string) (Balanc
 		return BalanceSession{}, fmt.Errorf("%w: the intent is %s", ErrNothingToPay, intent.State.Status)
 	}
 	return BalanceSession{PaymentID: pay.ID, PaymentIntentID: intent.ID, ClientSecret: intent.ClientSecret, Amount: pay.Amount,
-		Status: intent.State.Status}, nil
+		Status: intent.State.Status, Transfer: intent.State.Transfer}, nil
 }

@@ -315,3 +315,32 @@ func (s *Payments) sendStaleRefunds(ctx context.Context) error {
 	}
 	return nil
 }
+
+// settleOverpayment applies the overpayment policy after a bank transfer
+// paid a payment in full: what the patient transferred beyond it stays on
+// their Stripe customer balance, and is refunded to them unless the policy
+// keeps it there (for their next payment). A failure is logged: the money
+// stays on the customer balance, where finance sees it.
+func (s *Payments) settleOverpayment(ctx context.Context, p domain.Payment) {
+	if s.overpayment == domain.KeepOverpayment || p.CustomerID == "" {
+		return
+	}
+	extra, err := s.stripe.CashBalance(ctx, p.CustomerID)
+	if err != nil || !extra.IsPositive() {
+		if err != nil {
+			s.log.WarnContext(ctx, "could not read the customer's cash balance after a bank transfer", "booking_id", p.BookingID, "err", err)
+		}
+		return
+	}
+	plan, err := s.store.Plan(ctx, s.pool, p.BookingID, false)
+	if err != nil {
+		s.log.WarnContext(ctx, "could not refund an overpayment", "booking_id", p.BookingID, "err", err)
+		return
+	}
+	id, err := s.stripe.RefundCashBalance(ctx, p.BookingID, p.CustomerID, plan.PatientEmail, extra)
+	if err != nil {
+		s.log.WarnContext(ctx, "could not refund an overpayment", "booking_id", p.BookingID, "amount", extra.String(), "err", err)
+		return
+	}
+	s.log.InfoContext(ctx, "overpaid bank transfer refunded", "booking_id", p.BookingID, "amount", extra.String(), "refund", id)
+}

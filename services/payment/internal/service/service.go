@@ -44,6 +44,8 @@ type DepositRequest struct {
 	Balance      money.Money
 	PatientName  string
 	PatientEmail string
+	// Method is how the deposit is paid: card (the default) or bank_transfer.
+	Method domain.DepositMethod
 }
 
 // Stripe is the payment provider as payment uses it; stripegw.Gateway is
@@ -59,6 +61,8 @@ type Stripe interface {
 	RetrieveIntent(ctx context.Context, id string) (stripegw.Intent, error)
 	IntentOfCharge(ctx context.Context, chargeID string) (string, error)
 	BalanceLines(ctx context.Context, since time.Time, fn func(domain.BalanceLine) error) error
+	CashBalance(ctx context.Context, customerID string) (money.Money, error)
+	RefundCashBalance(ctx context.Context, bookingID, customerID, email string, amount money.Money) (string, error)
 	VerifyWebhook(payload []byte, signature string) (stripegw.Event, error)
 }
 
@@ -72,13 +76,23 @@ type Payments struct {
 	log    *slog.Logger
 	// refundsDue wakes KeepRefunding when a refund was queued.
 	refundsDue chan struct{}
+	// overpayment is what happens to money transferred beyond a payment.
+	overpayment domain.OverpaymentPolicy
+}
+
+// WithOverpayment sets the overpayment policy (refund by default).
+func (s *Payments) WithOverpayment(p domain.OverpaymentPolicy) *Payments {
+	if p != "" {
+		s.overpayment = p
+	}
+	return s
 }
 
 // New returns the payment service.
 func New(pool *pgxpool.Pool, s *store.Store, stripe Stripe, tp trace.TracerProvider, now func() time.Time, log *slog.Logger) *Payments {
 	return &Payments{pool: pool, store: s, stripe: stripe,
 		tracer: tp.Tracer("github.com/saisei-health/platform/services/payment"), now: now, log: log,
-		refundsDue: make(chan struct{}, 1)}
+		refundsDue: make(chan struct{}, 1), overpayment: domain.RefundOverpayment}
 }
 
 // CreateDeposit fixes the booking's payment plan and returns its deposit
@@ -105,7 +119,7 @@ func (s *Payments) CreateDeposit(ctx context.Context, req DepositRequest) (domai
 		}
 		pay, err = s.store.InsertPayment(ctx, tx, domain.Payment{
 			ID: uuid.Must(uuid.NewV7()).String(), BookingID: req.BookingID, ClinicID: req.ClinicID,
-			Stage: domain.Deposit, Amount: req.Deposit, Status: domain.Creating,
+			Stage: domain.Deposit, Amount: req.Deposit, Status: domain.Creating, Method: req.Method,
 			Trace: telemetry.Inject(ctx), CreatedAt: now,
 		})
 		return err
@@ -138,8 +152,12 @@ func (s *Payments) CreateDeposit(ctx context.Context, req DepositRequest) (domai
 		}
 		if current.Status == domain.Creating {
 			pay.PaymentIntentID, pay.ClientSecret = intent.ID, intent.ClientSecret
-			// A new intent waits for the patient; what happens next comes by webhook.
+			// A new intent waits for the patient (their card, or their bank
+			// transfer); what happens next comes by webhook.
 			pay.Status, pay.UpdatedAt = domain.RequiresPayment, s.now().UTC()
+			if intent.State.Status == domain.IntentAwaitingTransfer {
+				pay.Status, pay.Transfer = domain.AwaitingTransfer, intent.State.Transfer
+			}
 		} else {
 			pay = current
 			pay.ClientSecret = intent.ClientSecret
@@ -168,6 +186,8 @@ func (r DepositRequest) validate() error {
 		return validation.FieldError{Field: "balance", Message: "must be a JPY amount, zero when paid in full with the deposit"}
 	case r.PatientEmail == "":
 		return validation.FieldError{Field: "patient.email", Message: "is required"}
+	case r.Method != "" && r.Method != domain.ByCard && r.Method != domain.ByBankTransfer:
+		return validation.FieldError{Field: "deposit_method", Message: "must be card or bank_transfer"}
 	}
 	// Sent to Stripe with the customer: bounded as quoting bounds them.
 	var v validation.Validator

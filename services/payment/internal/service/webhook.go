@@ -68,6 +68,7 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 	defer span.End()
 
 	outcome := OutcomeApplied
+	var transferred *domain.Payment // a bank-transfer deposit that just succeeded
 	err = pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		fresh, err := s.store.RecordEvent(ctx, tx, ev.ID, ev.Type, st.ID, ev.Created, OutcomeApplied, payload)
 		if err != nil {
@@ -81,7 +82,11 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 		if err != nil {
 			return err
 		}
-		if _, err := s.apply(ctx, tx, &p, st); errors.Is(err, domain.ErrAmountMismatch) {
+		out, err := s.apply(ctx, tx, &p, st)
+		if err == nil && out == domain.BecameSucceeded && p.Method == domain.ByBankTransfer {
+			transferred = &p
+		}
+		if errors.Is(err, domain.ErrAmountMismatch) {
 			// Money arrived that does not match: keep the evidence, do not
 			// confirm the booking, and let finance resolve it.
 			outcome = OutcomeMismatch
@@ -94,6 +99,9 @@ func (s *Payments) HandleWebhook(ctx context.Context, payload []byte, signature 
 	span.SetAttributes(attribute.String("stripe.outcome", outcome))
 	if err == nil && outcome == OutcomeApplied {
 		s.nudgeRefunds() // a late payment's refund may be queued
+	}
+	if err == nil && transferred != nil {
+		s.settleOverpayment(ctx, *transferred)
 	}
 	return outcome, err
 }

@@ -83,7 +83,7 @@ func (s *Store) SetCustomer(ctx context.Context, db pgdb.Querier, bookingID, cus
 
 const paymentColumns = `id, booking_id, clinic_id, stage, amount, currency, status, COALESCE(payment_intent_id, ''),
 	client_secret, customer_id, payment_method_id, amount_received, failure_code, failure_message, last_event_at,
-	succeeded_at, trace, created_at, updated_at, charge_id`
+	succeeded_at, trace, created_at, updated_at, charge_id, method, transfer`
 
 func scanPayment(row pgx.Row) (domain.Payment, error) {
 	var p domain.Payment
@@ -93,7 +93,7 @@ func scanPayment(row pgx.Row) (domain.Payment, error) {
 	var trace []byte
 	err := row.Scan(&p.ID, &p.BookingID, &p.ClinicID, &p.Stage, &amount, &currency, &p.Status, &p.PaymentIntentID,
 		&p.ClientSecret, &p.CustomerID, &p.PaymentMethodID, &received, &p.FailureCode, &p.FailureMessage, &lastEvent,
-		&p.SucceededAt, &trace, &p.CreatedAt, &p.UpdatedAt, &p.ChargeID)
+		&p.SucceededAt, &trace, &p.CreatedAt, &p.UpdatedAt, &p.ChargeID, &p.Method, &p.Transfer)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -116,14 +116,21 @@ func (s *Store) InsertPayment(ctx context.Context, db pgdb.Querier, p domain.Pay
 	}
 	_, err = db.Exec(ctx, `
 		INSERT INTO payments (id, booking_id, clinic_id, stage, amount, currency, status, customer_id,
-			payment_method_id, trace, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (booking_id, stage) DO NOTHING`,
+			payment_method_id, trace, created_at, updated_at, method)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) ON CONFLICT (booking_id, stage) DO NOTHING`,
 		p.ID, p.BookingID, p.ClinicID, p.Stage, p.Amount.Amount, p.Amount.Currency, p.Status, p.CustomerID,
-		p.PaymentMethodID, trace, p.CreatedAt)
+		p.PaymentMethodID, trace, p.CreatedAt, methodOf(p))
 	if err != nil {
 		return p, err
 	}
 	return s.PaymentByStage(ctx, db, p.BookingID, p.Stage, true)
+}
+
+func methodOf(p domain.Payment) domain.DepositMethod {
+	if p.Method == "" {
+		return domain.ByCard
+	}
+	return p.Method
 }
 
 // PaymentByStage reads a booking's payment of one stage.
@@ -175,10 +182,10 @@ func (s *Store) UpdatePayment(ctx context.Context, db pgdb.Querier, p domain.Pay
 	_, err := db.Exec(ctx, `
 		UPDATE payments SET status = $2, payment_intent_id = $3, client_secret = $4, customer_id = $5,
 			payment_method_id = $6, amount_received = $7, failure_code = $8, failure_message = $9,
-			last_event_at = $10, succeeded_at = $11, updated_at = $12, charge_id = $13
+			last_event_at = $10, succeeded_at = $11, updated_at = $12, charge_id = $13, transfer = $14
 		WHERE id = $1`,
 		p.ID, p.Status, intent, p.ClientSecret, p.CustomerID, p.PaymentMethodID, p.AmountReceived.Amount,
-		p.FailureCode, p.FailureMessage, lastEvent, p.SucceededAt, p.UpdatedAt, p.ChargeID)
+		p.FailureCode, p.FailureMessage, lastEvent, p.SucceededAt, p.UpdatedAt, p.ChargeID, p.Transfer)
 	return err
 }
 

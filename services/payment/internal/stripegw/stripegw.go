@@ -76,6 +76,9 @@ func (g *Gateway) CreateCustomer(ctx context.Context, bookingID, name, email str
 // confirms it with the client secret; setup_future_usage=off_session saves
 // the card to the customer for the balance.
 func (g *Gateway) CreateDepositIntent(ctx context.Context, pay domain.Payment) (Intent, error) {
+	if pay.Method == domain.ByBankTransfer {
+		return g.createTransferIntent(ctx, pay)
+	}
 	p := &stripe.PaymentIntentParams{
 		Amount:                  stripe.Int64(pay.Amount.Amount),
 		Currency:                stripe.String(strings.ToLower(string(pay.Amount.Currency))),
@@ -87,10 +90,63 @@ func (g *Gateway) CreateDepositIntent(ctx context.Context, pay domain.Payment) (
 	return g.createIntent(ctx, p, pay, "deposit")
 }
 
+// createTransferIntent creates a deposit paid by Japanese bank transfer:
+// the customer's balance funded by a transfer to the virtual account and
+// reference Stripe assigns, confirmed at once so the instructions exist.
+func (g *Gateway) createTransferIntent(ctx context.Context, pay domain.Payment) (Intent, error) {
+	p := &stripe.PaymentIntentParams{
+		Amount:             stripe.Int64(pay.Amount.Amount),
+		Currency:           stripe.String(strings.ToLower(string(pay.Amount.Currency))),
+		Customer:           stripe.String(pay.CustomerID),
+		PaymentMethodTypes: []*string{stripe.String("customer_balance")},
+		PaymentMethodData:  &stripe.PaymentIntentPaymentMethodDataParams{Type: stripe.String("customer_balance")},
+		PaymentMethodOptions: &stripe.PaymentIntentPaymentMethodOptionsParams{
+			CustomerBalance: &stripe.PaymentIntentPaymentMethodOptionsCustomerBalanceParams{
+				FundingType: stripe.String("bank_transfer"),
+				BankTransfer: &stripe.PaymentIntentPaymentMethodOptionsCustomerBalanceBankTransferParams{
+					Type: stripe.String("jp_bank_transfer")},
+			}},
+		Confirm:     stripe.Bool(true),
+		Description: stripe.String(string(pay.Stage) + " by bank transfer, booking " + pay.BookingID),
+	}
+	return g.createIntent(ctx, p, pay, string(pay.Stage))
+}
+
+// CashBalance is what a customer transferred beyond what their payments
+// took, in yen.
+func (g *Gateway) CashBalance(ctx context.Context, customerID string) (money.Money, error) {
+	p := &stripe.CashBalanceParams{Customer: stripe.String(customerID)}
+	p.Context = ctx
+	cb, err := g.api.CashBalances.Get(p)
+	if err != nil {
+		return money.Money{}, translate(err)
+	}
+	return money.Yen(cb.Available["jpy"]), nil
+}
+
+// RefundCashBalance returns money a customer overpaid by bank transfer;
+// Stripe emails them for their bank details.
+func (g *Gateway) RefundCashBalance(ctx context.Context, bookingID, customerID, email string, amount money.Money) (string, error) {
+	p := &stripe.RefundParams{Customer: stripe.String(customerID), Origin: stripe.String("customer_balance"),
+		Amount: stripe.Int64(amount.Amount), Currency: stripe.String(strings.ToLower(string(amount.Currency))),
+		InstructionsEmail: stripe.String(email)}
+	p.Context = ctx
+	p.AddMetadata("booking_id", bookingID)
+	p.SetIdempotencyKey(domain.IdempotencyKey(bookingID, "overpayment"))
+	re, err := g.api.Refunds.New(p)
+	if err != nil {
+		return "", translate(err)
+	}
+	return re.ID, nil
+}
+
 // ChargeBalance charges the balance off-session on the card saved with the
 // deposit. It is called only when the cells have passed QC, shortly before
 // administration: an authorization taken weeks ahead would have expired.
 func (g *Gateway) ChargeBalance(ctx context.Context, pay domain.Payment) (Intent, error) {
+	if pay.Method == domain.ByBankTransfer {
+		return g.createTransferIntent(ctx, pay)
+	}
 	p := &stripe.PaymentIntentParams{
 		Amount:        stripe.Int64(pay.Amount.Amount),
 		Currency:      stripe.String(strings.ToLower(string(pay.Amount.Currency))),
@@ -172,6 +228,20 @@ func StateOf(pi *stripe.PaymentIntent, at time.Time) domain.IntentState {
 		if s.FailureCode == "" {
 			s.FailureCode = string(e.Type)
 		}
+	}
+	if na := pi.NextAction; na != nil && na.DisplayBankTransferInstructions != nil && pi.Status != stripe.PaymentIntentStatusSucceeded {
+		in := na.DisplayBankTransferInstructions
+		t := &domain.TransferInstructions{Reference: in.Reference, HostedURL: in.HostedInstructionsURL,
+			AmountRemaining: money.New(in.AmountRemaining, s.AmountReceived.Currency)}
+		for _, a := range in.FinancialAddresses {
+			if z := a.Zengin; z != nil {
+				t.BankName, t.BankCode, t.BranchName, t.BranchCode = z.BankName, z.BankCode, z.BranchName, z.BranchCode
+				t.AccountType, t.AccountNumber, t.AccountHolder = z.AccountType, z.AccountNumber, z.AccountHolderName
+				break
+			}
+		}
+		s.Status, s.Transfer = domain.IntentAwaitingTransfer, t
+		return s
 	}
 	switch pi.Status {
 	case stripe.PaymentIntentStatusSucceeded:

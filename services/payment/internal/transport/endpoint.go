@@ -51,7 +51,7 @@ func MakeEndpoints(s *service.Payments) Endpoints {
 				return nil, err
 			}
 			return BalanceSessionView{PaymentID: bs.PaymentID, PaymentIntentID: bs.PaymentIntentID, ClientSecret: bs.ClientSecret,
-				Amount: bs.Amount, Status: bs.Status}, nil
+				Amount: bs.Amount, Status: bs.Status, BankTransfer: bs.Transfer}, nil
 		},
 	}
 }
@@ -63,6 +63,8 @@ type BalanceSessionView struct {
 	ClientSecret    string              `json:"client_secret"`
 	Amount          money.Money         `json:"amount"`
 	Status          domain.IntentStatus `json:"status"`
+	// BankTransfer is where to transfer a balance asked for by bank transfer.
+	BankTransfer *domain.TransferInstructions `json:"bank_transfer,omitempty"`
 }
 
 type patientRequest struct {
@@ -78,6 +80,8 @@ type createDepositRequest struct {
 	Deposit   money.Money    `json:"deposit"`
 	Balance   money.Money    `json:"balance"`
 	Patient   patientRequest `json:"patient"`
+	// DepositMethod is card (the default) or bank_transfer.
+	DepositMethod domain.DepositMethod `json:"deposit_method"`
 }
 
 // DepositView answers booking with what the patient's app needs.
@@ -88,6 +92,8 @@ type DepositView struct {
 	PaymentIntentID string        `json:"payment_intent_id"`
 	ClientSecret    string        `json:"client_secret"`
 	Status          domain.Status `json:"status"`
+	// BankTransfer is where the patient transfers a bank-transfer deposit.
+	BankTransfer *domain.TransferInstructions `json:"bank_transfer,omitempty"`
 }
 
 func (DepositView) StatusCode() int { return http.StatusCreated }
@@ -96,12 +102,13 @@ func makeCreateDepositEndpoint(s *service.Payments) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(createDepositRequest)
 		p, err := s.CreateDeposit(ctx, service.DepositRequest{BookingID: req.BookingID, ClinicID: req.ClinicID,
-			Deposit: req.Deposit, Balance: req.Balance, PatientName: req.Patient.Name, PatientEmail: req.Patient.Email})
+			Deposit: req.Deposit, Balance: req.Balance, PatientName: req.Patient.Name, PatientEmail: req.Patient.Email,
+			Method: req.DepositMethod})
 		if err != nil {
 			return nil, err
 		}
 		return DepositView{PaymentID: p.ID, BookingID: p.BookingID, Amount: p.Amount, PaymentIntentID: p.PaymentIntentID,
-			ClientSecret: p.ClientSecret, Status: p.Status}, nil
+			ClientSecret: p.ClientSecret, Status: p.Status, BankTransfer: p.Transfer}, nil
 	}
 }
 
@@ -119,12 +126,24 @@ type PaymentView struct {
 	FailureMessage  string        `json:"failure_message,omitempty"`
 	SucceededAt     *time.Time    `json:"succeeded_at,omitempty"`
 	CreatedAt       time.Time     `json:"created_at"`
+	// Method is card or bank_transfer; BankTransfer says where to transfer
+	// and what is still owed.
+	Method       domain.DepositMethod         `json:"method"`
+	BankTransfer *domain.TransferInstructions `json:"bank_transfer,omitempty"`
+}
+
+func methodOf(p domain.Payment) domain.DepositMethod {
+	if p.Method == "" {
+		return domain.ByCard
+	}
+	return p.Method
 }
 
 func paymentView(p domain.Payment) PaymentView {
 	return PaymentView{PaymentID: p.ID, Stage: p.Stage, PaymentIntentID: p.PaymentIntentID, Amount: p.Amount,
 		AmountReceived: p.AmountReceived, Status: p.Status, OffSession: p.Stage == domain.Balance,
 		PaymentMethodID: p.PaymentMethodID, FailureCode: p.FailureCode, FailureMessage: p.FailureMessage,
+		Method: methodOf(p), BankTransfer: p.Transfer,
 		SucceededAt: p.SucceededAt, CreatedAt: p.CreatedAt}
 }
 
