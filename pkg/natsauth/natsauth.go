@@ -219,7 +219,7 @@ func Operator() Permissions { return Permissions{Publish: []string{">"}, Subscri
 var ServiceConsumes = map[string][]string{
 	"catalog":      nil,
 	"quoting":      {"CATALOG", "BOOKING"},
-	"booking":      {"PAYMENT"},
+	"booking":      {"PAYMENT", "CATALOG"},
 	"payment":      {"BOOKING"},
 	"notification": {"BOOKING", "QUOTING", "PAYMENT"},
 }

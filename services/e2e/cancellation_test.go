@@ -267,3 +267,29 @@ func TestABookingShowsWhereToTransferTheDeposit(t *testing.T) {
 		t.Fatalf("a deposit by cheque: %d %s", bad.Status, bad.Raw)
 	}
 }
+
+// A treatment whose provision plan is suspended can no longer be provided:
+// the bookings still awaiting their deposit are cancelled, and a deposit
+// paid as it happened is refunded, not silently kept.
+func TestASuspendedPlanCancelsTheBookingsAwaitingTheirDeposit(t *testing.T) {
+	p := startPlatform(t)
+	q := p.issueWhenKnown(t, QuoteRequest{TreatmentID: treatmentID, DoseCells: dose, Currency: "JPY", Patient: patient, Screening: &fit})
+	created := p.Book(t, q.Value.ID, uuid.NewString()).Expect(t, 201).Value
+	plan := p.Treatment(t, treatmentID).Expect(t, 200).Value.PlanNumber
+	p.PatchPlan(t, plan, map[string]any{"status": "suspended"}, admin()).Expect(t, 200)
+
+	b := p.waitForStatus(t, created.ID, "cancelled")
+	if b.Value.Cancellation == nil || b.Value.Cancellation.Reason != "plan_stopped" || b.Value.Cancellation.Refund.Amount != 0 {
+		t.Fatalf("cancellation %+v", b.Value.Cancellation)
+	}
+	devtest.Eventually(t, "the deposit intent to be cancelled", func() bool {
+		_, ok := findRequest(p.stripe.Requests(), "POST", "/v1/payment_intents/"+created.Deposit.PaymentIntentID+"/cancel",
+			"booking:"+created.ID+":cancel-deposit")
+		return ok
+	})
+	deposit := created.Deposit.Amount.Amount
+	payload, sig := stripeEvent(t, "evt_late_plan_"+created.ID, "payment_intent.succeeded", paymentIntent{ID: created.Deposit.PaymentIntentID,
+		Amount: deposit, AmountReceived: deposit, Currency: "jpy", Status: "succeeded"})
+	p.StripeWebhook(t, payload, sig)
+	devtest.Eventually(t, "the late deposit to be refunded", func() bool { return p.refunded(t, created.ID) == deposit })
+}

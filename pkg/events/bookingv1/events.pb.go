@@ -36,6 +36,9 @@ const (
 	CancellationReason_CANCELLATION_REASON_QC_FAILED CancellationReason = 3
 	// The patient did not pay the balance by its deadline.
 	CancellationReason_CANCELLATION_REASON_BALANCE_UNPAID CancellationReason = 4
+	// The treatment's provision plan was suspended or withdrawn before the
+	// deposit was paid.
+	CancellationReason_CANCELLATION_REASON_PLAN_STOPPED CancellationReason = 5
 )
 
 // Enum value maps for CancellationReason.
@@ -46,6 +49,7 @@ var (
 		2: "CANCELLATION_REASON_INELIGIBLE",
 		3: "CANCELLATION_REASON_QC_FAILED",
 		4: "CANCELLATION_REASON_BALANCE_UNPAID",
+		5: "CANCELLATION_REASON_PLAN_STOPPED",
 	}
 	CancellationReason_value = map[string]int32{
 		"CANCELLATION_REASON_UNSPECIFIED":    0,
@@ -53,6 +57,7 @@ var (
 		"CANCELLATION_REASON_INELIGIBLE":     2,
 		"CANCELLATION_REASON_QC_FAILED":      3,
 		"CANCELLATION_REASON_BALANCE_UNPAID": 4,
+		"CANCELLATION_REASON_PLAN_STOPPED":   5,
 	}
 )
 
@@ -1118,13 +1123,14 @@ const file_saisei_booking_v1_events_proto_rawDesc = "" +
 	"\abooking\x18\x01 \x01(\v2\x1a.saisei.booking.v1.BookingR\abooking\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x129\n" +
 	"\n" +
-	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt*\xc9\x01\n" +
+	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt*\xef\x01\n" +
 	"\x12CancellationReason\x12#\n" +
 	"\x1fCANCELLATION_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCANCELLATION_REASON_PATIENT\x10\x01\x12\"\n" +
 	"\x1eCANCELLATION_REASON_INELIGIBLE\x10\x02\x12!\n" +
 	"\x1dCANCELLATION_REASON_QC_FAILED\x10\x03\x12&\n" +
-	"\"CANCELLATION_REASON_BALANCE_UNPAID\x10\x04BBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
+	"\"CANCELLATION_REASON_BALANCE_UNPAID\x10\x04\x12$\n" +
+	" CANCELLATION_REASON_PLAN_STOPPED\x10\x05BBZ@github.com/saisei-health/platform/pkg/events/bookingv1;bookingv1b\x06proto3"
 
 var (
 	file_saisei_booking_v1_events_proto_rawDescOnce sync.Once

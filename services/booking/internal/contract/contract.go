@@ -98,6 +98,7 @@ var reasons = map[domain.CancellationReason]bookingv1.CancellationReason{
 	domain.FoundIneligible:        bookingv1.CancellationReason_CANCELLATION_REASON_INELIGIBLE,
 	domain.RefundedAfterQCFailure: bookingv1.CancellationReason_CANCELLATION_REASON_QC_FAILED,
 	domain.BalanceUnpaid:          bookingv1.CancellationReason_CANCELLATION_REASON_BALANCE_UNPAID,
+	domain.PlanStopped:            bookingv1.CancellationReason_CANCELLATION_REASON_PLAN_STOPPED,
 }
 
 // BalanceFailed announces that the balance charge paymentID failed: the

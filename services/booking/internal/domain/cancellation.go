@@ -32,6 +32,9 @@ const (
 	RefundedAfterQCFailure CancellationReason = "qc_failed"
 	// BalanceUnpaid: the patient did not pay the balance by its deadline.
 	BalanceUnpaid CancellationReason = "balance_unpaid"
+	// PlanStopped: the treatment's provision plan was suspended or withdrawn
+	// before the deposit was paid.
+	PlanStopped CancellationReason = "plan_stopped"
 )
 
 // Cancellation is how a booking ended: what is refunded, what is kept and
@@ -146,6 +149,19 @@ func (b *Booking) CancelUnpaidBalance(now time.Time) (Cancellation, Transition, 
 	return c, t, nil
 }
 
+// CancelForStoppedPlan cancels a booking still awaiting its deposit when
+// the treatment's provision plan stops: it can no longer be provided, and
+// nothing was charged (a deposit paid after all is refunded by payment).
+func (b *Booking) CancelForStoppedPlan(at time.Time) (Cancellation, Transition, error) {
+	if b.Status != AwaitingDeposit {
+		return Cancellation{}, Transition{}, TransitionError{"cancel for a stopped plan", b.Status}
+	}
+	c := Cancellation{Reason: PlanStopped, Explanation: "The treatment's provision plan was suspended before the deposit was paid: nothing was charged."}
+	c.Refund, c.Retained = b.keep(money.Zero(b.Deposit.Currency))
+	t := b.cancel(&c, at)
+	return c, t, nil
+}
+
 func (b *Booking) cancel(c *Cancellation, at time.Time) Transition {
 	c.At = at
 	kept := *c
@@ -158,6 +174,8 @@ func (b *Booking) cancel(c *Cancellation, at time.Time) Transition {
 		cause = "refunded after the cells failed quality control"
 	case BalanceUnpaid:
 		cause = "the balance was not paid in time"
+	case PlanStopped:
+		cause = "the treatment's provision plan stopped"
 	}
 	return b.move(Cancelled, fmt.Sprintf("%s: %s refunded, %s kept", cause, c.Refund.Format(), c.Retained.Format()), at)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/saisei-health/platform/pkg/bus"
+	"github.com/saisei-health/platform/pkg/events/catalogv1"
 	"github.com/saisei-health/platform/pkg/events/paymentv1"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/wire"
@@ -73,4 +74,30 @@ func (s *Bookings) ApplyPaymentFailed(ctx context.Context, tx pgx.Tx, e *payment
 	// The patient is told (by notification) what happens next, and by when.
 	return outbox.Enqueue(ctx, tx, contract.BalanceFailed(b, bus.MessageOf(ctx).ID, e.GetPaymentId(),
 		truncate(e.GetFailureCode(), 100), e.GetRequiresAction(), e.GetFailedAt().AsTime()))
+}
+
+// ApplyPlanChanged cancels the bookings still awaiting their deposit when a
+// treatment's provision plan is suspended or withdrawn: the treatment can
+// no longer be provided. Runs in the inbox transaction.
+func (s *Bookings) ApplyPlanChanged(ctx context.Context, tx pgx.Tx, e *catalogv1.PlanChanged) error {
+	if st := e.GetPlan().GetStatus(); st != "suspended" && st != "withdrawn" {
+		return nil
+	}
+	if len(e.GetTreatmentIds()) == 0 {
+		return nil
+	}
+	due, err := s.store.AwaitingDepositFor(ctx, tx, e.GetTreatmentIds())
+	if err != nil {
+		return err
+	}
+	for _, b := range due {
+		_, t, err := b.CancelForStoppedPlan(s.now().UTC())
+		if err != nil {
+			return err
+		}
+		if err := s.save(ctx, tx, b, &t); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -110,6 +110,16 @@ func depositMethod(b domain.Booking) string {
 	return b.DepositMethod
 }
 
+// AwaitingDepositFor locks the bookings of treatments still awaiting their deposit.
+func (s *Store) AwaitingDepositFor(ctx context.Context, db pgdb.Querier, treatmentIDs []string) ([]domain.Booking, error) {
+	rows, err := db.Query(ctx, `SELECT `+columns+` FROM bookings WHERE status = 'awaiting_deposit' AND treatment_id = ANY($1)
+		ORDER BY created_at FOR UPDATE`, treatmentIDs)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Booking, error) { return scan(r) })
+}
+
 // DueForExpiry locks up to limit bookings whose deposit is overdue at now,
 // skipping any another replica holds.
 func (s *Store) DueForExpiry(ctx context.Context, db pgdb.Querier, now time.Time, limit int) ([]domain.Booking, error) {

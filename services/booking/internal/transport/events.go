@@ -21,7 +21,12 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, b *s
 		}}, inbox.On(b.ApplyPaymentSucceeded)); err != nil {
 		return err
 	}
-	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "booking-payments-failed",
+	if err := inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamPayment, Durable: "booking-payments-failed",
 		Subjects: []string{subject.Payment(subject.Any, subject.Balance, subject.Failed)}},
-		inbox.On(b.ApplyPaymentFailed))
+		inbox.On(b.ApplyPaymentFailed)); err != nil {
+		return err
+	}
+	// A plan that stops cancels the bookings still awaiting their deposit.
+	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamCatalog, Durable: "booking-plans",
+		Subjects: []string{subject.Plan(subject.Any)}}, inbox.On(b.ApplyPlanChanged))
 }

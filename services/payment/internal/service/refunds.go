@@ -87,14 +87,22 @@ func (s *Payments) RefundCancelled(ctx context.Context, e *bookingv1.BookingCanc
 		return err
 	}
 
-	// An open balance intent (the patient never paid it) can no longer be.
-	if bal, err := s.store.PaymentByStage(ctx, s.pool, b.GetId(), domain.Balance, false); err == nil &&
-		bal.PaymentIntentID != "" && bal.Status != domain.Succeeded {
-		if err := s.stripe.CancelIntent(ctx, b.GetId(), domain.Balance, bal.PaymentIntentID); err != nil && !errors.Is(err, stripegw.ErrRefused) {
-			return fmt.Errorf("%w: cancel the balance intent: %v", ErrStripe, err)
+	// An open intent (the patient never paid it) can no longer be paid;
+	// one paid at this very moment is refunded when its success arrives.
+	for _, stage := range []domain.Stage{domain.Deposit, domain.Balance} {
+		pay, err := s.store.PaymentByStage(ctx, s.pool, b.GetId(), stage, false)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
 		}
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		if err != nil {
+			return err
+		}
+		if pay.PaymentIntentID == "" || pay.Status == domain.Succeeded {
+			continue
+		}
+		if err := s.stripe.CancelIntent(ctx, b.GetId(), stage, pay.PaymentIntentID); err != nil && !errors.Is(err, stripegw.ErrRefused) {
+			return fmt.Errorf("%w: cancel the %s intent: %v", ErrStripe, stage, err)
+		}
 	}
 	answers := map[string]domain.RefundState{}
 	for _, r := range refunds {
