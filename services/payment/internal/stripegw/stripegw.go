@@ -295,15 +295,8 @@ func (g *Gateway) Refund(ctx context.Context, r domain.Refund) (domain.RefundSta
 	p.AddMetadata("payment_id", r.PaymentID)
 	p.SetIdempotencyKey(domain.IdempotencyKey(r.BookingID, "refund:"+r.ID))
 	re, err := g.api.Refunds.New(p)
-	var se *stripe.Error
-	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
-		se.HTTPStatusCode != http.StatusConflict {
-		// Refused as asked (already refunded, more than was charged):
-		// asking again cannot succeed.
-		return domain.RefundState{}, fmt.Errorf("%w: %s %s", ErrRefused, se.Code, se.Msg)
-	}
 	if err != nil {
-		return domain.RefundState{}, translate(err)
+		return domain.RefundState{}, refusedOr(err)
 	}
 	return RefundStateOf(re, time.Now()), nil
 }
@@ -328,14 +321,8 @@ func (g *Gateway) CancelIntent(ctx context.Context, bookingID string, stage doma
 	p := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
 	p.Context = ctx
 	p.SetIdempotencyKey(domain.IdempotencyKey(bookingID, "cancel-"+string(stage)))
-	_, err := g.api.PaymentIntents.Cancel(intentID, p)
-	var se *stripe.Error
-	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
-		se.HTTPStatusCode != http.StatusConflict {
-		return fmt.Errorf("%w: %s %s", ErrRefused, se.Code, se.Msg)
-	}
-	if err != nil {
-		return translate(err)
+	if _, err := g.api.PaymentIntents.Cancel(intentID, p); err != nil {
+		return refusedOr(err)
 	}
 	return nil
 }
@@ -464,6 +451,19 @@ func RefundStateOf(re *stripe.Refund, at time.Time) domain.RefundState {
 // ErrBadSignature means a webhook was not signed with the endpoint secret
 // (or too long ago: Stripe's five-minute tolerance against replays).
 var ErrBadSignature = errors.New("stripe signature verification failed")
+
+// refusedOr is ErrRefused for a request Stripe refused as asked (a 4xx
+// other than rate limiting or an idempotency conflict: already refunded,
+// more than was charged, an intent that cannot be cancelled), which
+// retrying cannot change; otherwise the error translated.
+func refusedOr(err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 && se.HTTPStatusCode != http.StatusTooManyRequests &&
+		se.HTTPStatusCode != http.StatusConflict {
+		return fmt.Errorf("%w: %s %s", ErrRefused, se.Code, se.Msg)
+	}
+	return translate(err)
+}
 
 // ErrRefused means Stripe refused a request as asked; retrying cannot help.
 var ErrRefused = errors.New("stripe refused the request")
