@@ -65,6 +65,19 @@ func TestADisputeHoldsTheSettlementUntilItIsWon(t *testing.T) {
 		fin.Disputes[0].Fee != money.Yen(1_500) || !fin.SettlementHeld {
 		t.Fatalf("finance after the dispute opened: %+v", fin)
 	}
+	var pays struct {
+		Items []struct {
+			Stage   string `json:"stage"`
+			Dispute *struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"dispute"`
+		}
+	}
+	s.call(t, "GET", "/internal/v1/payments?booking_id="+bookingID, nil, nil).decode(t, &pays)
+	if len(pays.Items) != 1 || pays.Items[0].Dispute == nil || pays.Items[0].Dispute.ID != "dp_1" || pays.Items[0].Dispute.Status != "open" {
+		t.Fatalf("the booking's payments do not flag the dispute: %+v", pays.Items)
+	}
 	var open struct{ Items []disputeView }
 	s.call(t, "GET", "/v1/finance/disputes?status=open", nil, nil).decode(t, &open)
 	if len(open.Items) != 1 || open.Items[0].ID != "dp_1" {

@@ -196,12 +196,17 @@ func (r DepositRequest) validate() error {
 	return v.Err()
 }
 
-// PaymentsOf lists a booking's payments.
-func (s *Payments) PaymentsOf(ctx context.Context, bookingID string) ([]domain.Payment, error) {
+// PaymentsOf lists a booking's payments, and the disputes on them.
+func (s *Payments) PaymentsOf(ctx context.Context, bookingID string) ([]domain.Payment, []domain.Dispute, error) {
 	if uuid.Validate(bookingID) != nil {
-		return nil, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
+		return nil, nil, validation.FieldError{Field: "booking_id", Message: "must be a booking id"}
 	}
-	return s.store.Payments(ctx, s.pool, bookingID)
+	pays, err := s.store.Payments(ctx, s.pool, bookingID)
+	if err != nil {
+		return nil, nil, err
+	}
+	disputes, err := s.store.DisputesOf(ctx, s.pool, bookingID)
+	return pays, disputes, err
 }
 
 // Finance is what finance reconciles for one booking.

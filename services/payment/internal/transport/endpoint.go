@@ -130,6 +130,15 @@ type PaymentView struct {
 	// and what is still owed.
 	Method       domain.DepositMethod         `json:"method"`
 	BankTransfer *domain.TransferInstructions `json:"bank_transfer,omitempty"`
+	// Dispute flags a payment the patient's bank disputes (chargeback).
+	Dispute *PaymentDisputeView `json:"dispute,omitempty"`
+}
+
+// PaymentDisputeView flags a disputed payment.
+type PaymentDisputeView struct {
+	ID     string               `json:"id"`
+	Status domain.DisputeStatus `json:"status"`
+	Amount money.Money          `json:"amount"`
 }
 
 func methodOf(p domain.Payment) domain.DepositMethod {
@@ -155,13 +164,19 @@ type paymentListView struct {
 
 func makeListPaymentsEndpoint(s *service.Payments) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		ps, err := s.PaymentsOf(ctx, request.(listPaymentsRequest).bookingID)
+		ps, disputes, err := s.PaymentsOf(ctx, request.(listPaymentsRequest).bookingID)
 		if err != nil {
 			return nil, err
 		}
 		resp := paymentListView{Items: []PaymentView{}}
 		for _, p := range ps {
-			resp.Items = append(resp.Items, paymentView(p))
+			v := paymentView(p)
+			for _, d := range disputes {
+				if d.PaymentID == p.ID {
+					v.Dispute = &PaymentDisputeView{ID: d.ID, Status: d.Status, Amount: d.Amount}
+				}
+			}
+			resp.Items = append(resp.Items, v)
 		}
 		return resp, nil
 	}
