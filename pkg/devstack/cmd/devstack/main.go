@@ -240,26 +240,29 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		env["gateway"] = append(env["gateway"], "DEV_ISSUER_URL="+issuerURL)
 	}
 
-	procs := &group{logs: logs}
+	// Supervised as an orchestrator would: a service that exits or is
+	// killed is started again with backoff; only Ctrl-C stops them all.
+	procs := &devstack.Supervisor{Log: logs.line, Output: logs.writer}
+	stop := func() { procs.Stop(20 * time.Second) }
 	for _, s := range services {
 		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name]}, common...), env[s.name]...)
 		e = append(e, "OIDC_CLIENT_ID="+envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_ID", s.name), "OIDC_CLIENT_SECRET="+clientSecrets[s.name])
 		if c, ok := natsCreds[s.name]; ok {
 			e = append(e, "NATS_CREDS="+c)
 		}
-		if err := procs.start(filepath.Join(binDir, s.name), s.name, e); err != nil {
-			procs.stop()
-			return err
+		if err := procs.Add(ctx, s.name, filepath.Join(binDir, s.name), nil, e); err != nil {
+			stop()
+			return fmt.Errorf("%w (run `make run`, which builds it)", err)
 		}
 	}
 	if err := waitHealthy(ctx, "http://127.0.0.1:8080/healthz", 60*time.Second); err != nil {
-		procs.stop()
+		stop()
 		return err
 	}
 	if clinicCreds != "" && dev != nil {
 		// Through the admin API, as an operator would: listed and revocable.
 		if err := issueClinicCreds(ctx, dev, clinicCreds); err != nil {
-			procs.stop()
+			stop()
 			return fmt.Errorf("clinic NATS credentials: %w", err)
 		}
 	} else {
@@ -267,15 +270,10 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	}
 	printBanner(dsns, natsURL, stripeBase, webhookSecret, smtp, issuerURL, devIssuer, clinicCreds)
 
-	select {
-	case <-ctx.Done():
-		logs.line("devstack", "stopping services")
-		procs.stop()
-		return nil
-	case name := <-procs.exited:
-		procs.stop()
-		return fmt.Errorf("%s exited; see its log above", name)
-	}
+	<-ctx.Done()
+	logs.line("devstack", "stopping services")
+	stop()
+	return nil
 }
 
 func envOr(key, def string) string {

@@ -7,68 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/saisei-health/platform/pkg/devstack"
 )
-
-// group runs the service processes.
-type group struct {
-	logs   *logMux
-	mu     sync.Mutex
-	cmds   []*exec.Cmd
-	done   []chan struct{}
-	exited chan string
-}
-
-func (g *group) start(bin, name string, env []string) error {
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s is not built (run `make run`, which builds it): %w", bin, err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = g.logs.writer(name), g.logs.writer(name)
-	// Own process group: Ctrl-C reaches devstack, which stops the services
-	// in order instead of everything dying at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.exited == nil {
-		g.exited = make(chan string, 16)
-	}
-	done := make(chan struct{})
-	g.cmds, g.done = append(g.cmds, cmd), append(g.done, done)
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-		g.exited <- name
-	}()
-	return nil
-}
-
-// stop sends SIGTERM to every service (gateway first, as it was started
-// last) and waits up to 20 s for each.
-func (g *group) stop() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for i := len(g.cmds) - 1; i >= 0; i-- {
-		_ = g.cmds[i].Process.Signal(syscall.SIGTERM)
-		select {
-		case <-g.done[i]:
-		case <-time.After(20 * time.Second):
-			_ = g.cmds[i].Process.Kill()
-		}
-	}
-}
 
 // logMux prefixes every line with its source and renders the services'
 // JSON logs as short readable lines.
