@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/saisei-health/platform/pkg/validation"
 	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -188,5 +190,15 @@ func TestAPublicEndpointStartsItsOwnTraceAndDropsBaggage(t *testing.T) {
 	}
 	if bag != "" {
 		t.Fatalf("inbound baggage reached the handler: %q", bag)
+	}
+}
+
+// A dependency that is down is a 503 the client may retry, never a 500.
+func TestADependencyDownIsA503WithRetryAfter(t *testing.T) {
+	w := httptest.NewRecorder()
+	ErrorEncoder(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)(context.Background(),
+		fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), w)
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "dependency-unavailable") {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
 }

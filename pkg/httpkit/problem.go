@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/saisei-health/platform/pkg/outage"
 	"github.com/saisei-health/platform/pkg/validation"
 )
 
@@ -167,8 +168,9 @@ func WriteProblem(w http.ResponseWriter, p *Problem) {
 
 // ErrorEncoder returns a go-kit error encoder. An error that is (or wraps) a
 // *Problem is written as it is; then the service's table decides; an error
-// that names fields is a 422; anything else is a logged 500 that leaks no
-// detail.
+// that names fields is a 422; a dependency that is down (outage.Is) is a
+// 503 dependency-unavailable with Retry-After; anything else is a logged
+// 500 that leaks no detail.
 func ErrorEncoder(log *slog.Logger, table ProblemTable) func(context.Context, error, http.ResponseWriter) {
 	return func(ctx context.Context, err error, w http.ResponseWriter) {
 		var p *Problem
@@ -179,6 +181,12 @@ func ErrorEncoder(log *slog.Logger, table ProblemTable) func(context.Context, er
 			if fields := validation.Fields(err); len(fields) > 0 {
 				p = Invalid(fields...)
 			}
+		}
+		if p == nil && outage.Is(err) {
+			// A dependency is down: nothing was done that a retry cannot
+			// repeat. Logged as a warning: it is not a defect.
+			log.WarnContext(ctx, "dependency unavailable", "err", err)
+			p = ProblemDependencyUnavailable.New("a service this request needs did not answer; retry with the same Idempotency-Key")
 		}
 		if p == nil {
 			log.ErrorContext(ctx, "unhandled error", "err", err)
