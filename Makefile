@@ -30,8 +30,13 @@ build: tools
 	@mkdir -p .bin
 	@for s in $(SERVICES); do go build -o .bin/$$s ./services/$$s/cmd/$$s || exit 1; done
 
-# stripe-mock and staticcheck are pinned as Go tools; built once into .bin/.
-tools: .bin/stripe-mock .bin/staticcheck
+# stripe-mock, nats-server and staticcheck are pinned as Go tools; built once into .bin/.
+tools: .bin/stripe-mock .bin/staticcheck .bin/nats-server
+
+.bin/nats-server: scripts/tools/go.mod
+	@mkdir -p .bin
+	@echo "building nats-server (pinned in scripts/tools/go.mod)"
+	@cd scripts/tools && GOWORK=off go build -o ../../.bin/nats-server github.com/nats-io/nats-server/v2
 
 .bin/stripe-mock: scripts/tools/go.mod
 	@mkdir -p .bin

@@ -125,6 +125,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	// NATS: each service and each clinic on credentials of its own
 	// (docs/clinic-integration.md); an external server brings its own, as
 	// <SERVICE>_NATS_CREDS.
+	// Supervised dependencies (a nats-server process), stopped after the services.
+	infra := &devstack.Supervisor{Log: logs.line, Output: logs.writer}
+	cleanups = append(cleanups, func() { infra.Stop(10 * time.Second) })
 	natsURL := os.Getenv("NATS_URL")
 	natsCreds := map[string]string{}
 	var clinicCreds, clinicIssuer string
@@ -133,12 +136,20 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		if err != nil {
 			return err
 		}
-		ns, err := devstack.StartNATS(filepath.Join(dataDir, "nats"), devstack.NATSOptions{Port: natsPort, Trust: trust})
-		if err != nil {
-			return err
+		if os.Getenv("NATS_PROCESS") == "true" {
+			// A real nats-server, its own supervised process: it can be
+			// killed and comes back (the chaos run does).
+			if natsURL, err = startNATSProcess(ctx, infra, trust, dataDir, binDir); err != nil {
+				return err
+			}
+		} else {
+			ns, err := devstack.StartNATS(filepath.Join(dataDir, "nats"), devstack.NATSOptions{Port: natsPort, Trust: trust})
+			if err != nil {
+				return err
+			}
+			cleanups = append(cleanups, func() { logs.line("devstack", "stopping NATS"); ns.Shutdown(); ns.WaitForShutdown() })
+			natsURL = ns.ClientURL()
 		}
-		cleanups = append(cleanups, func() { logs.line("devstack", "stopping NATS"); ns.Shutdown(); ns.WaitForShutdown() })
-		natsURL = ns.ClientURL()
 		if natsCreds, err = issueServiceCreds(trust, filepath.Join(dataDir, "nats-auth")); err != nil {
 			return err
 		}
