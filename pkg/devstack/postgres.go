@@ -196,6 +196,20 @@ func (p *Postgres) Stop() error {
 	return nil
 }
 
+// Kill sends SIGKILL to the postmaster, as a crash would, and waits for it
+// to exit; its backends notice and exit on their own (the chaos run).
+func (p *Postgres) Kill() error {
+	if p == nil || p.cmd.Process == nil {
+		return nil
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	err := <-p.done
+	p.done <- err
+	return nil
+}
+
 // serverCredential is nil unless we are root, in which case the server runs
 // as the postgres system user.
 func serverCredential() (*syscall.Credential, error) {

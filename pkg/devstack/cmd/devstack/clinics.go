@@ -76,7 +76,7 @@ func issuedOnLine(path string) bool {
 
 func requestClinicCreds(ctx context.Context, token, clinicID string) ([]byte, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-		"http://127.0.0.1:8080/v1/admin/clinics/"+url.PathEscape(clinicID)+"/nats-credentials", nil)
+		gatewayURL()+"/v1/admin/clinics/"+url.PathEscape(clinicID)+"/nats-credentials", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

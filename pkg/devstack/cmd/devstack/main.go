@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,17 +38,22 @@ import (
 	"github.com/saisei-health/platform/pkg/sealed"
 )
 
-// Ports of the local stack. Services listen on loopback; the gateway on all
-// interfaces so a phone on the LAN can reach it.
 const (
-	pgPort     = 15432
-	natsPort   = 4222
-	stripePort = 12111
-	smtpAddr   = "127.0.0.1:1025"
-	issuerAddr = "127.0.0.1:8090"
-	audience   = "https://api.saisei.health"
-	mailUIAddr = "127.0.0.1:8025"
-	database   = "saisei"
+	audience = "https://api.saisei.health"
+	database = "saisei"
+)
+
+// Ports of the local stack. Services listen on loopback; the gateway on all
+// interfaces so a phone on the LAN can reach it. PORT_OFFSET moves them
+// all, so a second stack (the chaos run's) can run beside make run.
+var (
+	pgPort      = 15432
+	natsPort    = 4222
+	stripePort  = 12111
+	gatewayPort = 8080
+	smtpAddr    = "127.0.0.1:1025"
+	issuerAddr  = "127.0.0.1:8090"
+	mailUIAddr  = "127.0.0.1:8025"
 )
 
 var services = []struct {
@@ -62,6 +68,21 @@ var services = []struct {
 	{"gateway", ":8080"},
 }
 
+// offsetPorts moves every port of the stack by n.
+func offsetPorts(n int) {
+	pgPort, natsPort, stripePort, gatewayPort = pgPort+n, natsPort+n, stripePort+n, gatewayPort+n
+	smtpAddr, issuerAddr, mailUIAddr = fmt.Sprintf("127.0.0.1:%d", 1025+n), fmt.Sprintf("127.0.0.1:%d", 8090+n),
+		fmt.Sprintf("127.0.0.1:%d", 8025+n)
+	for i, s := range services {
+		host, port, _ := strings.Cut(s.addr, ":")
+		p, _ := strconv.Atoi(port)
+		services[i].addr = fmt.Sprintf("%s:%d", host, p+n)
+	}
+}
+
+// gatewayURL is the gateway on loopback.
+func gatewayURL() string { return fmt.Sprintf("http://127.0.0.1:%d", gatewayPort) }
+
 func main() {
 	root, err := devstack.RepoRoot()
 	if err != nil {
@@ -70,6 +91,13 @@ func main() {
 	dataDir := flag.String("data", filepath.Join(root, ".data"), "where Postgres and NATS keep their data")
 	binDir := flag.String("bin", filepath.Join(root, ".bin"), "where the service binaries are")
 	flag.Parse()
+	if off := os.Getenv("PORT_OFFSET"); off != "" {
+		n, err := strconv.Atoi(off)
+		if err != nil || n < 0 || n > 40000 {
+			fatal(fmt.Errorf("PORT_OFFSET %q is not a number from 0 to 40000", off))
+		}
+		offsetPorts(n)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -221,7 +249,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	for _, s := range services {
 		urls[s.name] = "http://" + strings.Replace(s.addr, "0.0.0.0", "127.0.0.1", 1)
 	}
-	common := []string{"NATS_URL=" + natsURL, "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
+	// NATS_SERVICE_URL: the services reach NATS through another address
+	// (the chaos run puts a fault-injecting proxy there).
+	common := []string{"NATS_URL=" + envOr("NATS_SERVICE_URL", natsURL), "LOG_LEVEL=" + envOr("LOG_LEVEL", "info"),
 		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
 		"PAYMENT_URL=" + urls["payment"], "NOTIFICATION_URL=" + urls["notification"]}
 	common = append(common, "OIDC_ISSUER_URL="+issuerURL, "OIDC_AUDIENCE="+envOr("OIDC_AUDIENCE", audience))
@@ -245,6 +275,12 @@ func run(ctx context.Context, dataDir, binDir string) error {
 			"DATA_KEYSET=" + keyset, "WEBHOOK_ALLOW_LOOPBACK_HTTP=true"},
 	}
 
+	for _, k := range []string{"GATEWAY_RATE_PER_CLIENT", "GATEWAY_RATE_BURST", "GATEWAY_STRIPE_CALLS_PER_SECOND",
+		"GATEWAY_STRIPE_BURST", "GATEWAY_CLIENT_IP_HEADER"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env["gateway"] = append(env["gateway"], k+"="+v)
+		}
+	}
 	if devIssuer {
 		// Only while the dev issuer runs does the gateway route
 		// POST /v1/dev/tokens to it.
@@ -266,9 +302,17 @@ func run(ctx context.Context, dataDir, binDir string) error {
 			return fmt.Errorf("%w (run `make run`, which builds it)", err)
 		}
 	}
-	if err := waitHealthy(ctx, "http://127.0.0.1:8080/healthz", 60*time.Second); err != nil {
-		stop()
-		return err
+	// Every service, not only the gateway: the catalog must be serving
+	// before the clinics' credentials are asked of it.
+	for _, s := range services {
+		url := urls[s.name]
+		if s.name == "gateway" {
+			url = gatewayURL()
+		}
+		if err := waitHealthy(ctx, url+"/healthz", 60*time.Second); err != nil {
+			stop()
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
 	}
 	if clinicCreds != "" && dev != nil {
 		// Through the admin API, as an operator would: listed and revocable.
@@ -331,14 +375,14 @@ func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return errors.New("the gateway did not become healthy; see the logs above")
+	return errors.New("not healthy in time; see the logs above")
 }
 
 var bannerOnce sync.Once
 
 func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smtp, issuerURL string, devIssuer bool, clinicCreds string) {
 	bannerOnce.Do(func() {
-		tokens := "POST http://localhost:8080/v1/dev/tokens {\"role\": \"patient\"|\"clinic\"|\"finance\"|\"admin\", \"subject\": \"me\"}"
+		tokens := "POST " + gatewayURL() + "/v1/dev/tokens {\"role\": \"patient\"|\"clinic\"|\"finance\"|\"admin\", \"subject\": \"me\"}"
 		if !devIssuer {
 			tokens = "from your issuer"
 		}
@@ -349,7 +393,7 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
 		fmt.Printf(`
   Saisei is running. Ctrl-C stops it; data stays in .data/.
 
-  Gateway (the API)      http://localhost:8080        try: curl 'http://localhost:8080/v1/treatments?condition=stroke&city=tokyo'
+  Gateway (the API)      %s        try: curl '%s/v1/treatments?condition=stroke&city=tokyo'
   OpenID issuer          %s
   Tokens                 %s
   Emails sent            http://%s/api/messages
@@ -359,7 +403,7 @@ func printBanner(dsns map[string]string, natsURL, stripeBase, webhookSecret, smt
   Stripe API             %s   (webhook secret %s)
   Postgres (booking)     %s
 
-`, issuerURL, tokens, mailUIAddr, smtp, natsURL, creds, stripeBase, webhookSecret, dsns["booking"])
+`, gatewayURL(), gatewayURL(), issuerURL, tokens, mailUIAddr, smtp, natsURL, creds, stripeBase, webhookSecret, dsns["booking"])
 	})
 }
 
