@@ -44,6 +44,18 @@ type MailSink struct {
 	mu       sync.Mutex
 	messages []Mail
 	changed  chan struct{}
+	// beforeAccept runs when a message has arrived, before the sink
+	// answers the sender that it took it (SetBeforeAccept).
+	beforeAccept func(Mail)
+}
+
+// SetBeforeAccept has f run for each message after it arrived and before
+// the sink answers 250: a test can break the sender's side exactly
+// between "the relay has it" and "the sender knows it".
+func (s *MailSink) SetBeforeAccept(f func(Mail)) {
+	s.mu.Lock()
+	s.beforeAccept = f
+	s.mu.Unlock()
 }
 
 // StartMailSink listens for SMTP on addr ("127.0.0.1:0" for any port).
@@ -150,6 +162,12 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		}
 	}
 	ss.sink.add(m)
+	ss.sink.mu.Lock()
+	f := ss.sink.beforeAccept
+	ss.sink.mu.Unlock()
+	if f != nil {
+		f(m)
+	}
 	return nil
 }
 

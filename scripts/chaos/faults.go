@@ -76,7 +76,19 @@ func (in *injector) deck() []faultCard {
 		}
 	}
 	in.rng.Shuffle(len(d), func(i, j int) { d[i], d[j] = d[j], d[i] })
-	return d
+	// One card of each kind first, so that even a short run meets every
+	// kind of fault.
+	var first, rest []faultCard
+	seen := map[string]bool{}
+	for _, c := range d {
+		if seen[c.kind] {
+			rest = append(rest, c)
+		} else {
+			seen[c.kind] = true
+			first = append(first, c)
+		}
+	}
+	return append(first, rest...)
 }
 
 // run injects faults until ctx ends, then lifts every network fault.

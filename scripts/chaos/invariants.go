@@ -45,6 +45,11 @@ type checker struct {
 	js       jetstream.JetStream
 	journeys []*journey
 	checks   []*check
+	// spans are the services' exported spans; faults what was injected
+	// from faultsBegin on.
+	spans       *traceSink
+	faults      []fault
+	faultsBegin time.Time
 }
 
 func (c *checker) add(name string) *check {
@@ -63,7 +68,7 @@ var (
 
 func (c *checker) run(ctx context.Context) error {
 	for _, f := range []func(context.Context) error{
-		c.journeysEnded, c.bookings, c.outboxes, c.deadLetters, c.stripe, c.payments, c.ledger, c.clinicNotices, c.emails,
+		c.journeysEnded, c.bookings, c.outboxes, c.deadLetters, c.stripe, c.payments, c.ledger, c.clinicNotices, c.emails, c.traces,
 	} {
 		if err := f(ctx); err != nil {
 			return err
@@ -462,25 +467,25 @@ func (c *checker) emails(ctx context.Context) error {
 }
 
 // settle waits until the platform has caught up after the faults: every
-// outbox drained and no email waiting, twice in a row.
-func settle(ctx context.Context, db *pgxpool.Pool, timeout time.Duration) (time.Duration, error) {
+// outbox drained, no email waiting, and every durable consumer with nothing
+// pending or unacknowledged (an event whose handling failed during a fault
+// waits out its redelivery backoff), three times in a row.
+func settle(ctx context.Context, db *pgxpool.Pool, js jetstream.JetStream, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	calm := 0
+	var last string
 	for time.Since(start) < timeout {
-		var pending int
-		err := db.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM booking.outbox WHERE published_at IS NULL) +
-			(SELECT count(*) FROM payment.outbox WHERE published_at IS NULL) +
-			(SELECT count(*) FROM quoting.outbox WHERE published_at IS NULL) +
-			(SELECT count(*) FROM notification.outbox WHERE published_at IS NULL) +
-			(SELECT count(*) FROM catalog.outbox WHERE published_at IS NULL) +
-			(SELECT count(*) FROM notification.emails WHERE status = 'pending')`).Scan(&pending)
-		if err == nil && pending == 0 {
+		busy, err := backlog(ctx, db, js)
+		if err == nil && busy == "" {
 			if calm++; calm >= 3 {
 				return time.Since(start), nil
 			}
 		} else {
 			calm = 0
+			last = busy
+			if err != nil {
+				last = err.Error()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -488,7 +493,41 @@ func settle(ctx context.Context, db *pgxpool.Pool, timeout time.Duration) (time.
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	return time.Since(start), fmt.Errorf("the platform did not settle within %s", timeout)
+	return time.Since(start), fmt.Errorf("the platform did not settle within %s: %s", timeout, last)
+}
+
+// backlog says what the platform still has to do ("" when nothing).
+func backlog(ctx context.Context, db *pgxpool.Pool, js jetstream.JetStream) (string, error) {
+	var pending int
+	if err := db.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM booking.outbox WHERE published_at IS NULL) +
+		(SELECT count(*) FROM payment.outbox WHERE published_at IS NULL) +
+		(SELECT count(*) FROM quoting.outbox WHERE published_at IS NULL) +
+		(SELECT count(*) FROM notification.outbox WHERE published_at IS NULL) +
+		(SELECT count(*) FROM catalog.outbox WHERE published_at IS NULL) +
+		(SELECT count(*) FROM notification.emails WHERE status = 'pending')`).Scan(&pending); err != nil {
+		return "", err
+	}
+	if pending > 0 {
+		return fmt.Sprintf("%d outbox rows or emails pending", pending), nil
+	}
+	var busy []string
+	for _, name := range []string{bus.StreamCatalog, bus.StreamQuoting, bus.StreamBooking, bus.StreamPayment} {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		consumers := stream.ListConsumers(ctx)
+		for info := range consumers.Info() {
+			if n := info.NumPending + uint64(info.NumAckPending); n > 0 {
+				busy = append(busy, fmt.Sprintf("%s has %d to handle", info.Name, n))
+			}
+		}
+		if err := consumers.Err(); err != nil {
+			return "", err
+		}
+	}
+	return strings.Join(busy, ", "), nil
 }
 
 // connectJetStream reads the streams as the operator.

@@ -237,15 +237,15 @@ feed:
 		return nil, err
 	}
 	defer db.Close()
-	if rep.Settle, err = settle(ctx, db, cfg.Settle); err != nil {
-		rep.SettleErr = err.Error()
-	}
 	nc, js, err := connectJetStream(s)
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	ch := &checker{s: s, db: db, js: js, journeys: journeys}
+	if rep.Settle, err = settle(ctx, db, js, cfg.Settle); err != nil {
+		rep.SettleErr = err.Error()
+	}
+	ch := &checker{s: s, db: db, js: js, journeys: journeys, spans: s.traces, faults: in.injected(), faultsBegin: in.begin}
 	if err := ch.run(ctx); err != nil {
 		return nil, fmt.Errorf("checking: %w", err)
 	}

@@ -38,6 +38,7 @@ type stack struct {
 	proxy   *devstack.StripeProxy
 	mail    *devstack.MailSink
 	toxics  *toxiproxy.ApiServer
+	traces  *traceSink
 	devCmd  *exec.Cmd
 	devDone chan error
 	log     io.Writer
@@ -112,6 +113,10 @@ func startStack(ctx context.Context, dir, binDir string, offset int, log io.Writ
 			return nil, fmt.Errorf("toxiproxy %s: %w", p.name, err)
 		}
 	}
+	if s.traces, err = startTraceSink(); err != nil {
+		s.stop()
+		return nil, err
+	}
 	faultyPG := strings.Replace(s.pg.AdminDSN("postgres"), s.addr(pgPort), s.addr(pgFaultPort), 1)
 	dev := exec.Command(filepath.Join(binDir, "devstack"), "-data", filepath.Join(dir, "devstack"), "-bin", binDir)
 	dev.Env = append(os.Environ(), "PORT_OFFSET="+strconv.Itoa(offset), "NATS_PROCESS=true",
@@ -119,6 +124,7 @@ func startStack(ctx context.Context, dir, binDir string, offset int, log io.Writ
 		"DATABASE_ADMIN_URL="+faultyPG,
 		"STRIPE_API_KEY=sk_test_chaos", "STRIPE_API_BASE=http://"+s.addr(stripeFault), "STRIPE_WEBHOOK_SECRET="+webhookSecret,
 		"SMTP_ADDR="+s.mail.Addr(), "SMTP_REQUIRE_TLS=false", "LOG_LEVEL=warn",
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+s.traces.URL,
 		// Patients, clinics and Stripe each call from an address of their
 		// own, as a CDN in front of the gateway reports it.
 		"GATEWAY_CLIENT_IP_HEADER=X-Forwarded-For")
@@ -231,6 +237,9 @@ func (s *stack) stop() {
 	}
 	if s.toxics != nil {
 		_ = s.toxics.Collection.Clear()
+	}
+	if s.traces != nil {
+		s.traces.close()
 	}
 	if s.mail != nil {
 		_ = s.mail.Close()

@@ -242,6 +242,11 @@ func (s *Bookings) replay(ctx context.Context, b domain.Booking, req CreateReque
 	if b.QuoteID != req.QuoteID {
 		return Created{}, fmt.Errorf("%w: key %q booked quote %s", ErrIdempotencyMismatch, req.IdempotencyKey, b.QuoteID)
 	}
+	// A retry (found by the chaos run) must not start the payment in the
+	// retry's own trace: the deposit call continues the booking's, so the
+	// webhooks, notices and emails that follow stay in one trace.
+	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, b.Trace, "booking deposit")
+	defer span.End()
 	return s.withDeposit(ctx, b, true)
 }
 

@@ -1,11 +1,15 @@
 // Package mailer sends the queued emails over SMTP. Each email is sent
 // while its row is locked, so two replicas never send the same one at
-// once; a crash between sending and marking can repeat a send, and the
-// deterministic Message-ID lets mail clients fold such a repeat.
+// once. When the relay took an email but the database failed before the
+// sent mark committed, the mark is retried on its own until it holds,
+// never the send. Only a crash of the process between the relay's answer
+// and the mark can repeat a send (the chaos run measures how often), and
+// the deterministic Message-ID lets mail clients fold such a repeat.
 package mailer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,12 +17,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wneessen/go-mail"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/saisei-health/platform/pkg/outage"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
 	"github.com/saisei-health/platform/services/notification/internal/store"
@@ -88,14 +94,26 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 	tried := map[string]bool{} // an email retried at once waits for the next round
 	for handled < n {
 		found := false
+		delivered := "" // an email the relay accepted in this transaction
 		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 			due, err := s.store.ClaimDue(ctx, tx, 1)
 			if err != nil || len(due) == 0 || tried[due[0].ID] {
 				return err
 			}
 			found, tried[due[0].ID] = true, true
-			return s.sendOne(ctx, tx, due[0])
+			sent, err := s.sendOne(ctx, tx, due[0])
+			if sent {
+				delivered = due[0].ID
+			}
+			return err
 		})
+		if err != nil && delivered != "" {
+			// The relay has the email but its sent mark was lost with the
+			// transaction (the database went away): record it on its own
+			// rather than let the email be claimed and sent again.
+			s.log.WarnContext(ctx, "mailer: email sent but not recorded; recording it again", "email_id", delivered, "err", err)
+			err = s.recordSent(ctx, delivered)
+		}
 		if err != nil || !found {
 			return handled, err
 		}
@@ -104,7 +122,30 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 	return handled, nil
 }
 
-func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) error {
+// recordSent marks an email the relay accepted as sent, retrying with
+// backoff while the database is unreachable, until ctx ends. A definite
+// refusal by the database (an error it answered) is returned at once: the
+// email then stays due and is sent again.
+func (s *Sender) recordSent(ctx context.Context, id string) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.store.MarkSent(ctx, tx, id) })
+		var refused *pgconn.PgError
+		if err == nil || errors.As(err, &refused) && !outage.Is(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("email %s was sent, but recording it failed: %w", id, err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// sendOne sends e and records the outcome in tx; sent is true once the
+// relay accepted it, whatever happens to tx afterwards.
+func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) (sent bool, err error) {
 	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, e.Trace, "smtp send "+e.Template,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("booking.id", e.BookingID), attribute.String("email.id", e.ID)))
@@ -114,9 +155,9 @@ func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) er
 		span.SetStatus(codes.Error, "smtp send failed")
 		retry := s.Backoff[min(e.Attempts, len(s.Backoff)-1)]
 		s.log.WarnContext(ctx, "email not sent; will retry", "email_id", e.ID, "attempt", e.Attempts+1, "retry_in", retry, "err", err)
-		return s.store.MarkFailedAttempt(ctx, tx, e.ID, err.Error(), retry, s.MaxAttempts)
+		return false, s.store.MarkFailedAttempt(ctx, tx, e.ID, err.Error(), retry, s.MaxAttempts)
 	}
-	return s.store.MarkSent(ctx, tx, e.ID)
+	return true, s.store.MarkSent(ctx, tx, e.ID)
 }
 
 func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {

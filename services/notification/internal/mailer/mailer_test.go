@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/saisei-health/platform/pkg/devstack"
@@ -24,8 +25,14 @@ func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 // newQueue gives a test notification's schema in a fresh database.
 func newQueue(t *testing.T) (*pgxpool.Pool, *store.Store) {
 	t.Helper()
+	return newQueueIn(t, devtest.NewDatabase(t))
+}
+
+// newQueueIn is newQueue in the database of the superuser DSN admin.
+func newQueueIn(t *testing.T, admin string) (*pgxpool.Pool, *store.Store) {
+	t.Helper()
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification"), "notification", nil)
+	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, admin, "notification"), "notification", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +90,51 @@ func TestAnEmailIsRetriedUntilTheRelayAcceptsItAndSentOnce(t *testing.T) {
 	queued, _ = st.Emails(ctx, pool, bookingID)
 	if queued[0].Status != "sent" || queued[0].Attempts != 2 || queued[0].SentAt == nil {
 		t.Fatalf("after delivery: %+v", queued[0])
+	}
+}
+
+// Found by the chaos run: the relay took an email, then the database
+// connection died before the sent mark committed, and the email went out
+// twice. The mark is now retried on its own; the email is sent once.
+func TestAnEmailTheRelayTookIsNotSentAgainWhenTheDatabaseDropsTheConnection(t *testing.T) {
+	ctx := context.Background()
+	admin := devtest.NewDatabase(t)
+	pool, st := newQueueIn(t, admin)
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab4"
+	email := domain.Email{BookingID: bookingID, ID: "d:booking_confirmed", Template: domain.TemplateBookingConfirmed, Language: "en",
+		To: "ana@example.com", Subject: "Confirmed", Body: "x"}
+	if err := st.QueueEmail(ctx, pool, email, nil); err != nil {
+		t.Fatal(err)
+	}
+	superuser, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer superuser.Close(ctx)
+	sink := devtest.MailSink(t)
+	var killed int
+	// The moment the relay has the message, before it says so, the
+	// sender's transaction loses its connection (Postgres restarting, a
+	// reset on the network).
+	sink.SetBeforeAccept(func(devstack.Mail) {
+		_ = superuser.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND usename = 'notification' AND state LIKE 'idle in transaction%'`).Scan(&killed)
+	})
+	sender := mailer.New(mailer.Config{SMTPAddr: sink.Addr(), From: "care@saisei.health", AllowPlaintext: true}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("SendDue handled %d, %v", n, err)
+	}
+	if killed != 1 {
+		t.Fatalf("terminated %d backends, want the sender's transaction", killed)
+	}
+	sink.SetBeforeAccept(nil)
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 0 {
+		t.Fatalf("the email was due again: handled %d, %v", n, err)
+	}
+	queued, _ := st.Emails(ctx, pool, bookingID)
+	if len(sink.Messages()) != 1 || queued[0].Status != "sent" {
+		t.Fatalf("%d messages delivered, email %+v", len(sink.Messages()), queued[0])
 	}
 }
 
