@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/saisei-health/platform/pkg/outage"
 )
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -76,6 +79,31 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// InTxUntilCommitted runs fn in a transaction like InTx and, while it
+// fails because the database is unreachable (the connection dropped,
+// Postgres restarting: anything but an error the server answered, unless
+// that is an outage too), runs it again in a fresh transaction, with
+// backoff from 50 ms doubling to 2 s, until it commits or ctx ends. It
+// records what already happened outside the database — an email the relay
+// took, a webhook a clinic accepted — which must not be done again because
+// its record was lost. fn must be safe to run more than once.
+func InTxUntilCommitted(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := InTx(ctx, db, fn)
+		var answered *pgconn.PgError
+		if err == nil || errors.As(err, &answered) && !outage.Is(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
 }
 
 // IsUniqueViolation reports a unique_violation (23505), on the named

@@ -84,3 +84,54 @@ func TestInTxRollsBackOnError(t *testing.T) {
 		t.Fatalf("IsUniqueViolation misjudged %v", err)
 	}
 }
+
+// What already happened outside the database is recorded through a lost
+// connection: the write is retried in a fresh transaction while the
+// database is unreachable, and given up at once when it answers no.
+func TestInTxUntilCommittedRetriesThroughALostConnectionOnly(t *testing.T) {
+	ctx := context.Background()
+	admin := devtest.NewDatabase(t)
+	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, admin, "catalog"), "catalog", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	superuser, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer superuser.Close(ctx)
+	if _, err := pool.Exec(ctx, `CREATE TABLE sent (id text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	err = pgdb.InTxUntilCommitted(ctx, pool, func(tx pgx.Tx) error {
+		attempts++
+		if _, err := tx.Exec(ctx, `INSERT INTO sent VALUES ('email-1')`); err != nil {
+			return err
+		}
+		if attempts == 1 { // the connection dies before the commit
+			var pid int
+			_ = tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
+			if _, err := superuser.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return nil
+	})
+	var n int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM sent`).Scan(&n)
+	if err != nil || attempts != 2 || n != 1 {
+		t.Fatalf("err %v after %d attempts, %d rows", err, attempts, n)
+	}
+
+	attempts = 0
+	err = pgdb.InTxUntilCommitted(ctx, pool, func(tx pgx.Tx) error {
+		attempts++
+		_, err := tx.Exec(ctx, `INSERT INTO sent VALUES ('email-1')`) // the database says no
+		return err
+	})
+	if !pgdb.IsUniqueViolation(err, "") || attempts != 1 {
+		t.Fatalf("a refusal was retried: %v after %d attempts", err, attempts)
+	}
+}

@@ -43,7 +43,7 @@ func TestAShortChaosRunKeepsEveryGuarantee(t *testing.T) {
 	faults, _ := parseFaults("all")
 	cfg := config{Bookings: envInt(t, "CHAOS_BOOKINGS", 200), Concurrency: 16, Drive: 3 * time.Minute, Settle: 90 * time.Second,
 		FaultEvery: 1500 * time.Millisecond, Faults: faults, Seed: uint64(envInt(t, "CHAOS_SEED", int(time.Now().UnixNano()&0x7fffffff))),
-		QCFailRate: 0.15, DupRate: 0.3, StaleRate: 0.3, Offset: 12000, DataDir: filepath.Join(data, "run"), BinDir: bin, Log: logFile}
+		QCFailRate: 0.15, DupRate: 0.3, StaleRate: 0.3, Offset: 3000, DataDir: filepath.Join(data, "run"), BinDir: bin, Log: logFile}
 	t.Logf("seed %d (CHAOS_SEED=%d reproduces this run)", cfg.Seed, cfg.Seed)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -58,8 +58,9 @@ type faultCard struct{ kind, target string }
 func (in *injector) deck() []faultCard {
 	var d []faultCard
 	if in.kinds[killService] {
+		// Twice each: the most common fault in production.
 		for _, name := range append(append([]string{}, serviceNames...), "gateway") {
-			d = append(d, faultCard{killService, name})
+			d = append(d, faultCard{killService, name}, faultCard{killService, name})
 		}
 	}
 	if in.kinds[killNATS] {

@@ -48,6 +48,7 @@ type checker struct {
 	// spans are the services' exported spans; faults what was injected
 	// from faultsBegin on.
 	spans       *traceSink
+	endpoint    *clinicEndpoint
 	faults      []fault
 	faultsBegin time.Time
 }
@@ -68,7 +69,7 @@ var (
 
 func (c *checker) run(ctx context.Context) error {
 	for _, f := range []func(context.Context) error{
-		c.journeysEnded, c.bookings, c.outboxes, c.deadLetters, c.stripe, c.payments, c.ledger, c.clinicNotices, c.emails, c.traces,
+		c.journeysEnded, c.bookings, c.outboxes, c.deadLetters, c.stripe, c.payments, c.ledger, c.clinicNotices, c.webhooks, c.emails,
 	} {
 		if err := f(ctx); err != nil {
 			return err
@@ -505,11 +506,12 @@ func backlog(ctx context.Context, db *pgxpool.Pool, js jetstream.JetStream) (str
 		(SELECT count(*) FROM quoting.outbox WHERE published_at IS NULL) +
 		(SELECT count(*) FROM notification.outbox WHERE published_at IS NULL) +
 		(SELECT count(*) FROM catalog.outbox WHERE published_at IS NULL) +
-		(SELECT count(*) FROM notification.emails WHERE status = 'pending')`).Scan(&pending); err != nil {
+		(SELECT count(*) FROM notification.emails WHERE status = 'pending') +
+		(SELECT count(*) FROM notification.webhook_deliveries WHERE status = 'pending')`).Scan(&pending); err != nil {
 		return "", err
 	}
 	if pending > 0 {
-		return fmt.Sprintf("%d outbox rows or emails pending", pending), nil
+		return fmt.Sprintf("%d outbox rows, emails or webhook deliveries pending", pending), nil
 	}
 	var busy []string
 	for _, name := range []string{bus.StreamCatalog, bus.StreamQuoting, bus.StreamBooking, bus.StreamPayment} {

@@ -24,6 +24,9 @@ const (
 
 var languages = []string{"en", "ko", "ja", "zh"}
 
+// clinicIP is where the clinic's staff and systems call from.
+const clinicIP = "192.0.2.1"
+
 // journey is one patient's whole booking, as the run drove it.
 type journey struct {
 	N         int
@@ -222,7 +225,7 @@ func (d *driver) walk(ctx context.Context, rng *rand.Rand, j *journey) error {
 // first answer was lost meets 409 invalid-transition; the clinic's system
 // then reads the booking and is content if it moved on.
 func (d *driver) report(ctx context.Context, clinicToken, patientToken string, j *journey, what string, body any, want string) error {
-	a, err := d.c.from("192.0.2.1").do(ctx, "POST", "/v1/clinic/bookings/"+j.BookingID+"/"+what, clinicToken, body, nil)
+	a, err := d.c.from(clinicIP).do(ctx, "POST", "/v1/clinic/bookings/"+j.BookingID+"/"+what, clinicToken, body, nil)
 	if err != nil {
 		return err
 	}
@@ -283,7 +286,7 @@ func (d *driver) clinicToken(ctx context.Context, clinicID string) (string, erro
 	if t, ok := d.clinics.tokens[clinicID]; ok {
 		return t, nil
 	}
-	t, err := d.c.from("192.0.2.1").token(ctx, "clinic", "chaos-staff-"+clinicID, clinicID)
+	t, err := d.c.from(clinicIP).token(ctx, "clinic", "chaos-staff-"+clinicID, clinicID)
 	if err != nil {
 		return "", err
 	}

@@ -64,7 +64,7 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "concurrency", 32, "bookings in flight at once")
 	flag.DurationVar(&cfg.Drive, "drive", 15*time.Minute, "the most time bookings may be started in")
 	flag.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "the most time, after the faults stop, for every booking to end")
-	flag.DurationVar(&cfg.FaultEvery, "fault-every", 3*time.Second, "mean time between faults")
+	flag.DurationVar(&cfg.FaultEvery, "fault-every", 2*time.Second, "mean time between faults")
 	faults := flag.String("faults", "all", "fault kinds, comma-separated: all, none, or of "+strings.Join(faultKeys(), ","))
 	flag.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock); a failing run prints its seed")
 	flag.Float64Var(&cfg.QCFailRate, "qc-fail", 0.15, "share of cells that fail QC")
@@ -168,12 +168,26 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	stats := newClientStats()
 	c := &client{base: s.gateway(), stats: stats, http: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: cfg.Concurrency * 2, IdleConnTimeout: 30 * time.Second}}}
-	if err := ready(ctx, c); err != nil {
+	clinicID, err := ready(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	d := &driver{c: c, webhookPath: "/v1/webhooks/stripe", secret: webhookSecret, runID: fmt.Sprint(cfg.Seed % 1_000_000),
 		seed: cfg.Seed, qcFailRate: cfg.QCFailRate, dupRate: cfg.DupRate, staleRate: cfg.StaleRate,
 		clinics: &clinicTokens{tokens: map[string]string{}}, customerOf: customerOf(s.proxy)}
+	// The clinic takes its notices by signed webhook too.
+	endpoint, err := startClinicEndpoint(cfg.Seed, 0.1)
+	if err != nil {
+		return nil, err
+	}
+	defer endpoint.close()
+	clinicToken, err := d.clinicToken(ctx, clinicID)
+	if err != nil {
+		return nil, err
+	}
+	if err := endpoint.register(ctx, c.from(clinicIP), clinicToken); err != nil {
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0))
 	journeys := make([]*journey, cfg.Bookings)
 	for i := range journeys {
@@ -245,9 +259,15 @@ feed:
 	if rep.Settle, err = settle(ctx, db, js, cfg.Settle); err != nil {
 		rep.SettleErr = err.Error()
 	}
-	ch := &checker{s: s, db: db, js: js, journeys: journeys, spans: s.traces, faults: in.injected(), faultsBegin: in.begin}
+	ch := &checker{s: s, db: db, js: js, journeys: journeys, spans: s.traces, endpoint: endpoint, faults: in.injected(), faultsBegin: in.begin}
 	if err := ch.run(ctx); err != nil {
 		return nil, fmt.Errorf("checking: %w", err)
+	}
+	// Spans are exported in batches: the services flush what they hold
+	// when they stop, so the traces are checked once they have.
+	s.stopPlatform()
+	if err := ch.traces(ctx); err != nil {
+		return nil, fmt.Errorf("checking traces: %w", err)
 	}
 	rep.Checks = ch.checks
 	rep.Faults = in.injected()
@@ -256,13 +276,14 @@ feed:
 }
 
 // ready waits until the platform can issue a quote for the journeys'
-// treatment (quoting learns the catalog from events).
-func ready(ctx context.Context, c *client) error {
+// treatment (quoting learns the catalog from events); it returns the
+// treatment's clinic.
+func ready(ctx context.Context, c *client) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	token, err := c.token(ctx, "patient", "chaos-probe", "")
 	if err != nil {
-		return err
+		return "", err
 	}
 	yes, no := true, false
 	for {
@@ -272,14 +293,17 @@ func ready(ctx context.Context, c *client) error {
 			"screening": map[string]*bool{"diagnosis_confirmed": &yes, "severe_organ_disease": &no, "can_travel": &yes},
 		}, nil)
 		if err != nil {
-			return fmt.Errorf("the platform never issued a quote: %w", err)
+			return "", fmt.Errorf("the platform never issued a quote: %w", err)
 		}
 		if a.Status == http.StatusCreated {
-			return nil
+			var q struct {
+				ClinicID string `json:"clinic_id"`
+			}
+			return q.ClinicID, a.decode(&q)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the platform never issued a quote: last %d %s", a.Status, a.Body)
+			return "", fmt.Errorf("the platform never issued a quote: last %d %s", a.Status, a.Body)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

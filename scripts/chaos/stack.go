@@ -226,15 +226,23 @@ func (s *stack) killPostgres(ctx context.Context) error {
 	}
 }
 
-func (s *stack) stop() {
-	if s.devCmd != nil {
-		_ = s.devCmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.devDone:
-		case <-time.After(60 * time.Second):
-			_ = syscall.Kill(-s.devCmd.Process.Pid, syscall.SIGKILL)
-		}
+// stopPlatform stops devstack (the services, then nats-server) the way
+// Ctrl-C does: each service drains and flushes its spans.
+func (s *stack) stopPlatform() {
+	if s.devCmd == nil {
+		return
 	}
+	_ = s.devCmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.devDone:
+	case <-time.After(60 * time.Second):
+		_ = syscall.Kill(-s.devCmd.Process.Pid, syscall.SIGKILL)
+	}
+	s.devCmd = nil
+}
+
+func (s *stack) stop() {
+	s.stopPlatform()
 	if s.toxics != nil {
 		_ = s.toxics.Collection.Clear()
 	}

@@ -432,6 +432,7 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 // SMTP sink, with a publisher standing in for booking.
 type fixture struct {
 	base   string
+	admin  string // the superuser DSN of the test's database
 	js     jetstream.JetStream
 	mail   *devstack.MailSink
 	issuer *devtest.Issuer
@@ -444,14 +445,15 @@ type fixture struct {
 func startNotification(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "notification")
+	admin := devtest.NewDatabase(t)
+	dsn := devtest.ServiceDSN(t, admin, "notification")
 	natsURL, natsTrust := devtest.SecureNATS(t)
 	nc, js, err := bus.Connect(natsURL, "test", devtest.Observer(t, natsTrust))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	f := &fixture{js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}, clock: &devtest.Clock{},
+	f := &fixture{admin: admin, js: js, mail: devtest.MailSink(t), readers: map[string]*clinicReader{}, clock: &devtest.Clock{},
 		spans: tracetest.NewInMemoryExporter()}
 
 	// The durable notification ran on payment events before the balance

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
@@ -381,4 +383,62 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			t.Fatalf("after delete: %d", code)
 		}
 	})
+}
+
+// Found by the chaos run: the clinic's endpoint accepted a delivery, then
+// the database connection died before the attempt was recorded, and the
+// clinic was sent it again. The accepted attempt is now recorded on its
+// own; the clinic gets the webhook once.
+func TestAWebhookTheClinicAcceptedIsNotSentAgainWhenTheDatabaseDropsTheConnection(t *testing.T) {
+	ctx := context.Background()
+	f := startNotification(t)
+	staff := f.issuer.Token(t, identity.Principal{Subject: "staff-ginza", Role: identity.Clinic, ClinicID: ginza})
+	api := f.base + "/v1/clinic/webhook-endpoints"
+	superuser, err := pgx.Connect(ctx, f.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer superuser.Close(ctx)
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	killed := 0
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		got[r.Header.Get("webhook-id")]++
+		// The moment before the clinic answers, the sender's transaction
+		// loses its connection (Postgres restarting, a reset link).
+		var n int
+		_ = superuser.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND usename = 'notification' AND state LIKE 'idle in transaction%'`).Scan(&n)
+		killed += n
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rcv.Close)
+	var ep endpointView
+	if code := call(t, "POST", api, staff, map[string]any{"url": rcv.URL, "events": []string{"booking.confirmed"}}, &ep); code != 201 {
+		t.Fatalf("register: %d", code)
+	}
+
+	b := newBooking(ginza, "en", "confirmed")
+	f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Confirmed),
+		&bookingv1.BookingConfirmed{Booking: b, DepositPaymentId: uuid.NewString()}, time.Now())
+	var log struct{ Items []deliveryView }
+	devtest.Eventually(t, "the delivery to be recorded as succeeded", func() bool {
+		log.Items = nil
+		return call(t, "GET", api+"/"+ep.ID+"/deliveries", staff, nil, &log) == 200 && len(log.Items) == 1 && log.Items[0].Status == "succeeded"
+	})
+	// Past every retry that a lost record would have caused.
+	f.clock.Advance(domain.WebhookSchedule[1] + domain.WebhookSchedule[2] + time.Minute)
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if killed == 0 {
+		t.Fatal("the sender's transaction was not interrupted; the test proves nothing")
+	}
+	if id := "notice:" + b.Id + ":confirmed"; got[id] != 1 || len(got) != 1 {
+		t.Fatalf("the clinic received %v, want %s once", got, id)
+	}
 }

@@ -15,8 +15,11 @@ import (
 	"github.com/saisei-health/platform/pkg/httpkit"
 )
 
-// problemUnreachable answers when the owning service does not answer.
-var problemUnreachable = httpkit.DefineProblem(http.StatusBadGateway, "upstream-unavailable", "Service temporarily unavailable")
+// problemUnreachable answers when the owning service does not answer (it
+// is restarting, or the network between is broken): 503 with Retry-After,
+// so the client retries, with the same Idempotency-Key, after it. (It was
+// 502 before the chaos run; the slug is unchanged.)
+var problemUnreachable = httpkit.DefineProblem(http.StatusServiceUnavailable, "upstream-unavailable", "Service temporarily unavailable")
 
 // To returns a handler forwarding to target's origin, keeping path and query.
 func To(target *url.URL, tp trace.TracerProvider, log *slog.Logger) http.Handler {

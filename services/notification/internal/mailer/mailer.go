@@ -9,7 +9,6 @@ package mailer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,14 +16,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wneessen/go-mail"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/saisei-health/platform/pkg/outage"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/telemetry"
 	"github.com/saisei-health/platform/services/notification/internal/store"
@@ -122,25 +119,12 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 	return handled, nil
 }
 
-// recordSent marks an email the relay accepted as sent, retrying with
-// backoff while the database is unreachable, until ctx ends. A definite
-// refusal by the database (an error it answered) is returned at once: the
-// email then stays due and is sent again.
+// recordSent marks an email the relay accepted as sent, in a transaction
+// of its own, retried while the database is unreachable. A definite
+// refusal by the database is returned at once: the email then stays due
+// and is sent again.
 func (s *Sender) recordSent(ctx context.Context, id string) error {
-	wait := 50 * time.Millisecond
-	for {
-		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.store.MarkSent(ctx, tx, id) })
-		var refused *pgconn.PgError
-		if err == nil || errors.As(err, &refused) && !outage.Is(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("email %s was sent, but recording it failed: %w", id, err)
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, 2*time.Second)
-	}
+	return pgdb.InTxUntilCommitted(ctx, s.pool, func(tx pgx.Tx) error { return s.store.MarkSent(ctx, tx, id) })
 }
 
 // sendOne sends e and records the outcome in tx; sent is true once the

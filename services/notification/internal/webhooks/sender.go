@@ -86,21 +86,39 @@ func (s *Sender) Run(ctx context.Context) {
 }
 
 // SendOne claims one due delivery, attempts it and records the attempt, in
-// one transaction; it reports whether there was one.
+// one transaction; it reports whether there was one. When the endpoint
+// accepted the delivery but the transaction was lost (the database went
+// away), the accepted attempt is recorded on its own, retried while the
+// database is unreachable, so the clinic is not sent it again.
 func (s *Sender) SendOne(ctx context.Context) (bool, error) {
 	found := false
+	var accepted *acceptedAttempt
 	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		d, err := s.store.ClaimDueDelivery(ctx, tx, s.now())
 		if err != nil || d == nil {
 			return err
 		}
 		found = true
-		return s.attempt(ctx, tx, *d)
+		return s.attempt(ctx, tx, *d, &accepted)
 	})
+	if err != nil && accepted != nil {
+		s.log.WarnContext(ctx, "webhooks: delivery accepted but not recorded; recording it again",
+			"webhook_id", accepted.d.WebhookID, "endpoint_id", accepted.d.EndpointID, "err", err)
+		err = pgdb.InTxUntilCommitted(ctx, s.pool, func(tx pgx.Tx) error {
+			_, err := s.store.RecordAttempt(ctx, tx, accepted.d, accepted.a, true, 0, false)
+			return err
+		})
+	}
 	return found, err
 }
 
-func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery) error {
+// acceptedAttempt is a delivery the endpoint answered 2xx.
+type acceptedAttempt struct {
+	d store.DueDelivery
+	a store.Attempt
+}
+
+func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery, accepted **acceptedAttempt) error {
 	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, d.Trace, "webhook deliver "+d.EventType,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("webhook.id", d.WebhookID), attribute.String("webhook.endpoint_id", d.EndpointID),
@@ -122,6 +140,9 @@ func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery) er
 	span.SetAttributes(attribute.Int("http.response.status_code", code))
 	if !ok {
 		span.SetStatus(codes.Error, a.Error)
+	}
+	if ok {
+		*accepted = &acceptedAttempt{d: d, a: a}
 	}
 	retryIn, retry := domain.RetryAfter(a.Attempt + 1)
 	failingSince, err := s.store.RecordAttempt(ctx, tx, d, a, ok, retryIn, retry)
