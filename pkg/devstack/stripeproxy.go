@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -72,6 +73,9 @@ func StartStripeProxy(target string) (*StripeProxy, error) {
 	}
 	p := &StripeProxy{URL: "http://" + ln.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// A caller that gave up (the chaos run breaks links) is no news: the
+	// proxy answers it 502 as Stripe's edge would, without a log line.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if err := p.seeRefund(resp); err != nil {
 			return err

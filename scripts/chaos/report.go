@@ -126,6 +126,16 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 
+	var kills []string
+	for _, f := range r.Faults {
+		if strings.HasPrefix(f.Kind, "kill") && f.Err == "" {
+			kills = append(kills, fmt.Sprintf("%s@%s→%s", f.Target, f.At.Round(time.Second), f.Recovery.Round(time.Millisecond)))
+		}
+	}
+	if len(kills) > 0 {
+		fmt.Fprintf(w, "  recovery after each kill (target@when→back): %s\n", strings.Join(kills, " "))
+	}
+
 	fmt.Fprintf(w, "\nbookings by final state:\n")
 	states := make([]string, 0, len(r.FinalStates))
 	for s := range r.FinalStates {

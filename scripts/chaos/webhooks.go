@@ -117,6 +117,9 @@ func (c *checker) webhooks(context.Context) error {
 	}
 	delivered := c.add("each clinic notice delivered to the clinic's webhook endpoint, signed")
 	once := c.add("each webhook-id accepted at most once")
+	// As with emails: only a kill of notification between the clinic's
+	// answer and its record may repeat a delivery.
+	once.Exception = c.killed("notification")
 	e := c.endpoint
 	e.mu.Lock()
 	defer e.mu.Unlock()
