@@ -239,6 +239,9 @@ func Main(name string, run func(ctx context.Context, deps Deps) error) {
 		log.Error("telemetry", "err", err)
 		os.Exit(1)
 	}
+	if addr := os.Getenv("DEBUG_ADDR"); addr != "" {
+		go serveDebug(ctx, addr, os.Getenv("DEBUG_ADDR_PUBLIC") == "true", log)
+	}
 	err = run(ctx, Deps{Log: log, TracerProvider: tp})
 	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -54,6 +54,9 @@ var (
 	smtpAddr    = "127.0.0.1:1025"
 	issuerAddr  = "127.0.0.1:8090"
 	mailUIAddr  = "127.0.0.1:8025"
+	// debugBase is the first service's profiles (DEBUG_ADDR), in the
+	// order of services: 6061 catalog … 6066 gateway.
+	debugBase = 6061
 )
 
 var services = []struct {
@@ -70,7 +73,7 @@ var services = []struct {
 
 // offsetPorts moves every port of the stack by n.
 func offsetPorts(n int) {
-	pgPort, natsPort, stripePort, gatewayPort = pgPort+n, natsPort+n, stripePort+n, gatewayPort+n
+	pgPort, natsPort, stripePort, gatewayPort, debugBase = pgPort+n, natsPort+n, stripePort+n, gatewayPort+n, debugBase+n
 	smtpAddr, issuerAddr, mailUIAddr = fmt.Sprintf("127.0.0.1:%d", 1025+n), fmt.Sprintf("127.0.0.1:%d", 8090+n),
 		fmt.Sprintf("127.0.0.1:%d", 8025+n)
 	for i, s := range services {
@@ -255,7 +258,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		"CATALOG_URL=" + urls["catalog"], "QUOTING_URL=" + urls["quoting"], "BOOKING_URL=" + urls["booking"],
 		"PAYMENT_URL=" + urls["payment"], "NOTIFICATION_URL=" + urls["notification"]}
 	common = append(common, "OIDC_ISSUER_URL="+issuerURL, "OIDC_AUDIENCE="+envOr("OIDC_AUDIENCE", audience))
-	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME",
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "NATS_STREAM_REPLICAS", "FX_RATES", "PATH", "HOME",
 		"OIDC_ROLE_CLAIM", "OIDC_CLINIC_CLAIM"} {
 		if v, ok := os.LookupEnv(k); ok {
 			common = append(common, k+"="+v)
@@ -291,8 +294,9 @@ func run(ctx context.Context, dataDir, binDir string) error {
 	// killed is started again with backoff; only Ctrl-C stops them all.
 	procs := &devstack.Supervisor{Log: logs.line, Output: logs.writer}
 	stop := func() { procs.Stop(20 * time.Second) }
-	for _, s := range services {
-		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name]}, common...), env[s.name]...)
+	for i, s := range services {
+		e := append(append([]string{"HTTP_ADDR=" + s.addr, "DATABASE_URL=" + dsns[s.name],
+			fmt.Sprintf("DEBUG_ADDR=127.0.0.1:%d", debugBase+i)}, common...), env[s.name]...)
 		e = append(e, "OIDC_CLIENT_ID="+envOr(strings.ToUpper(s.name)+"_OIDC_CLIENT_ID", s.name), "OIDC_CLIENT_SECRET="+clientSecrets[s.name])
 		if c, ok := natsCreds[s.name]; ok {
 			e = append(e, "NATS_CREDS="+c)
