@@ -6,12 +6,13 @@ SHELL := /usr/bin/env bash
 SERVICES := catalog quoting booking payment notification gateway
 MODULES := $(shell go list -m -f '{{.Path}}/...' 2>/dev/null)
 
-.PHONY: run test bench chaos build tools proto lint fmt clean help
+.PHONY: run test bench chaos load build tools proto lint fmt clean help
 
 help:
 	@echo "make run    start the whole platform locally (embedded NATS, Postgres in .data/, stripe-mock, SMTP sink)"
 	@echo "make test   run every test (unit, component, end-to-end) against real components"
 	@echo "make bench  run the benchmarks"
+	@echo "make load   measure make run (running beside it): whole sagas, per-step latency, CPU and commits per saga, pgbench (LOAD_FLAGS=...)"
 	@echo "make chaos  drive 1,000 bookings while killing services, NATS and Postgres; check every guarantee (CHAOS_FLAGS=...)"
 	@echo "make proto  lint the event contracts and regenerate pkg/events"
 	@echo "make lint   gofmt, go vet and buf lint"
@@ -31,6 +32,12 @@ chaos: build
 	@go build -o .bin/devstack ./pkg/devstack/cmd/devstack
 	@go build -o .bin/chaos ./scripts/chaos
 	@.bin/chaos $(CHAOS_FLAGS)
+
+# Measures the platform make run is running (start it first, in another
+# terminal); LOAD_FLAGS passes options (go run ./scripts/load -h).
+load:
+	@go build -o .bin/load ./scripts/load
+	@.bin/load $(LOAD_FLAGS)
 
 bench: tools
 	@scripts/bench.sh
@@ -66,7 +73,7 @@ proto: .bin/buf .bin/protoc-gen-go
 	@echo "regenerated pkg/events"
 
 lint: .bin/buf
-	@test -z "$$(gofmt -l pkg services scripts/chaos)" || (gofmt -l pkg services scripts/chaos; exit 1)
+	@test -z "$$(gofmt -l pkg services scripts/chaos scripts/load)" || (gofmt -l pkg services scripts/chaos scripts/load; exit 1)
 	@go vet $(MODULES)
 	@cd proto && ../.bin/buf lint
 

@@ -11,7 +11,7 @@ make --no-print-directory tools
 export STRIPE_MOCK_BIN="$PWD/.bin/stripe-mock"
 
 echo "== gofmt"
-unformatted=$(gofmt -l pkg services scripts/examples scripts/chaos)
+unformatted=$(gofmt -l pkg services scripts/examples scripts/chaos scripts/load)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi

@@ -1,0 +1,82 @@
+// Command load is `make load`: it measures the platform that `make run`
+// is running. It drives whole booking sagas through the gateway — quote,
+// booking, the signed deposit webhook, harvest, cells ready, the signed
+// balance webhook, administration — either N sagas at a concurrency
+// (closed loop) or at a fixed arrival rate (open loop, so queueing shows),
+// timing each step by the platform's own NATS events rather than by
+// polling. It reports sagas/s, each step's latency percentiles, deposit
+// webhook → clinic notice, CPU seconds per saga of every process,
+// Postgres commits per saga, and `pgbench -N` on the same Postgres in the
+// same run, with the ratio the performance targets are set in
+// (docs/performance.md).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/devstack"
+)
+
+type config struct {
+	Gateway     string
+	DataDir     string
+	BinDir      string
+	PostgresURL string
+	Secret      string
+	Sagas       int
+	Concurrency int
+	// Rate, when above zero, starts sagas at this many a second (open
+	// loop) instead of keeping Concurrency in flight.
+	Rate       float64
+	PgBench    time.Duration
+	PgClients  int
+	IdleWindow time.Duration
+}
+
+func main() {
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		fatal(err)
+	}
+	var cfg config
+	flag.StringVar(&cfg.Gateway, "gateway", "http://127.0.0.1:8080", "make run's gateway")
+	flag.StringVar(&cfg.DataDir, "data", filepath.Join(root, ".data"), "make run's data directory (NATS operator credentials)")
+	flag.StringVar(&cfg.BinDir, "bin", filepath.Join(root, ".bin"), "where make run's service binaries are (to find their processes)")
+	flag.StringVar(&cfg.PostgresURL, "postgres", "postgres://postgres:postgres@127.0.0.1:15432/saisei?sslmode=disable", "make run's Postgres, as superuser")
+	flag.StringVar(&cfg.Secret, "webhook-secret", "whsec_local_dev", "the Stripe webhook secret make run's payment service checks")
+	flag.IntVar(&cfg.Sagas, "sagas", 300, "whole sagas to drive")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 16, "sagas in flight (closed loop)")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "sagas started per second (open loop); 0 for closed loop")
+	flag.DurationVar(&cfg.PgBench, "pgbench", 15*time.Second, "how long pgbench -N runs on the same Postgres afterwards (0: not at all)")
+	flag.IntVar(&cfg.PgClients, "pgbench-clients", 8, "pgbench's clients")
+	flag.DurationVar(&cfg.IdleWindow, "idle", 10*time.Second, "how long to count the idle platform's commits first (0: not at all)")
+	reportPath := flag.String("report", "", "also write the report as JSON to this file")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, cfg)
+	if err != nil {
+		fatal(err)
+	}
+	rep.print(os.Stdout)
+	if *reportPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*reportPath, b, 0o644); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "load:", err)
+	os.Exit(1)
+}
