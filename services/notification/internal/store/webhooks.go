@@ -223,6 +223,15 @@ func (w *Webhooks) ClaimDueDelivery(ctx context.Context, tx pgx.Tx, now time.Tim
 	return &d, err
 }
 
+// LeaseDelivery keeps a claimed delivery from being claimed again until
+// until: the sender posts it and records the attempt after the claim's
+// transaction has committed, so neither a slow endpoint nor a database
+// outage while recording lets another sender post it again meanwhile.
+func (w *Webhooks) LeaseDelivery(ctx context.Context, tx pgx.Tx, id string, until time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1`, id, until)
+	return err
+}
+
 // Attempt is one try at a delivery, as the clinic reads it.
 type Attempt struct {
 	Attempt         int       `json:"attempt"`

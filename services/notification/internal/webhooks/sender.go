@@ -85,40 +85,34 @@ func (s *Sender) Run(ctx context.Context) {
 	}
 }
 
-// SendOne claims one due delivery, attempts it and records the attempt, in
-// one transaction; it reports whether there was one. When the endpoint
-// accepted the delivery but the transaction was lost (the database went
-// away), the accepted attempt is recorded on its own, retried while the
-// database is unreachable, so the clinic is not sent it again.
+// deliveryLease is how long a claimed delivery is kept from other senders
+// while it is posted (at most domain.WebhookTimeout) and its attempt
+// recorded. A sender that dies meanwhile leaves it to be retried once the
+// lease ends.
+const deliveryLease = time.Minute
+
+// SendOne claims one due delivery under a lease and commits the claim,
+// posts it, then records the attempt in a transaction of its own, retried
+// while the database is unreachable; it reports whether there was one. So
+// a delivery the endpoint accepted is never posted again because its
+// record was lost (found by the chaos run), and no transaction stays open
+// while an endpoint takes up to 15 s to answer.
 func (s *Sender) SendOne(ctx context.Context) (bool, error) {
-	found := false
-	var accepted *acceptedAttempt
+	var d *store.DueDelivery
 	err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		d, err := s.store.ClaimDueDelivery(ctx, tx, s.now())
-		if err != nil || d == nil {
+		var err error
+		if d, err = s.store.ClaimDueDelivery(ctx, tx, s.now()); err != nil || d == nil {
 			return err
 		}
-		found = true
-		return s.attempt(ctx, tx, *d, &accepted)
+		return s.store.LeaseDelivery(ctx, tx, d.ID, s.now().Add(deliveryLease))
 	})
-	if err != nil && accepted != nil {
-		s.log.WarnContext(ctx, "webhooks: delivery accepted but not recorded; recording it again",
-			"webhook_id", accepted.d.WebhookID, "endpoint_id", accepted.d.EndpointID, "err", err)
-		err = pgdb.InTxUntilCommitted(ctx, s.pool, func(tx pgx.Tx) error {
-			_, err := s.store.RecordAttempt(ctx, tx, accepted.d, accepted.a, true, 0, false)
-			return err
-		})
+	if err != nil || d == nil {
+		return false, err
 	}
-	return found, err
+	return true, s.attempt(ctx, *d)
 }
 
-// acceptedAttempt is a delivery the endpoint answered 2xx.
-type acceptedAttempt struct {
-	d store.DueDelivery
-	a store.Attempt
-}
-
-func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery, accepted **acceptedAttempt) error {
+func (s *Sender) attempt(ctx context.Context, d store.DueDelivery) error {
 	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, d.Trace, "webhook deliver "+d.EventType,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("webhook.id", d.WebhookID), attribute.String("webhook.endpoint_id", d.EndpointID),
@@ -140,20 +134,15 @@ func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery, ac
 	span.SetAttributes(attribute.Int("http.response.status_code", code))
 	if !ok {
 		span.SetStatus(codes.Error, a.Error)
-	}
-	if ok {
-		*accepted = &acceptedAttempt{d: d, a: a}
+		s.log.WarnContext(ctx, "webhook not delivered", "webhook_id", d.WebhookID, "endpoint_id", d.EndpointID,
+			"attempt", a.Attempt, "status", code, "err", a.Error)
 	}
 	retryIn, retry := domain.RetryAfter(a.Attempt + 1)
-	failingSince, err := s.store.RecordAttempt(ctx, tx, d, a, ok, retryIn, retry)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		s.log.WarnContext(ctx, "webhook not delivered", "webhook_id", d.WebhookID, "endpoint_id", d.EndpointID,
-			"attempt", a.Attempt, "status", code, "retry", retry, "retry_in", retryIn, "err", a.Error)
-	}
-	if failingSince != nil && s.now().Sub(*failingSince) >= domain.DisableAfterFailing {
+	return pgdb.InTxUntilCommitted(ctx, s.pool, func(tx pgx.Tx) error {
+		failingSince, err := s.store.RecordAttempt(ctx, tx, d, a, ok, retryIn, retry)
+		if err != nil || failingSince == nil || s.now().Sub(*failingSince) < domain.DisableAfterFailing {
+			return err
+		}
 		reason := "every delivery failed since " + failingSince.UTC().Format(time.RFC3339)
 		if err := s.store.DisableEndpoint(ctx, tx, d.EndpointID, reason); err != nil {
 			return err
@@ -162,8 +151,8 @@ func (s *Sender) attempt(ctx context.Context, tx pgx.Tx, d store.DueDelivery, ac
 		if s.OnDisabled != nil {
 			return s.OnDisabled(ctx, tx, d.Endpoint, *failingSince)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // post sends the delivery, signed with every secret that signs now.
