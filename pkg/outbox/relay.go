@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,11 +28,17 @@ type Relay struct {
 	parked    metric.Int64Counter
 	// BatchSize rows are locked and published per transaction.
 	BatchSize int
-	// PollInterval is the fallback when a NOTIFY is missed.
+	// PollInterval is the fallback when a NOTIFY is missed (every row's
+	// insert NOTIFYs, and a relay that (re)connects its LISTEN looks at
+	// once), so it can be long: an idle platform does no work.
 	PollInterval time.Duration
 	// StaleAfter is how old the oldest unpublished row may grow before the
-	// relay warns in the log (checked every StaleAfter).
+	// relay warns in the log (checked every StaleAfter, while the relay
+	// has reason to think something waits: at start, and after a batch
+	// failed or parked a row, until a check finds nothing stale).
 	StaleAfter time.Duration
+	// parkedOne is set when a batch parks a row, for the next check.
+	parkedOne atomic.Bool
 }
 
 // NewRelay returns a relay for the outbox in schema. It reports, through
@@ -39,7 +46,7 @@ type Relay struct {
 // (saisei.outbox.parked), and the count and age of the rows still waiting
 // (saisei.outbox.unpublished, saisei.outbox.oldest_unpublished_age).
 func NewRelay(pool *pgxpool.Pool, publisher *bus.Publisher, schema string, log *slog.Logger) *Relay {
-	r := &Relay{pool: pool, publisher: publisher, schema: schema, log: log, BatchSize: 100, PollInterval: time.Second,
+	r := &Relay{pool: pool, publisher: publisher, schema: schema, log: log, BatchSize: 100, PollInterval: 30 * time.Second,
 		StaleAfter: 30 * time.Second}
 	meter := otel.Meter("github.com/saisei-health/platform/pkg/outbox")
 	attrs := metric.WithAttributes(attribute.String("schema", schema))
@@ -84,6 +91,9 @@ func (r *Relay) Backlog(ctx context.Context) (Backlog, error) {
 	return b, err
 }
 
+// retryAfterFailure is how soon a relay whose batch failed tries again.
+const retryAfterFailure = 500 * time.Millisecond
+
 // Run publishes until ctx is done. It wakes on the outbox trigger's NOTIFY
 // and polls as a fallback. Rows are claimed with FOR UPDATE SKIP LOCKED, so
 // several replicas can relay the same outbox without publishing a row twice
@@ -96,21 +106,28 @@ func (r *Relay) Run(ctx context.Context) {
 	go wake.Run(ctx)
 	stale := time.NewTicker(r.StaleAfter)
 	defer stale.Stop()
+	troubled := true // rows may wait from before this start
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-stale.C:
-			r.warnIfStale(ctx)
+			if troubled || r.parkedOne.Swap(false) {
+				troubled = r.warnIfStale(ctx)
+			}
 			continue
 		case <-wake.C():
 		}
 		for ctx.Err() == nil {
 			n, err := r.PublishBatch(ctx)
 			if err != nil {
+				troubled = true
 				if ctx.Err() == nil {
 					r.log.WarnContext(ctx, "outbox relay: publish failed; will retry", "err", err)
 				}
+				// NATS or Postgres is down: try again soon, not at the
+				// next fallback poll.
+				wake.At(time.Now().Add(retryAfterFailure))
 				break
 			}
 			if n < r.BatchSize {
@@ -121,13 +138,18 @@ func (r *Relay) Run(ctx context.Context) {
 }
 
 // warnIfStale says in the log when events wait longer than StaleAfter, or
-// when parked events wait for an operator.
-func (r *Relay) warnIfStale(ctx context.Context) {
+// when parked events wait for an operator; it reports whether anything
+// still waits (so the relay keeps checking).
+func (r *Relay) warnIfStale(ctx context.Context) bool {
 	b, err := r.Backlog(ctx)
-	if err != nil || (b.OldestAge < r.StaleAfter && b.Parked == 0) {
-		return
+	if err != nil {
+		return true
+	}
+	if b.OldestAge < r.StaleAfter && b.Parked == 0 {
+		return b.Unpublished > 0
 	}
 	r.log.WarnContext(ctx, "outbox backlog", "unpublished", b.Unpublished, "oldest_age_s", int(b.OldestAge.Seconds()), "parked", b.Parked)
+	return true
 }
 
 type row struct {
@@ -179,6 +201,7 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 					"event_id", x.env.ID, "subject", x.env.Subject, "type", x.env.Type, "bytes", len(x.env.Data), "err", pubErr)
 				r.parked.Add(ctx, 1, metric.WithAttributes(attribute.String("schema", r.schema)))
 				parked++
+				r.parkedOne.Store(true)
 				pubErr = nil
 				continue
 			}

@@ -3,6 +3,7 @@ package pgdb
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,18 +12,39 @@ import (
 
 // Wakeup turns Postgres NOTIFYs on a channel into a signal for a polling
 // worker. The worker still polls every interval, so a NOTIFY lost while the
-// listening connection reconnects only delays work, never loses it.
+// listening connection reconnects only delays work, never loses it; work
+// that falls due at a time rather than on a write (a retry after backoff)
+// is woken for with At.
 type Wakeup struct {
 	pool     *pgxpool.Pool
 	channel  string
 	interval time.Duration
 	log      *slog.Logger
 	c        chan struct{}
+
+	mu    sync.Mutex
+	timer *time.Timer
+	at    time.Time
 }
 
 // NewWakeup listens on channel (a valid identifier) and polls every interval.
 func NewWakeup(pool *pgxpool.Pool, channel string, interval time.Duration, log *slog.Logger) *Wakeup {
 	return &Wakeup{pool: pool, channel: channel, interval: interval, log: log, c: make(chan struct{}, 1)}
+}
+
+// At asks for a wake at t as well (the earliest of those asked for wins),
+// so a worker sleeps until its next due work instead of polling for it.
+func (w *Wakeup) At(t time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil && !w.at.IsZero() && !t.Before(w.at) && time.Until(w.at) > 0 {
+		return
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.at = t
+	w.timer = time.AfterFunc(max(time.Until(t), 0), w.signal)
 }
 
 // C delivers a value when there may be work: after a NOTIFY or a poll tick.

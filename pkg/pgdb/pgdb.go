@@ -38,6 +38,11 @@ func Connect(ctx context.Context, dsn, schema string, tp trace.TracerProvider) (
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// pgxpool pings a connection idle for more than a second before
+	// handing it out: on a quiet platform that doubles every poll into two
+	// transactions. A connection idle under a minute is trusted; one that
+	// died meanwhile fails its query, which the callers retry (an outage).
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return p.IdleDuration > time.Minute }
 	if tp != nil {
 		// Spans are named by the statement's operation ("SELECT"), not its
 		// full SQL: otelpgx's default since WithTrimSQLInSpanName was deprecated.

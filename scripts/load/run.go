@@ -94,6 +94,10 @@ func run(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 	}
+	if cfg.Sagas == 0 {
+		rep.Mode = "idle only"
+		return rep, nil
+	}
 	// Warm up: one saga, so connections and caches are as they will be.
 	if err := r.saga(ctx, -1); err != nil {
 		return nil, fmt.Errorf("the first saga failed: %w", err)

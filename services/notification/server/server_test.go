@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -729,4 +730,20 @@ func get(t *testing.T, url string, into any) int {
 		t.Fatal(err)
 	}
 	return resp.StatusCode
+}
+
+// advance moves the service's clock on by d and wakes its senders, as the
+// passing of real time would: they sleep until their next delivery or
+// retry falls due by the real clock, which a test does not wait for.
+func (f *fixture) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	f.clock.Advance(d)
+	conn, err := pgx.Connect(context.Background(), f.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `SELECT pg_notify('notification_webhooks', ''), pg_notify('notification_emails', '')`); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -174,7 +174,7 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			if n := len(rcv.received()); n != i+1 {
 				t.Fatalf("%d attempts before the retry was due, want %d", n, i+1)
 			}
-			f.clock.Advance(wait + wait/10 + time.Second)
+			f.advance(t, wait+wait/10+time.Second)
 			devtest.Eventually(t, "the next attempt", func() bool { return len(rcv.received()) == i+2 })
 		}
 		calls := rcv.received()
@@ -276,7 +276,7 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			&bookingv1.BookingConfirmed{Booking: late, DepositPaymentId: uuid.NewString()}, time.Now())
 		for i, wait := range domain.WebhookSchedule {
 			if i > 0 {
-				f.clock.Advance(wait + wait/10 + time.Second)
+				f.advance(t, wait+wait/10+time.Second)
 			}
 			devtest.Eventually(t, "attempt", func() bool { return len(rcv.received()) == i+1 })
 		}
@@ -345,7 +345,7 @@ func TestClinicsReceiveSignedWebhooksRetriedUntilAccepted(t *testing.T) {
 			call(t, "GET", api+"/"+ep.ID, staff, nil, &e)
 			return e.FailingSince != nil
 		})
-		f.clock.Advance(domain.DisableAfterFailing + time.Hour)
+		f.advance(t, domain.DisableAfterFailing+time.Hour)
 		f.settle(t, ginza)
 		var got endpointView
 		devtest.Eventually(t, "the endpoint to be disabled", func() bool {
@@ -442,7 +442,7 @@ func TestAWebhookTheClinicAcceptedIsNotSentAgainWhenTheDatabaseDropsTheConnectio
 		return call(t, "GET", api+"/"+ep.ID+"/deliveries", staff, nil, &log) == 200 && len(log.Items) == 1 && log.Items[0].Status == "succeeded"
 	})
 	// Past the lease and every retry a lost record would have caused.
-	f.clock.Advance(2*time.Minute + domain.WebhookSchedule[1] + domain.WebhookSchedule[2])
+	f.advance(t, 2*time.Minute+domain.WebhookSchedule[1]+domain.WebhookSchedule[2])
 	time.Sleep(300 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()

@@ -59,9 +59,11 @@ func New(cfg Config, pool *pgxpool.Pool, s *store.Store, tp trace.TracerProvider
 		log: log, MaxAttempts: 8, Backoff: []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute}}
 }
 
-// Run sends until ctx is done, woken by new rows and polling every second.
+// Run sends until ctx is done, woken by new rows and by the next retry's time.
 func (s *Sender) Run(ctx context.Context) {
-	wake := pgdb.NewWakeup(s.pool, "notification_emails", time.Second, s.log)
+	// Queued emails NOTIFY; retries fall due at their time, which the
+	// sender wakes for; the fallback poll is for a NOTIFY missed.
+	wake := pgdb.NewWakeup(s.pool, "notification_emails", 30*time.Second, s.log)
 	go wake.Run(ctx)
 	for {
 		select {
@@ -73,9 +75,13 @@ func (s *Sender) Run(ctx context.Context) {
 			n, err := s.SendDue(ctx, 10)
 			if err != nil {
 				s.log.WarnContext(ctx, "mailer: batch failed", "err", err)
+				wake.At(time.Now().Add(time.Second))
 				break
 			}
 			if n < 10 {
+				if next, ok, err := s.store.NextEmailDue(ctx, s.pool); err == nil && ok {
+					wake.At(next)
+				}
 				break
 			}
 		}

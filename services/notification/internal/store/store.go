@@ -69,6 +69,17 @@ func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, n int) ([]QueuedEmail, 
 }
 
 // MarkSent records a delivered email.
+// NextEmailDue is when the earliest pending email falls due; ok is false
+// when none is pending.
+func (s *Store) NextEmailDue(ctx context.Context, db pgdb.Querier) (next time.Time, ok bool, err error) {
+	var at *time.Time
+	err = db.QueryRow(ctx, `SELECT min(next_attempt_at) FROM emails WHERE status = 'pending'`).Scan(&at)
+	if err != nil || at == nil {
+		return time.Time{}, false, err
+	}
+	return *at, true, nil
+}
+
 func (s *Store) MarkSent(ctx context.Context, db pgdb.Querier, id string) error {
 	_, err := db.Exec(ctx, `UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = '' WHERE id = $1`, id)
 	return err

@@ -223,6 +223,19 @@ func (w *Webhooks) ClaimDueDelivery(ctx context.Context, tx pgx.Tx, now time.Tim
 	return &d, err
 }
 
+// NextDeliveryDue is when the earliest pending delivery to an enabled
+// endpoint falls due (a retry, or a lease ending); ok is false when none is
+// pending.
+func (w *Webhooks) NextDeliveryDue(ctx context.Context, db pgdb.Querier) (next time.Time, ok bool, err error) {
+	var at *time.Time
+	err = db.QueryRow(ctx, `SELECT min(d.next_attempt_at) FROM webhook_deliveries d
+		JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND e.enabled`).Scan(&at)
+	if err != nil || at == nil {
+		return time.Time{}, false, err
+	}
+	return *at, true, nil
+}
+
 // LeaseDelivery keeps a claimed delivery from being claimed again until
 // until: the sender posts it and records the attempt after the claim's
 // transaction has committed, so neither a slow endpoint nor a database

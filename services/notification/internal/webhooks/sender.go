@@ -55,13 +55,27 @@ func NewSender(pool *pgxpool.Pool, s *store.Webhooks, policy egress.Policy, tp t
 
 // Run sends until ctx is done, woken by new deliveries and polling every second.
 func (s *Sender) Run(ctx context.Context) {
-	wake := pgdb.NewWakeup(s.pool, "notification_webhooks", time.Second, s.log)
+	// New deliveries NOTIFY; retries fall due at their time, which the
+	// sender wakes for; the fallback poll is for a NOTIFY missed.
+	wake := pgdb.NewWakeup(s.pool, "notification_webhooks", 30*time.Second, s.log)
 	go wake.Run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake.C():
+		}
+		// One delivery first: when nothing is due, the workers are not
+		// started (an idle platform does no database work).
+		sent, err := s.SendOne(ctx)
+		if err != nil {
+			s.log.WarnContext(ctx, "webhooks: delivery failed to record", "err", err)
+			wake.At(time.Now().Add(time.Second))
+			continue
+		}
+		if !sent {
+			s.wakeForNext(ctx, wake)
+			continue
 		}
 		done := make(chan struct{})
 		for range s.Workers {
@@ -82,6 +96,15 @@ func (s *Sender) Run(ctx context.Context) {
 		for range s.Workers {
 			<-done
 		}
+		s.wakeForNext(ctx, wake)
+	}
+}
+
+// wakeForNext asks wake for the time the next pending delivery falls due
+// (the clock is the service's: tests move it).
+func (s *Sender) wakeForNext(ctx context.Context, wake *pgdb.Wakeup) {
+	if next, ok, err := s.store.NextDeliveryDue(ctx, s.pool); err == nil && ok {
+		wake.At(time.Now().Add(next.Sub(s.now())))
 	}
 }
 
