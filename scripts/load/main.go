@@ -39,6 +39,10 @@ type config struct {
 	PgBench    time.Duration
 	PgClients  int
 	IdleWindow time.Duration
+	// Search, when above zero, runs the catalog search load for this long
+	// with SearchClients.
+	Search        time.Duration
+	SearchClients int
 }
 
 func main() {
@@ -58,6 +62,8 @@ func main() {
 	flag.DurationVar(&cfg.PgBench, "pgbench", 15*time.Second, "how long pgbench -N runs on the same Postgres afterwards (0: not at all)")
 	flag.IntVar(&cfg.PgClients, "pgbench-clients", 8, "pgbench's clients")
 	flag.DurationVar(&cfg.IdleWindow, "idle", 10*time.Second, "how long to count the idle platform's commits first (0: not at all)")
+	flag.DurationVar(&cfg.Search, "search", 0, "how long to run the catalog search load afterwards (0: not at all)")
+	flag.IntVar(&cfg.SearchClients, "search-clients", 16, "catalog searchers in parallel")
 	reportPath := flag.String("report", "", "also write the report as JSON to this file")
 	flag.Parse()
 

@@ -30,6 +30,7 @@ type report struct {
 	IdleCommitsPerS float64                `json:"idle_commits_per_second"`
 	PgBenchTPS      float64                `json:"pgbench_tps"`
 	Ratio           float64                `json:"sagas_per_pgbench_tps"`
+	Search          *searchResult          `json:"catalog_search,omitempty"`
 	stepOrder       []string
 }
 
@@ -94,8 +95,12 @@ func run(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 	}
+	if cfg.Search > 0 {
+		s := searchLoad(ctx, cfg.Gateway, cfg.SearchClients, cfg.Search)
+		rep.Search = &s
+	}
 	if cfg.Sagas == 0 {
-		rep.Mode = "idle only"
+		rep.Mode = "no sagas"
 		return rep, nil
 	}
 	// Warm up: one saga, so connections and caches are as they will be.
@@ -189,6 +194,10 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nload: %d sagas, %s; %d completed in %s\n", r.Sagas, r.Mode, r.Completed, r.Elapsed.Round(time.Millisecond))
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+	if s := r.Search; s != nil {
+		fmt.Fprintf(w, "\n  catalog search, %d clients: %.0f req/s, p50 %s, p99 %s, %.0f bytes per answer (gzip: %v), %d errors\n",
+			s.Clients, s.PerSecond, ms(s.P50), ms(s.P99), s.BytesPerReply, s.Compressed, s.Errors)
 	}
 	fmt.Fprintf(w, "\n  sagas/s                      %8.2f\n", r.SagasPerSecond)
 	if r.PgBenchTPS > 0 {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
@@ -31,14 +32,16 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 func MakeHandler(e Endpoints, creds CredentialEndpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
-	serve := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
-		r.Handle(pattern, kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...))
-	}
 	adminOnly := guard.Require(identity.Admin)
-	serve("GET /v1/treatments", e.SearchTreatments, decodeSearch)
-	serve("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment)
-	serve("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil })
-	serve("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison)
+	// The public reads are the same for everyone: compressed, and kept by
+	// a frontend or CDN for a minute, then revalidated by ETag.
+	public := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
+		r.Handle(pattern, httpkit.Compressed(httpkit.Cacheable(kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...), publicMaxAge)))
+	}
+	public("GET /v1/treatments", e.SearchTreatments, decodeSearch)
+	public("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment)
+	public("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil })
+	public("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison)
 
 	admin := func(pattern string, ep func(context.Context, any) (any, error), key string) {
 		r.Handle(pattern, adminOnly(kithttp.NewServer(ep, decodeAdmin(key), httpkit.EncodeResponse, opts...)))
@@ -58,6 +61,11 @@ func MakeHandler(e Endpoints, creds CredentialEndpoints, log *slog.Logger, guard
 	}
 	return r
 }
+
+// publicMaxAge is how long a client may keep a catalog answer without
+// asking again: a price or a plan's status changes rarely, and a minute
+// late is harmless (booking asks quoting, which asks the catalog live).
+const publicMaxAge = time.Minute
 
 func lang(r *http.Request) string {
 	return domain.PickLanguage(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language"))

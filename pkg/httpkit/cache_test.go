@@ -1,0 +1,76 @@
+package httpkit_test
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/saisei-health/platform/pkg/httpkit"
+)
+
+// A catalog answer is sent gzipped to clients that take it, and a client
+// or CDN that has it revalidates it with its ETag and gets 304, no body.
+func TestPublicAnswersAreCompressedAndRevalidated(t *testing.T) {
+	body := `{"items":[` + strings.Repeat(`{"id":"ginza-adipose-msc-stroke-iv","name":"Adipose MSC"},`, 100) + `{}]}`
+	h := httpkit.Compressed(httpkit.Cacheable(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}), time.Minute))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(path string, header map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		// The transport must not ask for gzip on its own: the test does.
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r io.Reader = resp.Body
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			gz, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = gz
+		}
+		b, _ := io.ReadAll(r)
+		return resp, string(b)
+	}
+
+	plain, got := get("/v1/treatments", nil)
+	etag := plain.Header.Get("ETag")
+	if plain.StatusCode != 200 || got != body || etag == "" || plain.Header.Get("Cache-Control") != "public, max-age=60" ||
+		plain.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("plain: %d %v", plain.StatusCode, plain.Header)
+	}
+	zipped, got := get("/v1/treatments", map[string]string{"Accept-Encoding": "gzip"})
+	zetag := zipped.Header.Get("ETag")
+	if zipped.StatusCode != 200 || got != body || zipped.Header.Get("Content-Encoding") != "gzip" || zetag == etag || zetag == "" ||
+		!strings.Contains(strings.Join(zipped.Header.Values("Vary"), ","), "Accept-Encoding") {
+		t.Fatalf("gzip: %d %v", zipped.StatusCode, zipped.Header)
+	}
+	for _, tag := range []string{etag, zetag, `W/` + etag, `"other", ` + zetag} {
+		again, got := get("/v1/treatments", map[string]string{"If-None-Match": tag, "Accept-Encoding": "gzip"})
+		if again.StatusCode != http.StatusNotModified || got != "" {
+			t.Errorf("If-None-Match %s: %d, %d bytes", tag, again.StatusCode, len(got))
+		}
+	}
+	if stale, _ := get("/v1/treatments", map[string]string{"If-None-Match": `"stale"`}); stale.StatusCode != 200 {
+		t.Errorf("a stale ETag: %d", stale.StatusCode)
+	}
+	if missing, _ := get("/missing", nil); missing.StatusCode != 404 || missing.Header.Get("ETag") != "" || missing.Header.Get("Cache-Control") != "" {
+		t.Errorf("a 404 is not cached: %d %v", missing.StatusCode, missing.Header)
+	}
+}
