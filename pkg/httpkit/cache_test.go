@@ -6,24 +6,29 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/saisei-health/platform/pkg/httpkit"
 )
 
-// A catalog answer is sent gzipped to clients that take it, and a client
-// or CDN that has it revalidates it with its ETag and gets 304, no body.
-func TestPublicAnswersAreCompressedAndRevalidated(t *testing.T) {
+// A catalog answer is sent gzipped to clients that take it, a client or
+// CDN that has it revalidates it with its ETag and gets 304, no body, and
+// the platform builds each answer once per key.
+func TestPublicAnswersAreCompressedRevalidatedAndBuiltOnce(t *testing.T) {
 	body := `{"items":[` + strings.Repeat(`{"id":"ginza-adipose-msc-stroke-iv","name":"Adipose MSC"},`, 100) + `{}]}`
-	h := httpkit.Compressed(httpkit.Cacheable(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var built atomic.Int64
+	version := "v1"
+	h := httpkit.Public(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		built.Add(1)
 		if r.URL.Path == "/missing" {
 			http.Error(w, "no", http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)
-	}), time.Minute))
+	}), time.Minute, func(r *http.Request) string { return version + r.URL.String() })
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	get := func(path string, header map[string]string) (*http.Response, string) {
@@ -70,7 +75,22 @@ func TestPublicAnswersAreCompressedAndRevalidated(t *testing.T) {
 	if stale, _ := get("/v1/treatments", map[string]string{"If-None-Match": `"stale"`}); stale.StatusCode != 200 {
 		t.Errorf("a stale ETag: %d", stale.StatusCode)
 	}
-	if missing, _ := get("/missing", nil); missing.StatusCode != 404 || missing.Header.Get("ETag") != "" || missing.Header.Get("Cache-Control") != "" {
-		t.Errorf("a 404 is not cached: %d %v", missing.StatusCode, missing.Header)
+	if n := built.Load(); n != 1 {
+		t.Errorf("the answer was built %d times for one key", n)
+	}
+	version = "v2" // the data changed: a new key, a new answer
+	if again, _ := get("/v1/treatments", nil); again.StatusCode != 200 || built.Load() != 2 {
+		t.Errorf("after a new version: %d, built %d times", again.StatusCode, built.Load())
+	}
+	for range 2 {
+		if missing, _ := get("/missing", nil); missing.StatusCode != 404 || missing.Header.Get("ETag") != "" || missing.Header.Get("Cache-Control") != "" {
+			t.Errorf("a 404 is not cached: %d %v", missing.StatusCode, missing.Header)
+		}
+	}
+	if n := built.Load(); n != 4 {
+		t.Errorf("errors are kept: built %d times, want 4", n)
+	}
+	if plain, _ := get("/v1/treatments", map[string]string{"Accept-Encoding": "gzip;q=0"}); plain.Header.Get("Content-Encoding") != "" {
+		t.Errorf("gzip;q=0 was answered gzipped")
 	}
 }

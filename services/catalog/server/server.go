@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg Config, deps servicehost.Deps) error {
 	}
 	defer creds.Close()
 	handler := transport.MakeHandler(transport.MakeEndpoints(svc), transport.MakeCredentialEndpoints(creds.NATSCredentials),
-		deps.Log, host.Guard)
+		svc.IndexVersion, deps.Log, host.Guard)
 	return host.Run(ctx, handler, svc.KeepFresh, creds.KeepRevoked)
 }
 

@@ -67,6 +67,16 @@ func (s *Catalogs) Today() time.Time { return tokyo.Date(s.now()) }
 // Rates are the exchange rates prices are shown in.
 func (s *Catalogs) Rates() fx.Table { return s.rates }
 
+// IndexVersion names what a search answers from: the catalog's content
+// (the fingerprint the index was built from) and the Tokyo day
+// bookability is judged on. Refresh stores a new index before its
+// fingerprint, so an answer is never kept under a version newer than the
+// index it came from.
+func (s *Catalogs) IndexVersion() string {
+	fp, _ := s.fp.Load().(string)
+	return fp + "|" + s.Today().Format(time.DateOnly)
+}
+
 // Search runs a search on the in-memory index.
 func (s *Catalogs) Search(ctx context.Context, f Filter) (search.Page, error) {
 	q := f.Query

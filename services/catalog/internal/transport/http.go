@@ -29,19 +29,27 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // MakeHandler serves the catalog's HTTP API. Its reads are for anyone; the
 // /v1/admin routes need a token of role admin.
-func MakeHandler(e Endpoints, creds CredentialEndpoints, log *slog.Logger, guard *identity.Guard) http.Handler {
+//
+// version names the search index's current content and day; the encoded
+// search answers are kept per version.
+func MakeHandler(e Endpoints, creds CredentialEndpoints, version func() string, log *slog.Logger, guard *identity.Guard) http.Handler {
 	opts := httpkit.ServerOptions(log, problems)
 	r := httpkit.NewRouter()
 	adminOnly := guard.Require(identity.Admin)
 	// The public reads are the same for everyone: compressed, and kept by
-	// a frontend or CDN for a minute, then revalidated by ETag.
-	public := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc) {
-		r.Handle(pattern, httpkit.Compressed(httpkit.Cacheable(kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...), publicMaxAge)))
+	// a frontend or CDN for a minute, then revalidated by ETag. Searches
+	// are answered from the in-memory index, so each distinct search is
+	// encoded once per version of the index (and Tokyo day: bookability)
+	// and language.
+	public := func(pattern string, ep func(context.Context, any) (any, error), dec kithttp.DecodeRequestFunc, key httpkit.MemoKey) {
+		r.Handle(pattern, httpkit.Public(kithttp.NewServer(ep, dec, httpkit.EncodeResponse, opts...), publicMaxAge, key))
 	}
-	public("GET /v1/treatments", e.SearchTreatments, decodeSearch)
-	public("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment)
-	public("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil })
-	public("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison)
+	public("GET /v1/treatments", e.SearchTreatments, decodeSearch, func(r *http.Request) string {
+		return version() + "|" + lang(r) + "|" + r.URL.RawQuery
+	})
+	public("GET /v1/treatments/{id}", e.GetTreatment, decodeGetTreatment, nil)
+	public("GET /v1/conditions", e.ListConditions, func(_ context.Context, r *http.Request) (any, error) { return lang(r), nil }, nil)
+	public("GET /v1/conditions/{code}/price-comparison", e.PriceComparison, decodeComparison, nil)
 
 	admin := func(pattern string, ep func(context.Context, any) (any, error), key string) {
 		r.Handle(pattern, adminOnly(kithttp.NewServer(ep, decodeAdmin(key), httpkit.EncodeResponse, opts...)))
