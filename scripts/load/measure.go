@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -165,4 +166,68 @@ func pgbench(ctx context.Context, adminURL string, clients int, d time.Duration)
 		return 0, fmt.Errorf("pgbench said no tps:\n%s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// rssSampler keeps each service's highest resident memory while it runs,
+// read from /proc every half second.
+type rssSampler struct {
+	mu   sync.Mutex
+	peak map[string]int64 // bytes
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleRSS(binDir string) *rssSampler {
+	s := &rssSampler{peak: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s.sample(binDir)
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) sample(binDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || filepath.Dir(exe) != binDir {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), 10, 64)
+				name := filepath.Base(exe)
+				s.mu.Lock()
+				s.peak[name] = max(s.peak[name], n*1024)
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+// peaks stops sampling and returns each process's peak RSS in MB.
+func (s *rssSampler) peaks() map[string]float64 {
+	close(s.stop)
+	<-s.done
+	out := map[string]float64{}
+	for name, b := range s.peak {
+		out[name] = float64(b) / (1 << 20)
+	}
+	return out
 }

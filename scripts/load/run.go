@@ -31,6 +31,7 @@ type report struct {
 	PgBenchTPS      float64                `json:"pgbench_tps"`
 	Ratio           float64                `json:"sagas_per_pgbench_tps"`
 	Search          *searchResult          `json:"catalog_search,omitempty"`
+	PeakRSSMB       map[string]float64     `json:"peak_rss_mb"`
 	stepOrder       []string
 }
 
@@ -95,6 +96,12 @@ func run(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 	}
+	rss := sampleRSS(cfg.BinDir)
+	defer func() {
+		if rep.PeakRSSMB == nil {
+			rep.PeakRSSMB = rss.peaks()
+		}
+	}()
 	if cfg.Search > 0 {
 		s := searchLoad(ctx, cfg.Gateway, cfg.SearchClients, cfg.Search)
 		rep.Search = &s
@@ -165,6 +172,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep.PeakRSSMB = rss.peaks()
 	rep.Completed, rep.Errors = r.stats.done, r.stats.errors
 	if rep.Completed > 0 {
 		rep.SagasPerSecond = float64(rep.Completed) / rep.Elapsed.Seconds()
@@ -220,6 +228,11 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, " %s %.1f,", name, 1000*r.CPUPerSaga[name])
 	}
 	fmt.Fprintf(w, " total %.1f\n", 1000*r.CPUTotal)
+	fmt.Fprintf(w, "  peak RSS MB:")
+	for _, name := range []string{"catalog", "quoting", "booking", "payment", "notification", "gateway", "devstack"} {
+		fmt.Fprintf(w, " %s %.1f,", name, r.PeakRSSMB[name])
+	}
+	fmt.Fprintln(w)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
