@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 const audience = "https://api.saisei.test"
 
 // issuer serves a dev issuer over real HTTP, as make run does.
-func issuer(t *testing.T) (*devissuer.Issuer, string) {
+func issuer(t testing.TB) (*devissuer.Issuer, string) {
 	t.Helper()
 	var iss *devissuer.Issuer
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { iss.Handler().ServeHTTP(w, r) }))
@@ -31,7 +32,7 @@ func issuer(t *testing.T) (*devissuer.Issuer, string) {
 	return iss, srv.URL
 }
 
-func verifier(t *testing.T, url string, clientID, secret string) *identity.Verifier {
+func verifier(t testing.TB, url string, clientID, secret string) *identity.Verifier {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -216,3 +217,52 @@ func TestDevTokensAreMintedOnlyForKnownRolesWithTheirClinic(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestAVerifiedTokenIsRememberedButNeverPastItsExpiry(t *testing.T) {
+	iss, url := issuer(t)
+	v := verifier(t, url, "", "")
+	ctx := context.Background()
+	now := time.Now()
+	identity.SetClock(v, func() time.Time { return now })
+
+	patient := identity.Principal{Subject: "p-1", Role: identity.Patient}
+	tok := mint(t, iss, patient, time.Minute)
+	for i := range 3 {
+		if got, err := v.Verify(ctx, tok); err != nil || got != patient {
+			t.Fatalf("verification %d: %+v, %v", i, got, err)
+		}
+	}
+	// The same token, once its exp has passed, is refused even though it
+	// verified a moment ago.
+	now = now.Add(61 * time.Second)
+	if p, err := v.Verify(ctx, tok); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Fatalf("an expired token answered from memory: %+v, %v", p, err)
+	}
+	// A token that failed is not remembered as good, nor a good one as
+	// another's: each token is its own entry.
+	other := mint(t, iss, identity.Principal{Subject: "p-2", Role: identity.Patient}, time.Hour)
+	if got, err := v.Verify(ctx, other); err != nil || got.Subject != "p-2" {
+		t.Fatalf("another token: %+v, %v", got, err)
+	}
+	if _, err := v.Verify(ctx, other[:len(other)-2]+"AA"); err == nil {
+		t.Fatal("a token with another signature accepted")
+	}
+}
+
+// BenchmarkVerify is one service's check of a patient's token on each of
+// their requests: the first verifies the signature, the rest are recalled.
+func BenchmarkVerify(b *testing.B) {
+	iss, url := issuer(b)
+	v := verifier(b, url, "", "")
+	tok, _, err := iss.Mint(identity.Principal{Subject: "p-1", Role: identity.Patient}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

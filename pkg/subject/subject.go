@@ -73,6 +73,9 @@ type PaymentOutcome string
 const (
 	Succeeded PaymentOutcome = "succeeded"
 	Failed    PaymentOutcome = "failed"
+	// Requested: a charge was sent and its outcome is awaited (the
+	// balance only; the deposit is requested while the patient books).
+	Requested PaymentOutcome = "requested"
 )
 
 // Payment is payment.v1.<clinic>.<stage>.<outcome>.
@@ -133,6 +136,7 @@ func Produced() []string {
 			out = append(out, Payment(Any, s, o))
 		}
 	}
+	out = append(out, Payment(Any, Balance, Requested))
 	for _, e := range []QuoteEvent{QuoteIssued, QuoteAccepted, QuoteWithdrawn} {
 		out = append(out, Quote(Any, e))
 	}

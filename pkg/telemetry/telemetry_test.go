@@ -66,3 +66,34 @@ func TestLoggerAddsTraceIDs(t *testing.T) {
 		t.Fatalf("record = %v", rec)
 	}
 }
+
+func TestWithNoExporterSpansAreNotRecordedButTraceIDsStillFlow(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_TRACES_SAMPLER", "")
+	tp, err := NewProvider(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tp.Tracer("t").Start(context.Background(), "POST /v1/bookings")
+	defer root.End()
+	if root.IsRecording() || !root.SpanContext().IsValid() {
+		t.Fatalf("root: recording %v, valid %v; want a valid span nobody records", root.IsRecording(), root.SpanContext().IsValid())
+	}
+	// Across a hop (the outbox row, a NATS header) the trace id goes on.
+	_, child := tp.Tracer("t").Start(Extract(context.Background(), Inject(ctx)), "booking.v1 process")
+	defer child.End()
+	if child.IsRecording() || child.SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Fatalf("child: recording %v, trace %s, want %s", child.IsRecording(), child.SpanContext().TraceID(), root.SpanContext().TraceID())
+	}
+
+	// A sampler asked for is the SDK's to apply.
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp, err = NewProvider(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, s := tp.Tracer("t").Start(context.Background(), "x"); !s.IsRecording() {
+		t.Fatal("OTEL_TRACES_SAMPLER=always_on did not record")
+	}
+}

@@ -195,10 +195,10 @@ func (r *sagaRunner) walk(ctx context.Context, n int) error {
 	}); err != nil {
 		return err
 	}
-	for step, ch := range map[string]<-chan time.Time{"deposit webhook → confirmed": confirmed, "deposit webhook → clinic notice": notice} {
+	for step, ch := range map[string]<-chan heard{"deposit webhook → confirmed": confirmed, "deposit webhook → clinic notice": notice} {
 		select {
-		case at := <-ch:
-			r.took(step, at.Sub(sent))
+		case h := <-ch:
+			r.took(step, h.at.Sub(sent))
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", step, ctx.Err())
 		}
@@ -218,42 +218,25 @@ func (r *sagaRunner) walk(ctx context.Context, n int) error {
 	}); err != nil {
 		return err
 	}
-	// The one poll: payment announces no event when it has asked Stripe
-	// for the balance, so the booking is read until its balance intent
-	// shows (every 20 ms).
+	// Payment announces the balance charge it sent to Stripe, with the
+	// intent that Stripe's webhook (this saga) then reports on.
+	requested := r.events.expect(b.ID, "payment.requested")
 	var balanceIntent string
-	for balanceIntent == "" {
-		var v struct {
-			Payments []struct {
-				Stage           string `json:"stage"`
-				PaymentIntentID string `json:"payment_intent_id"`
-			} `json:"payments"`
-		}
-		if _, err := r.api.call(ctx, "GET", "/v1/bookings/"+b.ID, r.patient, nil, nil, &v); err != nil {
-			return err
-		}
-		for _, p := range v.Payments {
-			if p.Stage == "balance" {
-				balanceIntent = p.PaymentIntentID
-			}
-		}
-		if balanceIntent == "" {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("the balance charge: %w", ctx.Err())
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+	select {
+	case h := <-requested:
+		balanceIntent = h.intentID
+		r.took("cells ready → balance charged", h.at.Sub(qcDone))
+	case <-ctx.Done():
+		return fmt.Errorf("the balance charge: %w", ctx.Err())
 	}
-	r.took("cells ready → balance charged", time.Since(qcDone))
 	ready := r.events.expect(b.ID, "booking.ready_for_administration")
 	sent = time.Now()
 	if err := r.paid(ctx, b.ID, "balance", balanceIntent, q.Balance.Amount); err != nil {
 		return err
 	}
 	select {
-	case at := <-ready:
-		r.took("balance webhook → ready", at.Sub(sent))
+	case h := <-ready:
+		r.took("balance webhook → ready", h.at.Sub(sent))
 	case <-ctx.Done():
 		return fmt.Errorf("ready for administration: %w", ctx.Err())
 	}

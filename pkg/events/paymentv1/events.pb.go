@@ -175,6 +175,101 @@ func (x *PaymentSucceeded) GetSucceededAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Subject payment.v1.<clinic_id>.balance.requested: the balance charge was
+// sent to Stripe and its outcome will come by webhook (a .succeeded or
+// .failed follows). Not announced for a charge Stripe settles at once.
+type PaymentRequested struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	PaymentId       string                 `protobuf:"bytes,1,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	BookingId       string                 `protobuf:"bytes,2,opt,name=booking_id,json=bookingId,proto3" json:"booking_id,omitempty"`
+	ClinicId        string                 `protobuf:"bytes,3,opt,name=clinic_id,json=clinicId,proto3" json:"clinic_id,omitempty"`
+	Stage           Stage                  `protobuf:"varint,4,opt,name=stage,proto3,enum=saisei.payment.v1.Stage" json:"stage,omitempty"`
+	Amount          *commonv1.Money        `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	PaymentIntentId string                 `protobuf:"bytes,6,opt,name=payment_intent_id,json=paymentIntentId,proto3" json:"payment_intent_id,omitempty"`
+	RequestedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PaymentRequested) Reset() {
+	*x = PaymentRequested{}
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentRequested) ProtoMessage() {}
+
+func (x *PaymentRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentRequested.ProtoReflect.Descriptor instead.
+func (*PaymentRequested) Descriptor() ([]byte, []int) {
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PaymentRequested) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *PaymentRequested) GetBookingId() string {
+	if x != nil {
+		return x.BookingId
+	}
+	return ""
+}
+
+func (x *PaymentRequested) GetClinicId() string {
+	if x != nil {
+		return x.ClinicId
+	}
+	return ""
+}
+
+func (x *PaymentRequested) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *PaymentRequested) GetAmount() *commonv1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *PaymentRequested) GetPaymentIntentId() string {
+	if x != nil {
+		return x.PaymentIntentId
+	}
+	return ""
+}
+
+func (x *PaymentRequested) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 // Subject payment.v1.<clinic_id>.<deposit|balance>.failed
 type PaymentFailed struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -196,7 +291,7 @@ type PaymentFailed struct {
 
 func (x *PaymentFailed) Reset() {
 	*x = PaymentFailed{}
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[1]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +303,7 @@ func (x *PaymentFailed) String() string {
 func (*PaymentFailed) ProtoMessage() {}
 
 func (x *PaymentFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[1]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +316,7 @@ func (x *PaymentFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentFailed.ProtoReflect.Descriptor instead.
 func (*PaymentFailed) Descriptor() ([]byte, []int) {
-	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PaymentFailed) GetPaymentId() string {
@@ -315,7 +410,7 @@ type RefundSucceeded struct {
 
 func (x *RefundSucceeded) Reset() {
 	*x = RefundSucceeded{}
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +422,7 @@ func (x *RefundSucceeded) String() string {
 func (*RefundSucceeded) ProtoMessage() {}
 
 func (x *RefundSucceeded) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[2]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +435,7 @@ func (x *RefundSucceeded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundSucceeded.ProtoReflect.Descriptor instead.
 func (*RefundSucceeded) Descriptor() ([]byte, []int) {
-	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RefundSucceeded) GetRefundId() string {
@@ -419,7 +514,7 @@ type RefundFailed struct {
 
 func (x *RefundFailed) Reset() {
 	*x = RefundFailed{}
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +526,7 @@ func (x *RefundFailed) String() string {
 func (*RefundFailed) ProtoMessage() {}
 
 func (x *RefundFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_saisei_payment_v1_events_proto_msgTypes[3]
+	mi := &file_saisei_payment_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +539,7 @@ func (x *RefundFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefundFailed.ProtoReflect.Descriptor instead.
 func (*RefundFailed) Descriptor() ([]byte, []int) {
-	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_saisei_payment_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RefundFailed) GetRefundId() string {
@@ -525,7 +620,17 @@ const file_saisei_payment_v1_events_proto_rawDesc = "" +
 	"\x06amount\x18\x05 \x01(\v2\x17.saisei.common.v1.MoneyR\x06amount\x12*\n" +
 	"\x11payment_intent_id\x18\x06 \x01(\tR\x0fpaymentIntentId\x12*\n" +
 	"\x11payment_method_id\x18\a \x01(\tR\x0fpaymentMethodId\x12=\n" +
-	"\fsucceeded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vsucceededAt\"\xa5\x03\n" +
+	"\fsucceeded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vsucceededAt\"\xb9\x02\n" +
+	"\x10PaymentRequested\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1d\n" +
+	"\n" +
+	"booking_id\x18\x02 \x01(\tR\tbookingId\x12\x1b\n" +
+	"\tclinic_id\x18\x03 \x01(\tR\bclinicId\x12.\n" +
+	"\x05stage\x18\x04 \x01(\x0e2\x18.saisei.payment.v1.StageR\x05stage\x12/\n" +
+	"\x06amount\x18\x05 \x01(\v2\x17.saisei.common.v1.MoneyR\x06amount\x12*\n" +
+	"\x11payment_intent_id\x18\x06 \x01(\tR\x0fpaymentIntentId\x12=\n" +
+	"\frequested_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\"\xa5\x03\n" +
 	"\rPaymentFailed\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1d\n" +
@@ -581,34 +686,38 @@ func file_saisei_payment_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_saisei_payment_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_saisei_payment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_saisei_payment_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_saisei_payment_v1_events_proto_goTypes = []any{
 	(Stage)(0),                    // 0: saisei.payment.v1.Stage
 	(*PaymentSucceeded)(nil),      // 1: saisei.payment.v1.PaymentSucceeded
-	(*PaymentFailed)(nil),         // 2: saisei.payment.v1.PaymentFailed
-	(*RefundSucceeded)(nil),       // 3: saisei.payment.v1.RefundSucceeded
-	(*RefundFailed)(nil),          // 4: saisei.payment.v1.RefundFailed
-	(*commonv1.Money)(nil),        // 5: saisei.common.v1.Money
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*PaymentRequested)(nil),      // 2: saisei.payment.v1.PaymentRequested
+	(*PaymentFailed)(nil),         // 3: saisei.payment.v1.PaymentFailed
+	(*RefundSucceeded)(nil),       // 4: saisei.payment.v1.RefundSucceeded
+	(*RefundFailed)(nil),          // 5: saisei.payment.v1.RefundFailed
+	(*commonv1.Money)(nil),        // 6: saisei.common.v1.Money
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_saisei_payment_v1_events_proto_depIdxs = []int32{
 	0,  // 0: saisei.payment.v1.PaymentSucceeded.stage:type_name -> saisei.payment.v1.Stage
-	5,  // 1: saisei.payment.v1.PaymentSucceeded.amount:type_name -> saisei.common.v1.Money
-	6,  // 2: saisei.payment.v1.PaymentSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: saisei.payment.v1.PaymentFailed.stage:type_name -> saisei.payment.v1.Stage
-	5,  // 4: saisei.payment.v1.PaymentFailed.amount:type_name -> saisei.common.v1.Money
-	6,  // 5: saisei.payment.v1.PaymentFailed.failed_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: saisei.payment.v1.RefundSucceeded.stage:type_name -> saisei.payment.v1.Stage
-	5,  // 7: saisei.payment.v1.RefundSucceeded.amount:type_name -> saisei.common.v1.Money
-	6,  // 8: saisei.payment.v1.RefundSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: saisei.payment.v1.RefundFailed.stage:type_name -> saisei.payment.v1.Stage
-	5,  // 10: saisei.payment.v1.RefundFailed.amount:type_name -> saisei.common.v1.Money
-	6,  // 11: saisei.payment.v1.RefundFailed.failed_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	6,  // 1: saisei.payment.v1.PaymentSucceeded.amount:type_name -> saisei.common.v1.Money
+	7,  // 2: saisei.payment.v1.PaymentSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: saisei.payment.v1.PaymentRequested.stage:type_name -> saisei.payment.v1.Stage
+	6,  // 4: saisei.payment.v1.PaymentRequested.amount:type_name -> saisei.common.v1.Money
+	7,  // 5: saisei.payment.v1.PaymentRequested.requested_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: saisei.payment.v1.PaymentFailed.stage:type_name -> saisei.payment.v1.Stage
+	6,  // 7: saisei.payment.v1.PaymentFailed.amount:type_name -> saisei.common.v1.Money
+	7,  // 8: saisei.payment.v1.PaymentFailed.failed_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: saisei.payment.v1.RefundSucceeded.stage:type_name -> saisei.payment.v1.Stage
+	6,  // 10: saisei.payment.v1.RefundSucceeded.amount:type_name -> saisei.common.v1.Money
+	7,  // 11: saisei.payment.v1.RefundSucceeded.succeeded_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: saisei.payment.v1.RefundFailed.stage:type_name -> saisei.payment.v1.Stage
+	6,  // 13: saisei.payment.v1.RefundFailed.amount:type_name -> saisei.common.v1.Money
+	7,  // 14: saisei.payment.v1.RefundFailed.failed_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_saisei_payment_v1_events_proto_init() }
@@ -622,7 +731,7 @@ func file_saisei_payment_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_saisei_payment_v1_events_proto_rawDesc), len(file_saisei_payment_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -231,9 +231,11 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		} {
 			f.publish(t, uuid.NewString(), ev.subject, ev.msg, time.Now())
 		}
-		// On the created subject, but a confirmation: announced as one.
+		// On the administered subject, but a confirmation: announced as
+		// one. (The consumer takes only the subjects of the events it acts
+		// on; among those, the type decides.)
 		misfiled := newBooking(ginza, "en", "confirmed")
-		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Created),
+		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.Administered),
 			&bookingv1.BookingConfirmed{Booking: misfiled, DepositPaymentId: uuid.NewString()}, time.Now())
 
 		f.clinic(ginza).waitFor(t, misfiled.Id, notificationv1.NoticeKind_NOTICE_KIND_BOOKING_CONFIRMED)

@@ -593,10 +593,17 @@ func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {
 			t.Errorf("finance after the balance %+v", fin)
 		}
 		evs := s.paymentEvents(t, id)
-		if len(evs) != 2 || evs[0].ID != "payment:"+d.PaymentID+":succeeded" {
-			t.Fatalf("published %v, want the deposit's and the balance's success", evs)
+		if len(evs) != 3 || evs[0].ID != "payment:"+d.PaymentID+":succeeded" {
+			t.Fatalf("published %v, want the deposit's success, the balance's request (once, for all the repeats) and its success", evs)
 		}
-		e := evs[1]
+		// The charge sent, announced once with its intent before Stripe's
+		// answer came.
+		if r := evs[1]; r.Subject != subject.Payment(clinicID, subject.Balance, subject.Requested) || r.ID != "payment:"+bal.PaymentID+":requested" ||
+			r.Requested.GetPaymentIntentId() != bal.PaymentIntentID || r.Requested.GetAmount().GetAmount() != balanceYen ||
+			r.Requested.GetStage() != paymentv1.Stage_STAGE_BALANCE || r.Requested.GetRequestedAt() == nil {
+			t.Fatalf("balance request announced as %v %v", r, r.Requested)
+		}
+		e := evs[2]
 		if e.Subject != subject.Payment(clinicID, subject.Balance, subject.Succeeded) || e.ID != "payment:"+bal.PaymentID+":succeeded" || e.Succeeded == nil {
 			t.Fatalf("balance event %v", e)
 		}
@@ -625,8 +632,8 @@ func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {
 		if bal, ok := s.payment(t, id, "balance"); !ok || bal.Status != "processing" || bal.PaymentID != charges[0].Form.Get("metadata[payment_id]") {
 			t.Errorf("balance after the retry %+v", bal)
 		}
-		if evs := s.paymentEvents(t, id); len(evs) != 1 {
-			t.Errorf("published %v, want only the deposit's success", evs)
+		if evs := s.paymentEvents(t, id); len(evs) != 2 || evs[1].ID != "payment:"+charges[0].Form.Get("metadata[payment_id]")+":requested" {
+			t.Errorf("published %v, want the deposit's success and one request of the balance", evs)
 		}
 	})
 
@@ -650,8 +657,8 @@ func TestBalanceIsChargedOffSessionOnTheSavedCardOnce(t *testing.T) {
 		if dl := s.deadLetters(t, id); len(dl) != 0 {
 			t.Fatalf("dead letters after a transient outage: %v", dl)
 		}
-		if evs := s.paymentEvents(t, id); len(evs) != 1 {
-			t.Errorf("published %v, want only the deposit's success", evs)
+		if evs := s.paymentEvents(t, id); len(evs) != 2 || evs[1].Requested == nil {
+			t.Errorf("published %v, want the deposit's success and one request of the balance", evs)
 		}
 	})
 
@@ -1173,6 +1180,7 @@ type paymentEvent struct {
 	ID              string
 	Succeeded       *paymentv1.PaymentSucceeded
 	Failed          *paymentv1.PaymentFailed
+	Requested       *paymentv1.PaymentRequested
 	RefundSucceeded *paymentv1.RefundSucceeded
 	RefundFailed    *paymentv1.RefundFailed
 }
@@ -1213,6 +1221,9 @@ func (s *service) paymentEvents(t *testing.T, bookingID string) []paymentEvent {
 		case bus.TypeName(&paymentv1.PaymentFailed{}):
 			e.Failed = &paymentv1.PaymentFailed{}
 			msg = e.Failed
+		case bus.TypeName(&paymentv1.PaymentRequested{}):
+			e.Requested = &paymentv1.PaymentRequested{}
+			msg = e.Requested
 		case bus.TypeName(&paymentv1.RefundSucceeded{}):
 			e.RefundSucceeded = &paymentv1.RefundSucceeded{}
 			msg = e.RefundSucceeded

@@ -13,11 +13,23 @@ import (
 	"github.com/saisei-health/platform/services/notification/internal/service"
 )
 
-// Subscribe attaches the notifier: one consumer over every booking event,
-// dispatching on the event's type; each handler runs once via the inbox.
+// notifiedBookingEvents are the booking events notification acts on. The
+// consumer takes only their subjects: the others (created, harvested,
+// cells_ready) were half of a booking's messages, each delivered and
+// acknowledged for nothing.
+var notifiedBookingEvents = []subject.BookingEvent{subject.Confirmed, subject.ReadyForAdministration, subject.Administered,
+	subject.QCFailed, subject.BalanceFailed, subject.Cancelled, subject.Expired, subject.BalanceReminder, subject.Reculture}
+
+// Subscribe attaches the notifier: one consumer over the booking events it
+// acts on, dispatching on the event's type; each handler runs once via the
+// inbox.
 func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, n *service.Notifier) error {
+	subjects := make([]string, len(notifiedBookingEvents))
+	for i, e := range notifiedBookingEvents {
+		subjects[i] = subject.Booking(subject.Any, e)
+	}
 	return inbox.Subscribe(ctx, sub, pool, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "notification-bookings",
-		Subjects: []string{subject.BookingTree}},
+		Subjects: subjects},
 		inbox.On(n.BookingConfirmed),
 		inbox.On(n.BookingReadyForAdministration),
 		inbox.On(n.BookingAdministered),

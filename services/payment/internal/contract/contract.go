@@ -38,6 +38,19 @@ func Succeeded(p domain.Payment) bus.Event {
 	}
 }
 
+// Requested announces a charge sent to Stripe whose outcome will come by
+// webhook, once per payment.
+func Requested(p domain.Payment) bus.Event {
+	return bus.Event{
+		ID:      "payment:" + p.ID + ":requested",
+		Subject: subject.Payment(p.ClinicID, stageToken(p.Stage), subject.Requested),
+		Message: &paymentv1.PaymentRequested{
+			PaymentId: p.ID, BookingId: p.BookingID, ClinicId: p.ClinicID, Stage: stage(p.Stage),
+			Amount: wire.Money(p.Amount), PaymentIntentId: p.PaymentIntentID, RequestedAt: timestamppb.New(p.UpdatedAt),
+		},
+	}
+}
+
 // Failed announces a failed attempt (or one needing the patient on-session).
 // Each attempt is its own event: the id includes when Stripe reported it.
 func Failed(p domain.Payment, requiresAction bool) bus.Event {

@@ -111,6 +111,7 @@ func (s *Payments) ChargeBalance(ctx context.Context, e *bookingv1.CellsReady) e
 		} else if pay.Status == domain.Creating {
 			// Submitted; the outcome arrives by webhook.
 			pay.Status, pay.UpdatedAt = domain.Processing, s.now().UTC()
+			events = []bus.Event{contract.Requested(pay)}
 		}
 	}
 	return pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
