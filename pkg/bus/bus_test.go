@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -325,5 +326,81 @@ func TestASlowHandlerIsNotRedeliveredWhileItWorks(t *testing.T) {
 	ci, _ := cons.Info(ctx)
 	if n := deliveries.Load(); n != 1 || ci.NumRedelivered != 0 {
 		t.Fatalf("delivered %d times (%d redelivered), want once", n, ci.NumRedelivered)
+	}
+}
+
+// Events that wait together are handled in one transaction (one commit for
+// a burst, one statement claiming their inbox rows); one that fails makes
+// the others go one by one, so each good event is applied once and the bad
+// one alone is dead-lettered.
+func TestEventsWaitingTogetherShareATransactionAndOneBadEventHoldsNoneBack(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	r.consume(t, bus.ConsumerSpec{Stream: bus.StreamBooking, Durable: "t-batch", Subjects: []string{"booking.v1.>"},
+		Backoff: []time.Duration{20 * time.Millisecond}},
+		func(ctx context.Context, tx pgx.Tx, m *commonv1.Money) error {
+			id := bus.MessageOf(ctx).ID
+			mu.Lock()
+			attempts[id]++
+			mu.Unlock()
+			if id == "bad" {
+				return bus.Permanent(errors.New("a fact that contradicts the state"))
+			}
+			return recordEffect(ctx, tx, m)
+		})
+
+	// Forty events committed while the relay is stopped reach the consumer
+	// as a burst.
+	for i := range 40 {
+		r.enqueue(t, ctx, bus.Event{ID: fmt.Sprintf("burst-%02d", i), Subject: "booking.v1.c1.confirmed", Message: &commonv1.Money{Amount: int64(i)}}, true)
+	}
+	go r.relay.Run(ctx)
+	devtest.Eventually(t, "the burst", func() bool { return len(r.effects(t)) == 40 })
+	// An inbox row's processed_at is its transaction's start: rows that
+	// share one were claimed together.
+	var transactions int
+	if err := r.pool.QueryRow(ctx, `SELECT count(DISTINCT processed_at) FROM inbox WHERE consumer = 't-batch'`).Scan(&transactions); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("40 events in %d transactions", transactions)
+	if transactions > 10 {
+		t.Fatalf("40 waiting events took %d transactions, want them batched (at most 10)", transactions)
+	}
+
+	// Ten more, published together, the fifth of which can never be applied.
+	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
+		for i := range 10 {
+			id := fmt.Sprintf("after-%d", i)
+			if i == 4 {
+				id = "bad"
+			}
+			if err := outbox.Enqueue(ctx, tx, bus.Event{ID: id, Subject: "booking.v1.c1.confirmed", Message: &commonv1.Money{Amount: int64(i)}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devtest.Eventually(t, "the good ones and the dead letter", func() bool {
+		dls, err := bus.DeadLetters(ctx, r.js)
+		return err == nil && len(dls) == 1 && len(r.effects(t)) == 49
+	})
+	time.Sleep(100 * time.Millisecond)
+	for id, n := range r.effects(t) {
+		if n != 1 || id == "bad" {
+			t.Fatalf("effect %s applied %d times", id, n)
+		}
+	}
+	if dls, _ := bus.DeadLetters(ctx, r.js); dls[0].EventID != "bad" || dls[0].Reason != "terminated" {
+		t.Fatalf("dead letter %+v, want the bad event", dls[0])
+	}
+	var bad int
+	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM inbox WHERE consumer = 't-batch' AND event_id = 'bad'`).Scan(&bad); err != nil || bad != 0 {
+		t.Fatalf("the bad event's inbox row: %d, %v; want none (rolled back with it)", bad, err)
 	}
 }

@@ -41,7 +41,22 @@ type ConsumerSpec struct {
 	// 30s). A handler still working sends a heartbeat every AckWait/3, so a
 	// slow Stripe call is not delivered twice at once.
 	AckWait time.Duration
+	// Batch, when set, is handed the messages that wait together (up to
+	// MaxBatch, in order) in one call, so their effects can share one
+	// database transaction; a message that arrives alone still goes to
+	// the Handler. inbox.Subscribe sets it.
+	Batch BatchHandler
+	// MaxBatch bounds a batch (default 32).
+	MaxBatch int
 }
+
+// BatchHandler handles msgs together and returns one error per message
+// (nil: handled), which decides each message's fate as a Handler's error
+// does. each runs h for one message under the consumer's middlewares
+// (recovery, the message's own trace, logging) with WithMessage, so every
+// message keeps its span and its log line. ctx carries a span of the batch
+// itself, linked to each message's.
+type BatchHandler func(ctx context.Context, msgs []Message, each func(ctx context.Context, m Message, h Handler) error) []error
 
 func (s *ConsumerSpec) defaults() {
 	if s.MaxDeliver == 0 {
@@ -56,15 +71,24 @@ func (s *ConsumerSpec) defaults() {
 	if s.AckWait == 0 {
 		s.AckWait = 30 * time.Second
 	}
+	if s.MaxBatch == 0 {
+		s.MaxBatch = 32
+	}
 }
 
 // Consumer runs a Handler over a durable consumer.
 type Consumer struct {
-	spec    ConsumerSpec
-	handler Handler
-	log     *slog.Logger
-	cons    jetstream.Consumer
-	cc      jetstream.ConsumeContext
+	spec       ConsumerSpec
+	handler    Handler
+	middleware []Middleware
+	tracer     trace.Tracer
+	log        *slog.Logger
+	cons       jetstream.Consumer
+	cc         jetstream.ConsumeContext
+	// queue and batched are the batch mode's hand-over from JetStream's
+	// callback to the goroutine that gathers batches, and its end.
+	queue   chan jetstream.Msg
+	batched chan struct{}
 }
 
 // NewConsumer creates or updates the durable consumer and prepares handler
@@ -87,51 +111,104 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, spec ConsumerSpec,
 		return nil, fmt.Errorf("bus: consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	log = log.With("consumer", spec.Durable)
-	handler := Chain(h, Tracing(tp, spec.Durable), Logging(log), Recover())
-	return &Consumer{spec: spec, handler: handler, log: log, cons: cons}, nil
+	mws := []Middleware{Tracing(tp, spec.Durable), Logging(log), Recover()}
+	return &Consumer{spec: spec, handler: Chain(h, mws...), middleware: mws, log: log, cons: cons,
+		tracer: tp.Tracer("github.com/saisei-health/platform/pkg/bus")}, nil
 }
 
 // Start begins consuming; Stop ends it.
 func (c *Consumer) Start(ctx context.Context) error {
 	// In-flight handlers finish on shutdown: Stop drains, it does not cancel.
 	base := context.WithoutCancel(ctx)
-	cc, err := c.cons.Consume(func(msg jetstream.Msg) { c.process(base, msg) },
+	deliver := func(msg jetstream.Msg) { c.process(base, msg) }
+	if c.spec.Batch != nil {
+		// JetStream's callback hands each message over (waiting while a
+		// batch is full); one goroutine takes whatever waits, in order.
+		c.queue, c.batched = make(chan jetstream.Msg, c.spec.MaxBatch), make(chan struct{})
+		deliver = func(msg jetstream.Msg) { c.queue <- msg }
+		go c.gather(base)
+	}
+	cc, err := c.cons.Consume(deliver,
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.log.Debug("consume", "err", err)
 		}))
 	if err != nil {
+		if c.queue != nil {
+			close(c.queue)
+			<-c.batched
+		}
 		return err
 	}
 	c.cc = cc
 	return nil
 }
 
-// Stop stops fetching and waits for the message in hand to finish.
+// Stop stops fetching and waits for the messages in hand to finish.
 func (c *Consumer) Stop() {
 	if c.cc != nil {
 		c.cc.Drain()
 		<-c.cc.Closed()
+		if c.queue != nil {
+			close(c.queue)
+			<-c.batched
+		}
 	}
 }
 
-func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
-	m := Message{Subject: raw.Subject(), Data: raw.Data(), Header: raw.Headers(), Delivery: 1}
+// gather takes the messages that wait, up to MaxBatch, and handles them:
+// one alone as process does, several together through spec.Batch.
+func (c *Consumer) gather(ctx context.Context) {
+	defer close(c.batched)
+	for first := range c.queue {
+		batch := []jetstream.Msg{first}
+	more:
+		for len(batch) < c.spec.MaxBatch {
+			select {
+			case raw, ok := <-c.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, raw)
+			default:
+				break more
+			}
+		}
+		if len(batch) == 1 {
+			c.process(ctx, batch[0])
+			continue
+		}
+		c.processBatch(ctx, batch)
+	}
+}
+
+// message reads raw's headers and delivery metadata; ok is false (and the
+// message dead-lettered) when it has no event id.
+func message(raw jetstream.Msg) (m Message, stored time.Time, ok bool) {
+	m = Message{Subject: raw.Subject(), Data: raw.Data(), Header: raw.Headers(), Delivery: 1}
 	if m.Header != nil {
 		m.ID = m.Header.Get(HeaderEventID)
 		m.Type = m.Header.Get(HeaderEventType)
 		m.OccurredAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderOccurredAt))
 	}
-	var stored time.Time
 	if md, err := raw.Metadata(); err == nil {
 		m.Delivery, stored = md.NumDelivered, md.Timestamp
 	}
 	if m.ID == "" {
 		_ = raw.TermWithReason("missing " + HeaderEventID)
+		return m, stored, false
+	}
+	return m, stored, true
+}
+
+func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
+	m, stored, ok := message(raw)
+	if !ok {
 		return
 	}
-	err := c.handle(ctx, raw, m)
-	switch {
-	case err == nil:
+	stop := c.heartbeat(raw)
+	err := c.handler(WithMessage(ctx, m), m)
+	stop()
+	if err == nil {
 		// The effects are committed; wait a bounded time for the server to
 		// confirm the ack (if it never does, redelivery meets the inbox).
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -139,6 +216,62 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 		if err := raw.DoubleAck(actx); err != nil {
 			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", m.ID, "err", err)
 		}
+		return
+	}
+	c.settleFailure(raw, m, stored, err)
+}
+
+// processBatch hands several messages to spec.Batch at once and settles
+// each by its own result.
+func (c *Consumer) processBatch(ctx context.Context, batch []jetstream.Msg) {
+	raws := make([]jetstream.Msg, 0, len(batch))
+	msgs := make([]Message, 0, len(batch))
+	stored := make([]time.Time, 0, len(batch))
+	links := make([]trace.Link, 0, len(batch))
+	for _, raw := range batch {
+		m, at, ok := message(raw)
+		if !ok {
+			continue
+		}
+		raws, msgs, stored = append(raws, raw), append(msgs, m), append(stored, at)
+		mctx := telemetry.Propagator.Extract(ctx, propagation.HeaderCarrier(http.Header(m.Header)))
+		links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(mctx)})
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	stop := c.heartbeat(raws...)
+	bctx, span := c.tracer.Start(ctx, c.spec.Durable+" process batch", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(links...), trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.consumer.group.name", c.spec.Durable),
+			attribute.Int("messaging.batch.message_count", len(msgs)),
+		))
+	errs := c.spec.Batch(bctx, msgs, func(ctx context.Context, m Message, h Handler) error {
+		// Each message's handler runs in its own trace, not the batch's.
+		ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(context.Background()))
+		return Chain(h, c.middleware...)(WithMessage(ctx, m), m)
+	})
+	span.End()
+	stop()
+	for i, raw := range raws {
+		if errs[i] != nil {
+			c.settleFailure(raw, msgs[i], stored[i], errs[i])
+			continue
+		}
+		// Committed: the acknowledgements go out without waiting for each
+		// confirmation (a lost one means a redelivery the inbox absorbs).
+		if err := raw.Ack(); err != nil {
+			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", msgs[i].ID, "err", err)
+		}
+	}
+}
+
+// settleFailure decides a failed message's fate: dead-lettered when the
+// failure is permanent or has outlasted RetryFor, redelivered after the
+// backoff otherwise.
+func (c *Consumer) settleFailure(raw jetstream.Msg, m Message, stored time.Time, err error) {
+	switch {
 	case IsPermanent(err):
 		_ = raw.TermWithReason(truncate(err.Error(), 200))
 	case !stored.IsZero() && time.Since(stored) > c.spec.RetryFor:
@@ -149,12 +282,11 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 	}
 }
 
-// handle runs the handler, telling JetStream every AckWait/3 that the
-// message is still being worked on, so a slow attempt is not redelivered to
-// another replica while it runs.
-func (c *Consumer) handle(ctx context.Context, raw jetstream.Msg, m Message) error {
+// heartbeat tells JetStream every AckWait/3 that the messages are still
+// being worked on, so a slow attempt is not redelivered to another replica
+// while it runs, until stop is called.
+func (c *Consumer) heartbeat(raws ...jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
-	defer close(done)
 	go func() {
 		t := time.NewTicker(c.spec.AckWait / 3)
 		defer t.Stop()
@@ -163,11 +295,13 @@ func (c *Consumer) handle(ctx context.Context, raw jetstream.Msg, m Message) err
 			case <-done:
 				return
 			case <-t.C:
-				_ = raw.InProgress()
+				for _, raw := range raws {
+					_ = raw.InProgress()
+				}
 			}
 		}
 	}()
-	return c.handler(WithMessage(ctx, m), m)
+	return func() { close(done) }
 }
 
 func (c *Consumer) backoff(delivery uint64) time.Duration {

@@ -16,6 +16,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -42,6 +43,9 @@ type MailSink struct {
 	server *smtp.Server
 	ln     net.Listener
 
+	// connections counts the SMTP connections senders opened.
+	connections atomic.Int64
+
 	mu       sync.Mutex
 	messages []Mail
 	changed  chan struct{}
@@ -63,6 +67,7 @@ func (s *MailSink) SetBeforeAccept(f func(Mail)) {
 func StartMailSink(addr string) (*MailSink, error) {
 	s := &MailSink{changed: make(chan struct{})}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		s.connections.Add(1)
 		return &sinkSession{sink: s}, nil
 	}))
 	srv.Domain = "localhost"
@@ -83,6 +88,9 @@ func StartMailSink(addr string) (*MailSink, error) {
 
 // Addr is the host:port the sink listens on.
 func (s *MailSink) Addr() string { return s.ln.Addr().String() }
+
+// Connections is how many SMTP connections senders have opened.
+func (s *MailSink) Connections() int { return int(s.connections.Load()) }
 
 // Close stops the SMTP server.
 func (s *MailSink) Close() error { return s.server.Close() }

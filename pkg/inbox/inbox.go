@@ -70,9 +70,17 @@ func On[T any, E interface {
 // once per event: the inbox row (named after spec.Durable) and the route's
 // writes commit or roll back together. Events of types no route names are
 // acknowledged without a transaction.
+//
+// Events that wait together (a queue under load) share one transaction:
+// their inbox rows are claimed by one statement and their routes run in
+// order, so a burst costs one commit instead of one per event. If any of
+// them fails, the transaction rolls back and each is handled again in a
+// transaction of its own, so one bad event never holds back the others.
 func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, spec bus.ConsumerSpec, routes ...Route) error {
+	byType := make(map[string]Route, len(routes))
 	once := make([]bus.Route, len(routes))
 	for i, r := range routes {
+		byType[r.typ] = r
 		once[i] = bus.NewRoute(r.typ, func(ctx context.Context, m bus.Message) error {
 			return pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
 				fresh, err := Claim(ctx, tx, spec.Durable, m.ID)
@@ -83,5 +91,68 @@ func Subscribe(ctx context.Context, sub bus.Subscriber, pool *pgxpool.Pool, spec
 			})
 		})
 	}
-	return sub.Consume(ctx, spec, bus.Dispatch(once...))
+	alone := bus.Dispatch(once...)
+	spec.Batch = func(ctx context.Context, msgs []bus.Message, each func(context.Context, bus.Message, bus.Handler) error) []error {
+		errs := make([]error, len(msgs))
+		var routed []int
+		for i, m := range msgs {
+			if _, ok := byType[m.Type]; ok {
+				routed = append(routed, i)
+			} else {
+				errs[i] = each(ctx, m, alone) // acknowledged untouched, or dead-lettered without a type
+			}
+		}
+		if len(routed) == 0 {
+			return errs
+		}
+		ids := make([]string, len(routed))
+		for j, i := range routed {
+			ids[j] = msgs[i].ID
+		}
+		err := pgdb.InTx(ctx, pool, func(tx pgx.Tx) error {
+			fresh, err := claimAll(ctx, tx, spec.Durable, ids)
+			if err != nil {
+				return err
+			}
+			for _, i := range routed {
+				m := msgs[i]
+				if !fresh[m.ID] {
+					continue // handled before, or twice in this batch
+				}
+				delete(fresh, m.ID)
+				r := byType[m.Type]
+				if err := each(ctx, m, func(ctx context.Context, m bus.Message) error { return r.handle(ctx, tx, m) }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			for _, i := range routed {
+				errs[i] = each(ctx, msgs[i], alone)
+			}
+		}
+		return errs
+	}
+	return sub.Consume(ctx, spec, alone)
+}
+
+// claimAll records that consumer handled each of ids, in tx, and returns
+// the ids it recorded now (those not recorded before).
+func claimAll(ctx context.Context, tx pgx.Tx, consumer string, ids []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, `
+		INSERT INTO inbox (consumer, event_id) SELECT $1, id FROM unnest($2::text[]) AS id
+		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, ids)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	fresh := make(map[string]bool, len(claimed))
+	for _, id := range claimed {
+		fresh[id] = true
+	}
+	return fresh, nil
 }

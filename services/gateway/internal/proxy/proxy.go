@@ -35,7 +35,7 @@ func To(target *url.URL, tp trace.TracerProvider, log *slog.Logger) http.Handler
 				r.Out.Header.Set("Accept-Encoding", "identity")
 			}
 		},
-		Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp)),
+		Transport: otelhttp.NewTransport(httpkit.Transport, otelhttp.WithTracerProvider(tp)),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.ErrorContext(r.Context(), "upstream unreachable", "upstream", target.Host, "err", err)
 			httpkit.WriteProblem(w, problemUnreachable.New("try again shortly"))

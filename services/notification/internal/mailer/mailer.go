@@ -93,6 +93,11 @@ func (s *Sender) Run(ctx context.Context) {
 // while marking one email can repeat that email alone, never the ones
 // sent before it.
 func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
+	// One connection to the relay serves the whole round: a connection
+	// per email cost a TCP handshake and, in production, STARTTLS and
+	// AUTH each time.
+	conn := &relayConn{}
+	defer conn.close()
 	handled := 0
 	tried := map[string]bool{} // an email retried at once waits for the next round
 	for handled < n {
@@ -104,7 +109,7 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 				return err
 			}
 			found, tried[due[0].ID] = true, true
-			sent, err := s.sendOne(ctx, tx, due[0])
+			sent, err := s.sendOne(ctx, tx, conn, due[0])
 			if sent {
 				delivered = due[0].ID
 			}
@@ -135,12 +140,12 @@ func (s *Sender) recordSent(ctx context.Context, id string) error {
 
 // sendOne sends e and records the outcome in tx; sent is true once the
 // relay accepted it, whatever happens to tx afterwards.
-func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) (sent bool, err error) {
+func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, conn *relayConn, e store.QueuedEmail) (sent bool, err error) {
 	ctx, span := telemetry.ContinueTrace(ctx, s.tracer, e.Trace, "smtp send "+e.Template,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("booking.id", e.BookingID), attribute.String("email.id", e.ID)))
 	defer span.End()
-	if err := s.deliver(ctx, e); err != nil {
+	if err := s.deliver(ctx, conn, e); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "smtp send failed")
 		retry := s.Backoff[min(e.Attempts, len(s.Backoff)-1)]
@@ -150,7 +155,19 @@ func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, e store.QueuedEmail) (s
 	return true, s.store.MarkSent(ctx, tx, e.ID)
 }
 
-func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
+// relayConn is the SMTP connection of one round of sending, dialled for
+// its first email; after a failure it is closed, and the next email dials
+// again.
+type relayConn struct{ c *mail.Client }
+
+func (r *relayConn) close() {
+	if r.c != nil {
+		_ = r.c.Close()
+		r.c = nil
+	}
+}
+
+func (s *Sender) deliver(ctx context.Context, conn *relayConn, e store.QueuedEmail) error {
 	msg := mail.NewMsg()
 	if err := msg.From(s.cfg.From); err != nil {
 		return fmt.Errorf("from: %w", err)
@@ -166,10 +183,26 @@ func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
 	if e.HTML != "" {
 		msg.AddAlternativeString(mail.TypeTextHTML, e.HTML)
 	}
+	if conn.c == nil {
+		c, err := s.dial(ctx)
+		if err != nil {
+			return err
+		}
+		conn.c = c
+	}
+	if err := conn.c.Send(msg); err != nil {
+		conn.close()
+		return err
+	}
+	return nil
+}
 
+// dial connects to the relay, with STARTTLS unless plaintext is allowed,
+// and authenticates when credentials are configured.
+func (s *Sender) dial(ctx context.Context) (*mail.Client, error) {
 	host, portStr, err := net.SplitHostPort(s.cfg.SMTPAddr)
 	if err != nil {
-		return fmt.Errorf("SMTP_ADDR %q: %w", s.cfg.SMTPAddr, err)
+		return nil, fmt.Errorf("SMTP_ADDR %q: %w", s.cfg.SMTPAddr, err)
 	}
 	port, _ := strconv.Atoi(portStr)
 	policy := mail.TLSMandatory
@@ -182,7 +215,10 @@ func (s *Sender) deliver(ctx context.Context, e store.QueuedEmail) error {
 	}
 	c, err := mail.NewClient(host, opts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.DialAndSendWithContext(ctx, msg)
+	if err := c.DialWithContext(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -200,6 +200,54 @@ func TestAFailureMarkingOneEmailNeverResendsTheOthers(t *testing.T) {
 	}
 }
 
+// The emails due together go over one connection to the relay, each once
+// and marked sent; the next round opens a connection of its own.
+func TestEmailsDueTogetherShareOneConnectionToTheRelay(t *testing.T) {
+	ctx := context.Background()
+	pool, st := newQueue(t)
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab3"
+	queue := func(ids ...string) {
+		for _, id := range ids {
+			if err := st.QueueEmail(ctx, pool, domain.Email{BookingID: bookingID, ID: id, Template: domain.TemplateBookingConfirmed, Language: "en",
+				To: "ana@example.com", Subject: "Email " + id, Body: "x"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	queue("a:booking_confirmed", "b:booking_confirmed", "c:booking_confirmed", "d:booking_confirmed")
+	sink := devtest.MailSink(t)
+	sender := mailer.New(mailer.Config{SMTPAddr: sink.Addr(), From: "care@saisei.health", AllowPlaintext: true}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 4 {
+		t.Fatalf("handled %d, %v; want 4", n, err)
+	}
+	if c := sink.Connections(); c != 1 {
+		t.Fatalf("%d connections for four emails due together, want 1", c)
+	}
+	queue("e:booking_confirmed")
+	if n, err := sender.SendDue(ctx, 10); err != nil || n != 1 {
+		t.Fatalf("next round handled %d, %v", n, err)
+	}
+	got := map[string]int{}
+	for _, m := range sink.Messages() {
+		got[m.MessageID]++
+	}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		if got["<"+id+":booking_confirmed@saisei.health>"] != 1 {
+			t.Fatalf("delivered %v, want each email once", got)
+		}
+	}
+	if c := sink.Connections(); c != 2 {
+		t.Fatalf("%d connections after two rounds, want 2 (a round's connection is closed at its end)", c)
+	}
+	emails, _ := st.Emails(ctx, pool, bookingID)
+	for _, e := range emails {
+		if e.Status != "sent" || e.Attempts != 1 {
+			t.Fatalf("email %+v, want sent at the first attempt", e)
+		}
+	}
+}
+
 // A relay that offers no TLS is refused unless plain text is allowed (a
 // local sink): emails carry patients' names and bookings.
 func TestARelayWithoutTLSIsRefusedByDefault(t *testing.T) {
