@@ -31,7 +31,7 @@ type MemoKey func(r *http.Request) string
 //
 // Other answers (errors) pass through untouched and are not kept.
 func Public(h http.Handler, maxAge time.Duration, key MemoKey) http.Handler {
-	memo := &memo{max: 1024, entries: map[string]*encoded{}}
+	memo := &memo{max: 1024, maxBytes: memoBytes, entries: map[string]*encoded{}}
 	cacheControl := "public, max-age=" + strconv.Itoa(int(maxAge.Seconds()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -54,7 +54,10 @@ func Public(h http.Handler, maxAge time.Duration, key MemoKey) http.Handler {
 				_, _ = w.Write(rec.body.Bytes())
 				return
 			}
-			e = encode(rec)
+			// A kept answer is compressed once for every client to come;
+			// one answered once is compressed only for a client that
+			// takes gzip (a service asking for a treatment does not).
+			e = encode(rec, k != "" || acceptsGzip(r.Header.Get("Accept-Encoding")))
 			memo.put(k, e)
 		}
 		e.serve(w, r, cacheControl)
@@ -71,12 +74,12 @@ type encoded struct {
 // minCompressed is the smallest answer worth gzipping.
 const minCompressed = 1024
 
-func encode(rec *recorder) *encoded {
+func encode(rec *recorder, compress bool) *encoded {
 	e := &encoded{header: rec.header, plain: append([]byte(nil), rec.body.Bytes()...)}
 	sum := sha256.Sum256(e.plain)
 	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
 	e.etag, e.gzip = `"`+tag+`"`, `"`+tag+`-gzip"`
-	if len(e.plain) >= minCompressed {
+	if compress && len(e.plain) >= minCompressed {
 		var b bytes.Buffer
 		// Best speed: JSON still shrinks about sixfold, and the CPU goes to
 		// answering rather than to the last bytes.
@@ -138,13 +141,21 @@ func acceptsGzip(header string) bool {
 	return false
 }
 
-// memo keeps encoded answers by key. It is bounded by dropping everything
-// when full: keys carry the data's version, so old ones are dead anyway.
+// memo keeps encoded answers by key. It is bounded, in entries and in
+// bytes, by dropping everything when full: keys carry the data's version,
+// so old ones are dead anyway. An answer larger than a quarter of the
+// byte budget (a page of 100 treatments) is not kept.
 type memo struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]*encoded
+	mu       sync.Mutex
+	max      int
+	maxBytes int
+	bytes    int
+	entries  map[string]*encoded
 }
+
+// memoBytes is a memo's byte budget: at 10,000 treatments, a count bound
+// alone let the kept answers grow to 80 MB of the catalog's heap.
+const memoBytes = 8 << 20
 
 func (m *memo) get(k string) *encoded {
 	if k == "" {
@@ -159,12 +170,18 @@ func (m *memo) put(k string, e *encoded) {
 	if k == "" {
 		return
 	}
+	size := len(k) + len(e.plain) + len(e.gz)
+	if size > m.maxBytes/4 {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.entries) >= m.max {
+	if len(m.entries) >= m.max || m.bytes+size > m.maxBytes {
 		clear(m.entries)
+		m.bytes = 0
 	}
 	m.entries[k] = e
+	m.bytes += size
 }
 
 // recorder keeps an answer to look at before it is sent.

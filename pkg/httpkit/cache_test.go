@@ -94,3 +94,35 @@ func TestPublicAnswersAreCompressedRevalidatedAndBuiltOnce(t *testing.T) {
 		t.Errorf("gzip;q=0 was answered gzipped")
 	}
 }
+
+// An answer that is not kept (no key: a treatment read live by quoting) is
+// gzipped for a client that takes it and sent plain, uncompressed work
+// saved, to one that does not; both carry their ETag.
+func TestAnAnswerNotKeptIsCompressedOnlyForClientsThatTakeGzip(t *testing.T) {
+	body := strings.Repeat(`{"id":"ginza-adipose-msc-stroke-iv"},`, 100)
+	srv := httptest.NewServer(httpkit.Public(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}), time.Minute, nil))
+	defer srv.Close()
+	for _, c := range []struct{ accept, encoding string }{{"", ""}, {"gzip", "gzip"}, {"", ""}} {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/treatments/x", nil)
+		if c.accept != "" {
+			req.Header.Set("Accept-Encoding", c.accept)
+		}
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = resp.Body
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			if r, err = gzip.NewReader(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := io.ReadAll(r)
+		resp.Body.Close()
+		if string(got) != body || resp.Header.Get("Content-Encoding") != c.encoding || resp.Header.Get("ETag") == "" {
+			t.Fatalf("Accept-Encoding %q: %q, ETag %q, %d bytes", c.accept, resp.Header.Get("Content-Encoding"), resp.Header.Get("ETag"), len(got))
+		}
+	}
+}

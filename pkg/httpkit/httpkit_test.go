@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -200,5 +201,24 @@ func TestADependencyDownIsA503WithRetryAfter(t *testing.T) {
 		fmt.Errorf("store: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), w)
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "dependency-unavailable") {
 		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
+
+// The kept answers stay within their byte budget, and a page too large to
+// be worth keeping is not kept at all.
+func TestTheMemoIsBoundedInBytes(t *testing.T) {
+	m := &memo{max: 1024, maxBytes: 1000, entries: map[string]*encoded{}}
+	for i := range 50 {
+		m.put(strconv.Itoa(i), &encoded{plain: make([]byte, 90)})
+		if m.bytes > m.maxBytes {
+			t.Fatalf("after %d answers the memo holds %d bytes, budget %d", i+1, m.bytes, m.maxBytes)
+		}
+	}
+	m.put("page", &encoded{plain: make([]byte, 300)})
+	if m.get("page") != nil {
+		t.Fatal("an answer over a quarter of the budget was kept")
+	}
+	if m.get("49") == nil {
+		t.Fatal("the latest answer was not kept")
 	}
 }

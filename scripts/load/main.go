@@ -43,6 +43,11 @@ type config struct {
 	// with SearchClients.
 	Search        time.Duration
 	SearchClients int
+	// Treatments, when above the seeded count, is how many treatments the
+	// catalog should hold before the search load (added through the admin
+	// API, once).
+	Treatments int
+	SeedFile   string
 }
 
 func main() {
@@ -64,6 +69,8 @@ func main() {
 	flag.DurationVar(&cfg.IdleWindow, "idle", 10*time.Second, "how long to count the idle platform's commits first (0: not at all)")
 	flag.DurationVar(&cfg.Search, "search", 0, "how long to run the catalog search load afterwards (0: not at all)")
 	flag.IntVar(&cfg.SearchClients, "search-clients", 16, "catalog searchers in parallel")
+	flag.IntVar(&cfg.Treatments, "treatments", 0, "before the search load, add treatments through the admin API until the catalog holds this many (copies of the seeded ones; they stay)")
+	flag.StringVar(&cfg.SeedFile, "seed", filepath.Join(root, "services", "catalog", "internal", "seed", "catalog.json"), "the seeded catalog the added treatments copy")
 	reportPath := flag.String("report", "", "also write the report as JSON to this file")
 	flag.Parse()
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +32,7 @@ type report struct {
 	PgBenchTPS      float64                `json:"pgbench_tps"`
 	Ratio           float64                `json:"sagas_per_pgbench_tps"`
 	Search          *searchResult          `json:"catalog_search,omitempty"`
+	TreatmentsAdded int                    `json:"treatments_added,omitempty"`
 	PeakRSSMB       map[string]float64     `json:"peak_rss_mb"`
 	stepOrder       []string
 }
@@ -102,8 +104,24 @@ func run(ctx context.Context, cfg config) (*report, error) {
 			rep.PeakRSSMB = rss.peaks()
 		}
 	}()
+	if cfg.Treatments > 0 {
+		added, took, err := loadTreatments(ctx, a, cfg.SeedFile, cfg.Treatments, 16)
+		if err != nil {
+			return nil, fmt.Errorf("adding treatments: %w", err)
+		}
+		rep.TreatmentsAdded = added
+		if added > 0 {
+			fmt.Fprintf(os.Stderr, "load: added %d treatments in %s; waiting for the catalog's index\n", added, took.Round(time.Second))
+		}
+	}
 	if cfg.Search > 0 {
+		if cfg.Treatments > 0 {
+			if err := waitForTreatments(ctx, a, cfg.Treatments); err != nil {
+				return nil, err
+			}
+		}
 		s := searchLoad(ctx, cfg.Gateway, cfg.SearchClients, cfg.Search)
+		s.Treatments = cfg.Treatments
 		rep.Search = &s
 	}
 	if cfg.Sagas == 0 {
@@ -204,8 +222,8 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
 	if s := r.Search; s != nil {
-		fmt.Fprintf(w, "\n  catalog search, %d clients: %.0f req/s, p50 %s, p99 %s, %.0f bytes per answer (gzip: %v), %d errors\n",
-			s.Clients, s.PerSecond, ms(s.P50), ms(s.P99), s.BytesPerReply, s.Compressed, s.Errors)
+		fmt.Fprintf(w, "\n  catalog search, %d clients, %s treatments: %.0f req/s, p50 %s, p99 %s, %.0f bytes per answer (gzip: %v), %d errors\n",
+			s.Clients, treatmentsLabel(s.Treatments), s.PerSecond, ms(s.P50), ms(s.P99), s.BytesPerReply, s.Compressed, s.Errors)
 	}
 	fmt.Fprintf(w, "\n  sagas/s                      %8.2f\n", r.SagasPerSecond)
 	if r.PgBenchTPS > 0 {
@@ -236,3 +254,10 @@ func (r *report) print(w io.Writer) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+func treatmentsLabel(n int) string {
+	if n == 0 {
+		return "the seeded"
+	}
+	return strconv.Itoa(n)
+}

@@ -25,6 +25,7 @@ type searchResult struct {
 	P99           time.Duration `json:"p99"`
 	BytesPerReply float64       `json:"bytes_per_answer"`
 	Compressed    bool          `json:"compressed"`
+	Treatments    int           `json:"treatments,omitempty"`
 }
 
 // searchLoad runs clients searching the catalog through the gateway for d,

@@ -1,11 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,5 +269,64 @@ func TestWithoutAnIssuerNATSCredentialsAnswer501(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&problem)
 	if resp.StatusCode != 501 || !strings.HasSuffix(problem.Type, "/nats-credentials-unconfigured") {
 		t.Fatalf("POST nats-credentials without an issuer: %d %s", resp.StatusCode, problem.Type)
+	}
+}
+
+// Treatments added at the same time by several operators are each in the
+// search the moment their 201 arrives: the index rebuilds they ask for are
+// shared (one at a time, each beginning after the writes it covers), not
+// one per write.
+func TestTreatmentsAddedConcurrentlyAreSearchableWhenTheirAnswerArrives(t *testing.T) {
+	dsn := devtest.ServiceDSN(t, devtest.NewDatabase(t), "catalog")
+	natsURL, natsTrust := devtest.SecureNATS(t)
+	iss := devtest.NewIssuer(t, "catalog")
+	base := startCatalog(t, iss, dsn, natsURL, devtest.ServiceCreds(t, natsTrust, "catalog"))
+	admin := iss.Token(t, identity.Principal{Subject: "operator-1", Role: identity.Admin})
+
+	raw, err := os.ReadFile("../internal/seed/catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed struct{ Treatments []map[string]any }
+	if err := json.Unmarshal(raw, &seed); err != nil {
+		t.Fatal(err)
+	}
+	const added = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, added)
+	for i := range added {
+		wg.Go(func() {
+			doc := maps.Clone(seed.Treatments[0])
+			doc["id"] = fmt.Sprintf("probe-%02d", i)
+			doc["names"] = map[string]string{"en": fmt.Sprintf("Kestrel probe %d", i)}
+			body, _ := json.Marshal(doc)
+			req, _ := http.NewRequest(http.MethodPost, base+"/v1/admin/treatments", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+admin)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				errs <- fmt.Errorf("POST %s: %d", doc["id"], resp.StatusCode)
+				return
+			}
+			var page struct{ Items []treatment }
+			get(t, base+"/v1/treatments?q=kestrel&limit=100", &page)
+			if !slices.ContainsFunc(page.Items, func(tr treatment) bool { return tr.ID == doc["id"] }) {
+				errs <- fmt.Errorf("%s answered 201 but is not in the search (%d probes are)", doc["id"], len(page.Items))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var page struct{ Items []treatment }
+	if get(t, base+"/v1/treatments?q=kestrel&limit=100", &page); len(page.Items) != added {
+		t.Fatalf("%d probes in the search, want %d", len(page.Items), added)
 	}
 }

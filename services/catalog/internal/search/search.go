@@ -96,31 +96,78 @@ type Index struct {
 func Build(ls []domain.Listing, now time.Time) *Index {
 	ix := &Index{entries: make([]entry, 0, len(ls)), BuiltAt: now}
 	for _, l := range ls {
-		e := entry{listing: l}
-		var b strings.Builder
-		for _, texts := range []domain.Text{l.Treatment.Names, l.Treatment.Descriptions, l.Clinic.Names} {
-			for _, s := range texts {
-				b.WriteString(s)
-				b.WriteByte('\n')
-			}
-		}
-		for _, c := range l.Treatment.Conditions {
-			for _, s := range domain.ConditionNames[c] {
-				b.WriteString(s)
-				b.WriteByte('\n')
-			}
-		}
-		e.text = Normalize(b.String())
-		e.grams = bloomOf(e.text)
-		for _, d := range l.Treatment.DoseOptions {
-			if total, err := l.Treatment.Total(d); err == nil {
-				e.totals = append(e.totals, total.Amount)
-			}
-		}
-		ix.entries = append(ix.entries, e)
+		ix.entries = append(ix.entries, newEntry(l))
 	}
 	sort.Slice(ix.entries, func(i, j int) bool { return ix.entries[i].listing.Treatment.ID < ix.entries[j].listing.Treatment.ID })
 	return ix
+}
+
+// Stale lists the treatments of revisions (id → revision, the whole
+// catalog) that ix does not hold at that revision: new or changed since.
+func (ix *Index) Stale(revisions map[string]int64) []string {
+	held := make(map[string]int64, len(ix.entries))
+	for _, e := range ix.entries {
+		held[e.listing.Treatment.ID] = e.listing.Treatment.Revision
+	}
+	var stale []string
+	for id, rev := range revisions {
+		if r, ok := held[id]; !ok || r != rev {
+			stale = append(stale, id)
+		}
+	}
+	sort.Strings(stale)
+	return stale
+}
+
+// Update returns an index of the treatments in revisions: ix's entries for
+// the others are kept as they are, and fresh are the listings of the stale
+// ones (Stale), indexed anew. A treatment's revision grows with every
+// change to it, its plan or its clinic, so an entry at the same revision
+// is still right. Treatments no longer in revisions are dropped.
+func (ix *Index) Update(revisions map[string]int64, fresh []domain.Listing, now time.Time) *Index {
+	next := &Index{entries: make([]entry, 0, len(revisions)), BuiltAt: now}
+	renewed := make(map[string]bool, len(fresh))
+	for _, l := range fresh {
+		renewed[l.Treatment.ID] = true
+		next.entries = append(next.entries, newEntry(l))
+	}
+	for _, e := range ix.entries {
+		id := e.listing.Treatment.ID
+		if _, listed := revisions[id]; listed && !renewed[id] {
+			next.entries = append(next.entries, e)
+		}
+	}
+	sort.Slice(next.entries, func(i, j int) bool {
+		return next.entries[i].listing.Treatment.ID < next.entries[j].listing.Treatment.ID
+	})
+	return next
+}
+
+// newEntry indexes one listing: its folded text, the text's byte-pair
+// filter and its dose totals.
+func newEntry(l domain.Listing) entry {
+	e := entry{listing: l}
+	var b strings.Builder
+	for _, texts := range []domain.Text{l.Treatment.Names, l.Treatment.Descriptions, l.Clinic.Names} {
+		for _, s := range texts {
+			b.WriteString(s)
+			b.WriteByte('\n')
+		}
+	}
+	for _, c := range l.Treatment.Conditions {
+		for _, s := range domain.ConditionNames[c] {
+			b.WriteString(s)
+			b.WriteByte('\n')
+		}
+	}
+	e.text = Normalize(b.String())
+	e.grams = bloomOf(e.text)
+	for _, d := range l.Treatment.DoseOptions {
+		if total, err := l.Treatment.Total(d); err == nil {
+			e.totals = append(e.totals, total.Amount)
+		}
+	}
+	return e
 }
 
 // Normalize folds width and case so "ＭＳＣ", "msc" and "MSC" match, and

@@ -153,3 +153,44 @@ func BenchmarkSearch(b *testing.B) {
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(float64(ix.Len()), "treatments")
 }
+
+// An update re-indexes only the treatments whose revision moved (a change
+// to them, their plan or their clinic), keeps the others, adds the new and
+// drops the removed, and the result answers as a full build would.
+func TestAnUpdateReindexesOnlyWhatChanged(t *testing.T) {
+	at := func(l domain.Listing, rev int64) domain.Listing { l.Treatment.Revision = rev; return l }
+	a := at(listing("a-stroke-tokyo", "tokyo", "stroke", "adipose", true, []string{"iv"}, []string{"ja"}, 3_000_000, "active"), 1)
+	b := at(listing("b-knee-osaka", "osaka", "knee_osteoarthritis", "adipose", false, []string{"iv"}, []string{"ja"}, 1_200_000, "active"), 1)
+	c := at(listing("c-stroke-kyoto", "kyoto", "stroke", "adipose", true, []string{"iv"}, []string{"ja"}, 5_000_000, "active"), 1)
+	ix := Build([]domain.Listing{a, b, c}, today)
+
+	// b renamed (revision 2), c's plan suspended (revision 2), d new, a
+	// unchanged; then a removed.
+	revs := map[string]int64{"a-stroke-tokyo": 1, "b-knee-osaka": 2, "c-stroke-kyoto": 2, "d-sci-tokyo": 1}
+	stale := ix.Stale(revs)
+	if !slices.Equal(stale, []string{"b-knee-osaka", "c-stroke-kyoto", "d-sci-tokyo"}) {
+		t.Fatalf("stale %v, want b, c and d", stale)
+	}
+	b2 := at(b, 2)
+	b2.Treatment.Names = domain.Text{"en": "Kestrel knee therapy"}
+	c2 := at(c, 2)
+	c2.Plan.Status = "suspended"
+	d := at(listing("d-sci-tokyo", "tokyo", "spinal_cord_injury", "adipose", true, []string{"iv"}, []string{"ja"}, 9_000_000, "active"), 1)
+	updated := ix.Update(revs, []domain.Listing{d, b2, c2}, today)
+	full := Build([]domain.Listing{a, b2, c2, d}, today)
+	yes := true
+	for _, q := range []Query{{}, {Text: "kestrel"}, {Text: "MSC therapy b-knee"}, {Bookable: &yes}, {Condition: "stroke"}} {
+		got, err1 := updated.Search(q)
+		want, err2 := full.Search(q)
+		if err1 != nil || err2 != nil || !slices.Equal(ids(got), ids(want)) {
+			t.Errorf("%+v: updated %v (%v), a full build %v (%v)", q, ids(got), err1, ids(want), err2)
+		}
+	}
+	if len(updated.Stale(revs)) != 0 {
+		t.Errorf("after the update %v are still stale", updated.Stale(revs))
+	}
+	delete(revs, "a-stroke-tokyo")
+	if got, _ := updated.Update(revs, nil, today).Search(Query{}); !slices.Equal(ids(got), []string{"b-knee-osaka", "c-stroke-kyoto", "d-sci-tokyo"}) {
+		t.Errorf("after a's removal: %v", ids(got))
+	}
+}

@@ -75,9 +75,28 @@ func scanListing(row pgx.Row) (domain.Listing, error) {
 	return l, nil
 }
 
-// Listings returns every treatment with its clinic and plan, ordered by id.
-func (s *Store) Listings(ctx context.Context) ([]domain.Listing, error) {
-	rows, err := s.pool.Query(ctx, listingSelect+" ORDER BY t.id")
+// Revisions returns every treatment's revision, by id: what the search
+// index compares with what it holds.
+func (s *Store) Revisions(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, revision FROM treatments`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	revs := map[string]int64{}
+	var id string
+	var rev int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &rev}, func() error {
+		revs[id] = rev
+		return nil
+	})
+	return revs, err
+}
+
+// ListingsOf returns the treatments ids names with their clinics and plans,
+// ordered by id.
+func (s *Store) ListingsOf(ctx context.Context, ids []string) ([]domain.Listing, error) {
+	rows, err := s.pool.Query(ctx, listingSelect+" WHERE t.id = ANY($1) ORDER BY t.id", ids)
 	if err != nil {
 		return nil, err
 	}
