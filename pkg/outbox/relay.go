@@ -1,9 +1,11 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -164,13 +166,22 @@ type row struct {
 // refused by the stream) is parked with its reason, logged and counted, and
 // the rows after it go on: one bad event must not stop every later booking.
 // It returns how many rows it marked published or parked.
+//
+// The rows are claimed and marked published by one statement, in a
+// transaction that commits only after JetStream has acknowledged them:
+// rows not published (a failure, and the rows after it) are unmarked in the
+// same transaction, and if the relay dies first the transaction rolls back
+// and nothing is marked. (A select, then an update, cost a statement more
+// per batch.)
 func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 	published := 0
 	err := pgdb.InTx(ctx, r.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
-			SELECT seq, event_id, subject, event_type, payload, trace, created_at
-			FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
-			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.BatchSize)
+			UPDATE outbox SET published_at = now()
+			WHERE seq IN (
+				SELECT seq FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
+				ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+			RETURNING seq, event_id, subject, event_type, payload, trace, created_at`, r.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -186,14 +197,16 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		var done []int64
+		// RETURNING does not promise the subquery's order.
+		slices.SortFunc(batch, func(a, b row) int { return cmp.Compare(a.seq, b.seq) })
+		var notYet []int64
 		var pubErr error
 		parked := 0
-		for _, x := range batch {
+		for i, x := range batch {
 			pctx := telemetry.Extract(ctx, x.carrier)
 			pubErr = r.publisher.Publish(pctx, x.env)
 			if pubErr != nil && bus.IsUnpublishable(pubErr) {
-				if _, err := tx.Exec(ctx, `UPDATE outbox SET parked_at = now(), park_reason = $2 WHERE seq = $1`,
+				if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = NULL, parked_at = now(), park_reason = $2 WHERE seq = $1`,
 					x.seq, truncate(pubErr.Error(), 500)); err != nil {
 					return err
 				}
@@ -206,21 +219,27 @@ func (r *Relay) PublishBatch(ctx context.Context) (int, error) {
 				continue
 			}
 			if pubErr != nil {
+				for _, y := range batch[i:] {
+					notYet = append(notYet, y.seq)
+				}
 				break
 			}
-			done = append(done, x.seq)
+			published++
 		}
-		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE seq = ANY($1)`, done); err != nil {
+		if len(notYet) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = NULL WHERE seq = ANY($1)`, notYet); err != nil {
 				return err
 			}
 		}
-		published = len(done) + parked
+		published += parked
 		if pubErr != nil && published == 0 {
 			return pubErr
 		}
 		return nil
 	})
+	if err != nil {
+		published = 0
+	}
 	return published, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,9 @@ type Sender struct {
 	MaxAttempts int
 	// Backoff before the n-th retry; the last entry repeats.
 	Backoff []time.Duration
+	// retryScheduled is set when an attempt failed and its email was put
+	// off, so Run asks when the next one falls due.
+	retryScheduled atomic.Bool
 }
 
 // New returns a Sender.
@@ -65,6 +69,7 @@ func (s *Sender) Run(ctx context.Context) {
 	// sender wakes for; the fallback poll is for a NOTIFY missed.
 	wake := pgdb.NewWakeup(s.pool, "notification_emails", 30*time.Second, s.log)
 	go wake.Run(ctx)
+	started := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -79,8 +84,13 @@ func (s *Sender) Run(ctx context.Context) {
 				break
 			}
 			if n < 10 {
-				if next, ok, err := s.store.NextEmailDue(ctx, s.pool); err == nil && ok {
-					wake.At(next)
+				// Only a failed attempt puts an email in the future; then
+				// (and at start) the sender wakes for the earliest.
+				if started || s.retryScheduled.Swap(false) {
+					if next, ok, err := s.store.NextEmailDue(ctx, s.pool); err == nil && ok {
+						wake.At(next)
+					}
+					started = false
 				}
 				break
 			}
@@ -101,14 +111,16 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 	handled := 0
 	tried := map[string]bool{} // an email retried at once waits for the next round
 	for handled < n {
-		found := false
+		found, more := false, false
 		delivered := "" // an email the relay accepted in this transaction
 		err := pgdb.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-			due, err := s.store.ClaimDue(ctx, tx, 1)
+			// Two are claimed and one sent: the second says whether to
+			// go on, without a transaction that finds nothing.
+			due, err := s.store.ClaimDue(ctx, tx, 2)
 			if err != nil || len(due) == 0 || tried[due[0].ID] {
 				return err
 			}
-			found, tried[due[0].ID] = true, true
+			found, more, tried[due[0].ID] = true, len(due) > 1, true
 			sent, err := s.sendOne(ctx, tx, conn, due[0])
 			if sent {
 				delivered = due[0].ID
@@ -126,6 +138,9 @@ func (s *Sender) SendDue(ctx context.Context, n int) (int, error) {
 			return handled, err
 		}
 		handled++
+		if !more {
+			break
+		}
 	}
 	return handled, nil
 }
@@ -150,6 +165,7 @@ func (s *Sender) sendOne(ctx context.Context, tx pgx.Tx, conn *relayConn, e stor
 		span.SetStatus(codes.Error, "smtp send failed")
 		retry := s.Backoff[min(e.Attempts, len(s.Backoff)-1)]
 		s.log.WarnContext(ctx, "email not sent; will retry", "email_id", e.ID, "attempt", e.Attempts+1, "retry_in", retry, "err", err)
+		s.retryScheduled.Store(true)
 		return false, s.store.MarkFailedAttempt(ctx, tx, e.ID, err.Error(), retry, s.MaxAttempts)
 	}
 	return true, s.store.MarkSent(ctx, tx, e.ID)
