@@ -52,6 +52,18 @@ type MailSink struct {
 	// beforeAccept runs when a message has arrived, before the sink
 	// answers the sender that it took it (SetBeforeAccept).
 	beforeAccept func(Mail)
+	// keep bounds the messages kept (0: all), oldest dropped first.
+	keep int
+}
+
+// KeepLast bounds the sink to its n latest messages (between n and 2n are
+// kept), for a long-running
+// platform (make run under load kept every email it ever received, and
+// its heap grew with them); tests keep all.
+func (s *MailSink) KeepLast(n int) {
+	s.mu.Lock()
+	s.keep = n
+	s.mu.Unlock()
 }
 
 // SetBeforeAccept has f run for each message after it arrived and before
@@ -125,6 +137,11 @@ func (s *MailSink) WaitFor(ctx context.Context, match func(Mail) bool) (Mail, er
 func (s *MailSink) add(m Mail) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
+	if s.keep > 0 && len(s.messages) >= 2*s.keep {
+		// Copied down once twice as many have come, so the dropped
+		// messages' memory goes too, at a constant cost per message.
+		s.messages = append(make([]Mail, 0, 2*s.keep), s.messages[len(s.messages)-s.keep:]...)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

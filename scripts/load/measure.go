@@ -26,7 +26,7 @@ const clockTicks = 100
 
 // processNames are what the report counts CPU for: the six services,
 // devstack (which embeds NATS JetStream under make run) and Postgres.
-var processNames = []string{"catalog", "quoting", "booking", "payment", "notification", "gateway", "devstack (NATS)", "postgres"}
+var processNames = []string{"catalog", "quoting", "booking", "payment", "notification", "gateway", "devstack (NATS, mail sink, issuer)", "postgres"}
 
 // cpuSeconds reads each process's CPU time so far: a service's own, and
 // for Postgres (the postmaster listening on pgPort) the postmaster's with
@@ -74,7 +74,7 @@ func cpuSeconds(binDir string, pgPort int) (map[string]float64, error) {
 		case postmaster != 0 && p.ppid == postmaster:
 			out["postgres"] += p.self // a live backend
 		case filepath.Dir(argv0) == binDir && filepath.Base(argv0) == "devstack":
-			out["devstack (NATS)"] += p.self
+			out["devstack (NATS, mail sink, issuer)"] += p.self
 		case filepath.Dir(argv0) == binDir:
 			out[filepath.Base(argv0)] += p.self
 		}

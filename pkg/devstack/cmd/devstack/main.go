@@ -221,6 +221,7 @@ func run(ctx context.Context, dataDir, binDir string) error {
 		if err != nil {
 			return err
 		}
+		sink.KeepLast(1000) // the mail UI shows the latest; a load test sends thousands
 		cleanups = append(cleanups, func() { _ = sink.Close() })
 		go serveMailUI(ctx, sink, logs)
 		smtp = smtpAddr
