@@ -7,6 +7,7 @@ import (
 	"context"
 	"embed"
 	"io/fs"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -155,4 +156,27 @@ func claimAll(ctx context.Context, tx pgx.Tx, consumer string, ids []string) (ma
 		fresh[id] = true
 	}
 	return fresh, nil
+}
+
+// pruneBatch is how many rows one prune statement deletes.
+const pruneBatch = 10_000
+
+// Prune deletes the records of events handled before cutoff and returns
+// how many. A record must outlive every way its event can arrive again:
+// redelivery (bounded by a consumer's RetryFor, a day) and a dead letter's
+// replay, possible while the stream keeps the message (90 days). The
+// search reads the whole table, so it runs rarely (servicehost: daily).
+func Prune(ctx context.Context, db pgdb.Querier, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := db.Exec(ctx, `DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2))`, cutoff, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
 }

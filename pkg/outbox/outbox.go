@@ -68,3 +68,35 @@ func Pending(ctx context.Context, db pgdb.Querier) (int, error) {
 	err := db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL`).Scan(&n)
 	return n, err
 }
+
+// pruneBatch is how many rows one prune statement deletes, so a first
+// prune of a large backlog does not hold one long transaction.
+const pruneBatch = 10_000
+
+// Prune deletes the rows published before cutoff and returns how many.
+// Published rows serve no purpose past JetStream's duplicate window (an
+// hour) but diagnosis; unpublished and parked rows are never deleted.
+// Rows are found through the sequence, which grows with time: the first
+// row created at or after cutoff bounds the search, so a prune with
+// nothing to do reads one row.
+func Prune(ctx context.Context, db pgdb.Querier, cutoff time.Time) (int64, error) {
+	var bound int64
+	err := db.QueryRow(ctx, `SELECT COALESCE((SELECT seq FROM outbox WHERE created_at >= $1 ORDER BY seq LIMIT 1),
+		(SELECT max(seq) + 1 FROM outbox), 0)`, cutoff).Scan(&bound)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		tag, err := db.Exec(ctx, `DELETE FROM outbox WHERE seq IN (
+			SELECT seq FROM outbox WHERE seq < $1 AND published_at IS NOT NULL AND published_at < $2
+			ORDER BY seq LIMIT $3)`, bound, cutoff, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < pruneBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}

@@ -189,6 +189,7 @@ func (h *Host) Run(ctx context.Context, handler http.Handler, workers ...func(co
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { h.relay.Run(bg) })
+	wg.Go(func() { h.prune(bg) })
 	for _, w := range workers {
 		wg.Go(func() { w(bg) })
 	}
