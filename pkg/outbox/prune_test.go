@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/pkg/outbox"
@@ -16,14 +18,7 @@ import (
 // records handled before theirs.
 func TestPruningDeletesOnlyWhatCanNeverBeNeededAgain(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking"), "booking", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, "booking", outbox.Migrations(), inbox.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	pool := outboxDB(t)
 	// Ten days ago: two published, one waiting, one parked. Since: one
 	// published, one waiting.
 	if _, err := pool.Exec(ctx, `
@@ -62,4 +57,19 @@ func TestPruningDeletesOnlyWhatCanNeverBeNeededAgain(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT event_id FROM inbox`).Scan(&kept); err != nil || kept != "handled-lately" {
 		t.Fatalf("inbox kept %q, %v", kept, err)
 	}
+}
+
+// outboxDB is a fresh database with booking's outbox and inbox tables.
+func outboxDB(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking"), "booking", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgdb.Migrate(ctx, pool, "booking", outbox.Migrations(), inbox.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }

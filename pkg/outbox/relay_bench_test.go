@@ -14,7 +14,6 @@ import (
 	"github.com/saisei-health/platform/pkg/devstack"
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
-	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 )
@@ -26,14 +25,7 @@ func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 // operation is a batch of 100 events; events/s is reported.
 func BenchmarkRelay(b *testing.B) {
 	ctx := context.Background()
-	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(b, devtest.NewDatabase(b), "booking"), "booking", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, "booking", outbox.Migrations(), inbox.Migrations()); err != nil {
-		b.Fatal(err)
-	}
+	pool := outboxDB(b)
 	ns, err := devstack.StartNATS(b.TempDir(), devstack.NATSOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/saisei-health/platform/pkg/devstack/devtest"
 	"github.com/saisei-health/platform/pkg/events/bookingv1"
 	"github.com/saisei-health/platform/pkg/events/commonv1"
-	"github.com/saisei-health/platform/pkg/inbox"
 	"github.com/saisei-health/platform/pkg/outbox"
 	"github.com/saisei-health/platform/pkg/pgdb"
 	"github.com/saisei-health/platform/pkg/subject"
@@ -33,14 +32,7 @@ func TestAnUnpublishableEventIsParkedAndTheRestGoOn(t *testing.T) {
 	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
 	t.Cleanup(func() { otel.SetMeterProvider(metricnoop.NewMeterProvider()) })
 
-	pool, err := pgdb.Connect(ctx, devtest.ServiceDSN(t, devtest.NewDatabase(t), "booking"), "booking", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, "booking", outbox.Migrations(), inbox.Migrations()); err != nil {
-		t.Fatal(err)
-	}
+	pool := outboxDB(t)
 	nc, js, err := bus.Connect(devtest.NATS(t), "relay-test")
 	if err != nil {
 		t.Fatal(err)
