@@ -16,9 +16,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -71,22 +73,58 @@ func main() {
 	flag.IntVar(&cfg.SearchClients, "search-clients", 16, "catalog searchers in parallel")
 	flag.IntVar(&cfg.Treatments, "treatments", 0, "before the search load, add treatments through the admin API until the catalog holds this many (copies of the seeded ones; they stay)")
 	flag.StringVar(&cfg.SeedFile, "seed", filepath.Join(root, "services", "catalog", "internal", "seed", "catalog.json"), "the seeded catalog the added treatments copy")
-	reportPath := flag.String("report", "", "also write the report as JSON to this file")
+	repeat := flag.Int("repeat", 1, "runs one after another (each with its own pgbench), then their spread and median: the machines are noisy")
+	reportPath := flag.String("report", "", "also write the report as JSON to this file (an array with -repeat)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := run(ctx, cfg)
-	if err != nil {
-		fatal(err)
+	var reps []*report
+	for i := range max(*repeat, 1) {
+		if *repeat > 1 {
+			fmt.Printf("\n=== run %d of %d\n", i+1, *repeat)
+		}
+		rep, err := run(ctx, cfg)
+		if err != nil {
+			fatal(err)
+		}
+		rep.print(os.Stdout)
+		reps = append(reps, rep)
 	}
-	rep.print(os.Stdout)
+	if len(reps) > 1 {
+		printSpread(os.Stdout, reps)
+	}
 	if *reportPath != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
+		var v any = reps[0]
+		if len(reps) > 1 {
+			v = reps
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
 		if err := os.WriteFile(*reportPath, b, 0o644); err != nil {
 			fatal(err)
 		}
 	}
+}
+
+// printSpread prints each run's headline figures and their medians.
+func printSpread(w io.Writer, reps []*report) {
+	fmt.Fprintf(w, "\n  %-8s %10s %12s %9s %14s %16s\n", "run", "sagas/s", "pgbench tps", "ratio", "CPU ms/saga", "commits/saga")
+	var sagas, tps, ratio, cpu, commits []float64
+	for i, r := range reps {
+		fmt.Fprintf(w, "  %-8d %10.2f %12.0f %9.4f %14.1f %16.1f\n", i+1, r.SagasPerSecond, r.PgBenchTPS, r.Ratio, r.CPUTotal*1000, r.CommitsPerSaga)
+		sagas, tps, ratio = append(sagas, r.SagasPerSecond), append(tps, r.PgBenchTPS), append(ratio, r.Ratio)
+		cpu, commits = append(cpu, r.CPUTotal*1000), append(commits, r.CommitsPerSaga)
+	}
+	fmt.Fprintf(w, "  %-8s %10.2f %12.0f %9.4f %14.1f %16.1f\n", "median", median(sagas), median(tps), median(ratio), median(cpu), median(commits))
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fatal(err error) {
