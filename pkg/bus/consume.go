@@ -209,11 +209,11 @@ func (c *Consumer) process(ctx context.Context, raw jetstream.Msg) {
 	err := c.handler(WithMessage(ctx, m), m)
 	stop()
 	if err == nil {
-		// The effects are committed; wait a bounded time for the server to
-		// confirm the ack (if it never does, redelivery meets the inbox).
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := raw.DoubleAck(actx); err != nil {
+		// The effects are committed. The acknowledgement is not awaited:
+		// one lost on the way means a redelivery, which the inbox (or the
+		// handler's own inbox check) absorbs, and waiting for the server's
+		// confirmation cost a round trip per message.
+		if err := raw.Ack(); err != nil {
 			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", m.ID, "err", err)
 		}
 		return
@@ -259,8 +259,7 @@ func (c *Consumer) processBatch(ctx context.Context, batch []jetstream.Msg) {
 			c.settleFailure(raw, msgs[i], stored[i], errs[i])
 			continue
 		}
-		// Committed: the acknowledgements go out without waiting for each
-		// confirmation (a lost one means a redelivery the inbox absorbs).
+		// Committed: acknowledged as process does.
 		if err := raw.Ack(); err != nil {
 			c.log.Warn("ack failed; the message will be redelivered and deduplicated", "event_id", msgs[i].ID, "err", err)
 		}
