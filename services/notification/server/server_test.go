@@ -249,6 +249,29 @@ func TestBookingEventsBecomeClinicNoticesAndPatientEmailsOnce(t *testing.T) {
 		}
 	})
 
+	// The consumer takes only the subjects of the events it acts on: each of
+	// those the other tests do not publish arrives on its producer's subject
+	// and is acted on (a subject missing from the filter would drop it).
+	t.Run("cancellations, expiries, re-cultures and reminders reach notification on their subjects", func(t *testing.T) {
+		for _, c := range []struct {
+			event subject.BookingEvent
+			msg   func(b *bookingv1.Booking) proto.Message
+			kind  notificationv1.NoticeKind
+		}{
+			{subject.Cancelled, func(b *bookingv1.Booking) proto.Message { return &bookingv1.BookingCancelled{Booking: b} }, notificationv1.NoticeKind_NOTICE_KIND_CANCELLED},
+			{subject.Expired, func(b *bookingv1.Booking) proto.Message { return &bookingv1.BookingExpired{Booking: b} }, notificationv1.NoticeKind_NOTICE_KIND_EXPIRED},
+			{subject.Reculture, func(b *bookingv1.Booking) proto.Message { return &bookingv1.RecultureStarted{Booking: b, Attempt: 2} }, notificationv1.NoticeKind_NOTICE_KIND_RECULTURE},
+		} {
+			b := newBooking(ginza, "en", string(c.event))
+			f.publish(t, uuid.NewString(), subject.Booking(ginza, c.event), c.msg(b), time.Now())
+			f.clinic(ginza).waitFor(t, b.Id, c.kind)
+		}
+		b := newBooking(ginza, "en", "cells_ready")
+		f.publish(t, uuid.NewString(), subject.Booking(ginza, subject.BalanceReminder),
+			&bookingv1.BalanceReminder{Booking: b, PayBy: timestamppb.New(time.Now().Add(72 * time.Hour)), RemindedAt: timestamppb.Now()}, time.Now())
+		f.waitForMail(t, b.Patient.Email, "Reminder: We could not charge the balance")
+	})
+
 	t.Run("each patient is written to in their language, text and HTML, and the record says which", func(t *testing.T) {
 		for _, c := range []struct {
 			lang, subject, greeting, deposit string

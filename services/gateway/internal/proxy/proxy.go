@@ -28,13 +28,11 @@ func To(target *url.URL, tp trace.TracerProvider, log *slog.Logger) http.Handler
 			r.SetURL(target)
 			r.Out.URL.Path, r.Out.URL.RawPath = r.In.URL.Path, r.In.URL.RawPath
 			r.SetXForwarded()
-			// The client's own Accept-Encoding decides: without one, Go's
-			// transport would ask for gzip itself and unpack the answer,
-			// leaving the compressed variant's ETag on a plain body.
-			if r.In.Header.Get("Accept-Encoding") == "" {
-				r.Out.Header.Set("Accept-Encoding", "identity")
-			}
 		},
+		// The client's own Accept-Encoding decides what the service sends:
+		// httpkit.Transport never asks for gzip itself (Go's default would,
+		// and would unpack the answer, leaving the compressed variant's
+		// ETag on a plain body).
 		Transport: otelhttp.NewTransport(httpkit.Transport, otelhttp.WithTracerProvider(tp)),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			log.ErrorContext(r.Context(), "upstream unreachable", "upstream", target.Host, "err", err)

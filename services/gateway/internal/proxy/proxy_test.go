@@ -40,3 +40,47 @@ func TestAServiceThatDoesNotAnswerIs503WithRetryAfter(t *testing.T) {
 		t.Fatalf("answer %d %v %s: %s", rec.Code, rec.Header(), p.Type, rec.Body)
 	}
 }
+
+// The service sees the client's own Accept-Encoding, and nothing when the
+// client sent none: a compressed catalog answer is passed on as it is, and
+// a client that did not ask for gzip gets the plain answer with its ETag.
+func TestTheClientsAcceptEncodingReachesTheService(t *testing.T) {
+	var seen []string
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Accept-Encoding"))
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("ETag", `"x-gzip"`)
+			_, _ = w.Write([]byte("compressed bytes"))
+			return
+		}
+		w.Header().Set("ETag", `"x"`)
+		_, _ = io.WriteString(w, `{"items":[]}`)
+	}))
+	defer svc.Close()
+	target, _ := url.Parse(svc.URL)
+	gw := httptest.NewServer(proxy.To(target, noop.NewTracerProvider(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer gw.Close()
+	for _, accept := range []string{"", "gzip"} {
+		req, _ := http.NewRequest("GET", gw.URL+"/v1/treatments", nil)
+		if accept != "" {
+			req.Header.Set("Accept-Encoding", accept)
+		}
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want, wantTag := `{"items":[]}`, `"x"`
+		if accept == "gzip" {
+			want, wantTag = "compressed bytes", `"x-gzip"`
+		}
+		if string(body) != want || resp.Header.Get("ETag") != wantTag {
+			t.Errorf("Accept-Encoding %q: %q with ETag %s", accept, body, resp.Header.Get("ETag"))
+		}
+	}
+	if len(seen) != 2 || seen[0] != "" || seen[1] != "gzip" {
+		t.Fatalf("the service saw Accept-Encoding %q, want none, then gzip", seen)
+	}
+}

@@ -269,3 +269,40 @@ func TestARelayWithoutTLSIsRefusedByDefault(t *testing.T) {
 		t.Fatalf("sent in clear text: %d messages, %+v", len(sink.Messages()), queued[0])
 	}
 }
+
+// A running sender whose attempt failed wakes when the retry falls due (not
+// at the 30-second fallback poll), again and again, and sends the email
+// once the relay takes it.
+func TestARunningSenderRetriesWhenTheRetryFallsDue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool, st := newQueue(t)
+	const bookingID = "01a211ed-ee16-70e0-bd96-319cbad94ab4"
+	// The relay is down: reserve a port, then close it.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	sender := mailer.New(mailer.Config{SMTPAddr: addr, From: "care@saisei.health", AllowPlaintext: true}, pool, st,
+		devtest.Deps(t, "notification", nil).TracerProvider, devtest.TestLogger(t))
+	sender.Backoff = []time.Duration{time.Second}
+	go sender.Run(ctx)
+	if err := st.QueueEmail(ctx, pool, domain.Email{BookingID: bookingID, ID: "r:booking_confirmed", Template: domain.TemplateBookingConfirmed,
+		Language: "en", To: "ana@example.com", Subject: "Retried", Body: "x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Two failed attempts: the second comes from a retry, after start-up.
+	devtest.Eventually(t, "two failed attempts", func() bool {
+		es, _ := st.Emails(ctx, pool, bookingID)
+		return len(es) == 1 && es[0].Attempts == 2
+	})
+	sink, err := devstack.StartMailSink(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	wctx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if _, err := sink.WaitFor(wctx, func(m devstack.Mail) bool { return m.Subject == "Retried" }); err != nil {
+		t.Fatalf("the retry due a second after the failure was not sent within 10 s: %v", err)
+	}
+}
