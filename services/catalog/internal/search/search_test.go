@@ -3,6 +3,8 @@ package search
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"testing"
@@ -152,6 +154,75 @@ func BenchmarkSearch(b *testing.B) {
 	b.ReportMetric(p(0.50), "p50-ms")
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(float64(ix.Len()), "treatments")
+}
+
+// BenchmarkIndexMemory reports the heap an index of 10,000 treatments
+// holds, listings included: what the catalog keeps in memory.
+func BenchmarkIndexMemory(b *testing.B) {
+	var held uint64
+	for b.Loop() {
+		before := heapInUse()
+		ix := Build(synthetic(10_000), today)
+		held = heapInUse() - before
+		runtime.KeepAlive(ix)
+	}
+	b.ReportMetric(float64(held)/(1<<20), "heap-MB")
+	b.ReportMetric(float64(held)/10_000, "B/treatment")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// The treatments of one clinic share its decoded clinic, and a change to
+// the clinic reaches every one of them: an update never keeps serving the
+// clinic as it was.
+func TestTreatmentsShareTheirClinicAndSeeItsChanges(t *testing.T) {
+	a := listing("a-stroke-tokyo", "tokyo", "stroke", "adipose", true, []string{"iv"}, []string{"ja"}, 3_000_000, "active")
+	b := listing("b-knee-tokyo", "tokyo", "knee_osteoarthritis", "adipose", false, []string{"iv"}, []string{"ja"}, 1_200_000, "active")
+	a.Treatment.Revision, b.Treatment.Revision = 1, 1
+	a.Clinic.Names, b.Clinic.Names = domain.Text{"en": "Osprey Clinic"}, domain.Text{"en": "Osprey Clinic"}
+	ix := Build([]domain.Listing{a, b}, today)
+	if reflect.ValueOf(ix.entries[0].listing.Clinic.Names).UnsafePointer() != reflect.ValueOf(ix.entries[1].listing.Clinic.Names).UnsafePointer() {
+		t.Error("the two treatments of one clinic hold two copies of it")
+	}
+
+	// The clinic is renamed: both treatments' revisions move, and both are
+	// re-read with the new name.
+	renamed := func(l domain.Listing) domain.Listing {
+		l.Clinic.Names = domain.Text{"en": "Harbour Light Clinic"}
+		l.Treatment.Revision = 2
+		return l
+	}
+	revs := map[string]int64{"a-stroke-tokyo": 2, "b-knee-tokyo": 2}
+	updated := ix.Update(revs, []domain.Listing{renamed(a), renamed(b)}, today)
+	for q, want := range map[string][]string{"harbour light": {"a-stroke-tokyo", "b-knee-tokyo"}, "osprey": nil} {
+		if got, err := updated.Search(Query{Text: q, Day: today}); err != nil || !slices.Equal(ids(got), want) {
+			t.Errorf("%q after the rename: %v (%v), want %v", q, ids(got), err, want)
+		}
+	}
+	for _, e := range updated.entries {
+		if e.listing.Clinic.Names.In("en") != "Harbour Light Clinic" {
+			t.Errorf("%s shows the clinic as %q", e.listing.Treatment.ID, e.listing.Clinic.Names.In("en"))
+		}
+	}
+
+	// Only a is re-read after a change of its own: b keeps the renamed
+	// clinic, and a shares it again.
+	a3 := renamed(a)
+	a3.Treatment.Revision = 3
+	a3.Treatment.Names = domain.Text{"en": "Kestrel stroke therapy"}
+	revs["a-stroke-tokyo"] = 3
+	again := updated.Update(revs, []domain.Listing{a3}, today)
+	if reflect.ValueOf(again.entries[0].listing.Clinic.Names).UnsafePointer() != reflect.ValueOf(again.entries[1].listing.Clinic.Names).UnsafePointer() {
+		t.Error("a re-read treatment does not share its clinic with the one kept")
+	}
+	if got, _ := again.Search(Query{Text: "kestrel harbour", Day: today}); !slices.Equal(ids(got), []string{"a-stroke-tokyo"}) {
+		t.Errorf("kestrel harbour: %v", ids(got))
+	}
 }
 
 // An update re-indexes only the treatments whose revision moved (a change
