@@ -118,3 +118,35 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// A kill counts against a booking's trace from the journey's start until
+// the export delay has passed after the trace's last span, which may end
+// well after the journey's last answer (the events that answer caused):
+// a span ended just before a kill is lost with its process.
+func TestAKillOverlapsABookingUntilItsLastSpanIsExported(t *testing.T) {
+	begin := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	j := &journey{Started: begin.Add(10 * time.Second), Finished: begin.Add(20 * time.Second)}
+	trace := []span{{End: begin.Add(15 * time.Second)}, {End: begin.Add(24 * time.Second)}}
+	for _, c := range []struct {
+		kind string
+		at   time.Duration
+		want bool
+	}{
+		{"kill -9 service", 9 * time.Second, false},  // before the journey
+		{"kill -9 service", 12 * time.Second, true},  // during it
+		{"kill -9 service", 27 * time.Second, true},  // after its last answer, before its last span was exported
+		{"kill -9 service", 30 * time.Second, true},  // the last span ended at 24 s, exported by 30 s
+		{"kill -9 service", 31 * time.Second, false}, // everything exported
+		{"network partition", 12 * time.Second, false},
+	} {
+		ck := &checker{faults: []fault{{Kind: c.kind, At: c.at}}, faultsBegin: begin}
+		if got := ck.overlapsKill(j, trace); got != c.want {
+			t.Errorf("%s at %s: overlaps %v, want %v", c.kind, c.at, got, c.want)
+		}
+	}
+	// With no span after the journey, the window ends exportDelay after its last answer.
+	ck := &checker{faults: []fault{{Kind: "kill -9 service", At: 27 * time.Second}}, faultsBegin: begin}
+	if ck.overlapsKill(j, trace[:1]) {
+		t.Error("a kill 7 s after the last answer, with no later span, overlaps")
+	}
+}

@@ -21,6 +21,7 @@ type span struct {
 	Trace, ID, Parent string
 	Service, Name     string
 	BookingID         string
+	End               time.Time
 }
 
 // traceSink is an OTLP/HTTP receiver: every service exports its spans to
@@ -81,7 +82,8 @@ func (t *traceSink) receive(w http.ResponseWriter, r *http.Request) {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				sp := span{Trace: hex.EncodeToString(s.GetTraceId()), ID: hex.EncodeToString(s.GetSpanId()),
-					Parent: hex.EncodeToString(s.GetParentSpanId()), Service: service, Name: s.GetName()}
+					Parent: hex.EncodeToString(s.GetParentSpanId()), Service: service, Name: s.GetName(),
+					End: time.Unix(0, int64(s.GetEndTimeUnixNano()))}
 				for _, a := range s.GetAttributes() {
 					if a.GetKey() == "booking.id" {
 						sp.BookingID = a.GetValue().GetStringValue()
@@ -158,7 +160,7 @@ func (c *checker) traces(ctx context.Context) error {
 			}
 		}
 		check := orphans
-		if c.overlapsKill(j) {
+		if c.overlapsKill(j, byTrace[trace]) {
 			check = killed
 		}
 		for _, s := range byTrace[trace] {
@@ -182,14 +184,29 @@ func continuesBooking(s span) bool {
 	return false
 }
 
-// overlapsKill reports whether a process was killed while j ran.
-func (c *checker) overlapsKill(j *journey) bool {
+// exportDelay bounds how long a span waits in its process before it is
+// exported: the batch exporter's schedule (5 s) and a margin for the
+// export itself.
+const exportDelay = 6 * time.Second
+
+// overlapsKill reports whether a process was killed while j's trace could
+// still lose spans: from the journey's start until exportDelay after the
+// last of its spans ended. The trace goes on after the journey's last
+// answer (the events that answer caused, their notices and emails), and
+// a span ended just before a kill is lost with its process.
+func (c *checker) overlapsKill(j *journey, trace []span) bool {
+	last := j.Finished
+	for _, s := range trace {
+		if s.End.After(last) {
+			last = s.End
+		}
+	}
 	for _, f := range c.faults {
 		if !strings.HasPrefix(f.Kind, "kill") {
 			continue
 		}
 		at := c.faultsBegin.Add(f.At)
-		if !at.Before(j.Started) && !at.After(j.Finished.Add(5*time.Second)) {
+		if !at.Before(j.Started) && !at.After(last.Add(exportDelay)) {
 			return true
 		}
 	}
