@@ -115,14 +115,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		}
 	}
 	if cfg.Search > 0 {
-		if cfg.Treatments > 0 {
-			if err := waitForTreatments(ctx, a, cfg.Treatments); err != nil {
-				return nil, err
-			}
-		}
-		// The catalog may hold more than asked for: an earlier run's
-		// treatments stay. The report names what was searched.
-		listed, err := countTreatments(ctx, a)
+		// The report names how many treatments were searched.
+		listed, err := waitForTreatments(ctx, a, cfg.Treatments)
 		if err != nil {
 			return nil, err
 		}

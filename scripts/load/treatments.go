@@ -102,21 +102,22 @@ func copyTreatment(t map[string]any, i int) map[string]any {
 }
 
 // waitForTreatments waits until the catalog's search (its in-memory index,
-// which follows the database) lists at least n treatments.
-func waitForTreatments(ctx context.Context, a *api, n int) error {
+// which follows the database) lists at least n treatments, and returns how
+// many it lists: an earlier run's treatments stay, so it may be more.
+func waitForTreatments(ctx context.Context, a *api, n int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		count, err := countTreatments(ctx, a)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if count >= n {
-			return nil
+			return count, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the catalog lists %d treatments, want %d: %w", count, n, ctx.Err())
+			return 0, fmt.Errorf("the catalog lists %d treatments, want %d: %w", count, n, ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
